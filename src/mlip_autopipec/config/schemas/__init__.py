@@ -1,0 +1,1 @@
+"""Pydantic models for every configuration section (one module per section)."""

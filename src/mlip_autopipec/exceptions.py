@@ -1,0 +1,44 @@
+"""One exception hierarchy for the whole package.
+
+Every error raised on purpose by mlip-autopipec derives from
+:class:`MlipAutopipecError`, so a caller (the CLI, a workflow engine) can catch
+the package's failures in one place and let genuine bugs through.  Messages
+name what failed and where: the config file and field, the structure id, the
+run directory.
+"""
+
+from __future__ import annotations
+
+
+class MlipAutopipecError(Exception):
+    """Base class of every error raised on purpose by mlip-autopipec."""
+
+
+class ConfigurationError(MlipAutopipecError, ValueError):
+    """A configuration file or object is invalid (names the file, field and what was expected)."""
+
+
+class StructureError(MlipAutopipecError, ValueError):
+    """A structure is invalid or cannot be generated (non-finite positions, degenerate cell, ...)."""
+
+
+class DatabaseError(MlipAutopipecError):
+    """The structure database rejected an operation or is unusable."""
+
+
+class OracleError(MlipAutopipecError):
+    """A reference calculation (EMT, pw.x, GPAW, ...) failed or cannot be set up."""
+
+
+class TrainerError(MlipAutopipecError):
+    """Fitting the potential with pacemaker failed (names the run directory and shows the log tail)."""
+
+
+__all__ = [
+    "MlipAutopipecError",
+    "ConfigurationError",
+    "StructureError",
+    "DatabaseError",
+    "OracleError",
+    "TrainerError",
+]
