@@ -20,6 +20,9 @@ class GeneratorConfig(StrictModel):
     strains and, optionally, rattled point defects in a supercell.
     """
 
+    pool_size: int = Field(
+        100, ge=1, description="How many structures the pipeline (and `mlip-autopipec generate`) draws from the seed structure."
+    )
     seed: int = Field(42, description="Seed of the random number generator; the same seed and input give the same pool, bit for bit.")
     rattle_stdev: float = Field(
         0.05, ge=0.0, le=1.0, description="Standard deviation (Å) of the Gaussian displacement added to every Cartesian component of every atom."
