@@ -24,7 +24,7 @@ pip install -e ".[test]"
 # tensorpotential (pacemaker's fast TensorFlow backend) asks for tensorflow[and-cuda],
 # several GB of CUDA wheels; its real requirements are in pyproject.toml, so skip its metadata.
 pip install --no-deps "tf_keras==2.20.1" "tensorpotential==0.6.2.1"
-"$venv/bin/python" - <<'PY'
+TF_CPP_MIN_LOG_LEVEL=3 "$venv/bin/python" - <<'PY'
 import numpy, pandas, ase, pyace, tensorpotential  # noqa: F401  fail loudly if the stack is broken
 assert numpy.__version__.startswith("2.") and int(numpy.__version__.split(".")[1]) < 4, numpy.__version__
 assert pandas.__version__.startswith("2."), pandas.__version__

@@ -13,12 +13,15 @@ log = logging.getLogger("mlip_autopipec")
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    """Our messages at INFO on stderr (DEBUG with -v); other libraries' only from WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    ours = logging.getLogger("mlip_autopipec")
+    ours.addHandler(handler)
+    ours.setLevel(logging.DEBUG)
+    ours.propagate = False
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -41,6 +44,61 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from mlip_autopipec.config import load_config
+    from mlip_autopipec.pipeline.run import run_pipeline
+    from mlip_autopipec.report.build import last_lines
+
+    cfg = load_config(args.config)
+    summary = run_pipeline(cfg, workdir=args.workdir, force=args.force, progress=not args.no_progress)
+    print(f"report: {summary['workdir']}/report/summary.md")
+    for line in last_lines(summary):
+        print(line)
+    return 0 if summary["quality_bar"]["passed"] or not args.strict else 1
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from mlip_autopipec.examples import example_text
+
+    text = example_text(args.example)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    if args.output.exists() and not args.overwrite:
+        print(f"error: {args.output} exists (use --overwrite)", file=sys.stderr)
+        return 2
+    args.output.write_text(text)
+    print(f"wrote {args.output}: edit it, check it with `mlip-autopipec validate {args.output}`, then `mlip-autopipec run {args.output}`")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mlip_autopipec.config import load_config
+    from mlip_autopipec.pipeline.checks import preflight
+
+    cfg = load_config(args.config)
+    for line in preflight(cfg):
+        print(line)
+    print(f"{args.config}: valid")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mlip_autopipec.pipeline.status import status_lines
+
+    for line in status_lines(args.workdir):
+        print(line)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mlip_autopipec.pipeline.status import export_dataset
+
+    path, n = export_dataset(args.workdir, args.format, args.output, label=args.label)
+    print(f"wrote {n} labelled structures to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlip-autopipec",
@@ -54,6 +112,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (extxyz; provenance in each frame's info)")
     p.add_argument("-n", "--count", type=int, default=None, help="pool size (default: generator.pool_size)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help="run (or continue) the whole pipeline: generate, label, fit, validate, report")
+    p.add_argument("config", type=Path, help="YAML config (see `mlip-autopipec init`)")
+    p.add_argument("--workdir", type=Path, default=None, help="work directory (overrides the config's workdir)")
+    p.add_argument("--force", action="store_true", help="accept a config that changed in a way that invalidates finished work")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when the quality bar is not met")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("init", help="write a commented example config")
+    p.add_argument("--example", choices=["cu-emt", "si-qe"], default="cu-emt", help="which example (default cu-emt)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: print to stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("validate", help="check a config without running anything")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("status", help="what a work directory holds: structures, failures, the latest fit")
+    p.add_argument("workdir", type=Path)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "export",
+        help="write the labelled structures of a work directory to a file",
+        description="Write labelled structures as extended XYZ or as pacemaker's .pckl.gzip "
+        "(a pandas pickle: loading one runs code from the file, so load only files you trust).",
+    )
+    p.add_argument("workdir", type=Path)
+    p.add_argument("--format", choices=["extxyz", "pacemaker"], required=True)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--label", choices=["train", "validation"], default=None, help="only this split (default: all labelled)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

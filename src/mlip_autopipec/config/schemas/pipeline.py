@@ -6,9 +6,36 @@ from pathlib import Path
 
 from pydantic import Field
 
+from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
+from mlip_autopipec.config.schemas.oracle import ComputeConfig, EMTOracleConfig, LocalComputeConfig, OracleConfig
 from mlip_autopipec.config.schemas.structure import StructureConfig
+from mlip_autopipec.config.schemas.training import TrainingConfig
+
+
+class DatabaseConfig(StrictModel):
+    """Where the structures live and how they are split into train and validation sets."""
+
+    path: str = Field(
+        "structures.db",
+        description="ASE database: a SQLite file name (relative to the work directory) or a PostgreSQL URL "
+        "(postgresql://user:password@host:5432/db).",
+    )
+    validation_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Share of the labelled structures kept out of training for validation (dimensionless)."
+    )
+    split_seed: int = Field(0, description="Seed of the train/validation split; a structure's split never changes once given.")
+
+
+class ReportConfig(StrictModel):
+    """What the report checks; the targets are printed as pass/fail beside the measured figures."""
+
+    eos: bool = Field(True, description="Compare the potential's equation of state of the seed crystal with the oracle's.")
+    target_force_rmse_mev_per_angstrom: float = Field(15.0, gt=0, description="Quality bar: validation force RMSE (meV/Å).")
+    target_energy_rmse_mev_per_atom: float | None = Field(None, gt=0, description="Quality bar: validation energy RMSE (meV/atom); null: not checked.")
+    target_lattice_constant_error_percent: float = Field(0.5, gt=0, description="Quality bar: |lattice constant error| (%) against the oracle.")
+    target_bulk_modulus_error_percent: float = Field(5.0, gt=0, description="Quality bar: |bulk modulus error| (%) against the oracle.")
 
 
 class PipelineConfig(StrictModel):
@@ -18,7 +45,25 @@ class PipelineConfig(StrictModel):
     workdir: Path = Field(Path("runs/default"), description="Work directory of the run: database, calculations, fits, report and log.")
     structure: StructureConfig = Field(description="The seed crystal.")
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig, description="How the starting pool is drawn.")
+    oracle: OracleConfig = Field(default_factory=EMTOracleConfig, description="What computes energies, forces and stresses (default: EMT).")
+    compute: ComputeConfig = Field(
+        default_factory=LocalComputeConfig,
+        description="Where the oracle runs: local worker processes (default), a Dask scheduler address, or SLURM/PBS jobs.",
+    )
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="The structure database and the train/validation split.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="The pacemaker fit.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="Validation and the quality bar.")
+    active_learning: ActiveLearningConfig | None = Field(
+        None, description="Active learning after the first fit; null: stop after the first fit."
+    )
+
 
     def resolve_paths(self, base: Path) -> "PipelineConfig":
         """Return a copy with the sections' relative file paths taken relative to ``base`` (the config's folder)."""
-        return self.model_copy(update={"structure": self.structure.resolve_paths(base)})
+        update: dict = {"structure": self.structure.resolve_paths(base)}
+        pseudo_dir = getattr(self.oracle, "pseudo_dir", None)
+        if pseudo_dir is not None and not Path(pseudo_dir).is_absolute():
+            update["oracle"] = self.oracle.model_copy(update={"pseudo_dir": (base / pseudo_dir).resolve()})
+        if self.training.initial_potential is not None and not self.training.initial_potential.is_absolute():
+            update["training"] = self.training.model_copy(update={"initial_potential": (base / self.training.initial_potential).resolve()})
+        return self.model_copy(update=update)

@@ -1,0 +1,63 @@
+"""PNG figures of the report (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mlip_autopipec.fileio import atomic_path  # noqa: E402
+from mlip_autopipec.report.validate import EOSComparison, ErrorMetrics, Predictions  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def _parity(ax, ref, pred, unit: str, title: str) -> None:
+    lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", lw=1)
+    ax.scatter(ref, pred, s=8, alpha=0.6)
+    ax.set_xlabel(f"oracle ({unit})")
+    ax.set_ylabel(f"potential ({unit})")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def parity_plots(p: Predictions, metrics: ErrorMetrics, directory: Path) -> list[Path]:
+    """Energy-per-atom and force-component parity plots of the validation split."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    _parity(ax, p.energy_ref / p.natoms, p.energy_pred / p.natoms, "eV/atom",
+            f"energy, validation: RMSE {metrics.energy_rmse_mev_per_atom:.2f} meV/atom")
+    energy = _save(fig, directory / "parity_energy.png")
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    _parity(ax, p.forces_ref.ravel(), p.forces_pred.ravel(), "eV/Å",
+            f"forces, validation: RMSE {metrics.force_rmse_mev_per_angstrom:.1f} meV/Å")
+    forces = _save(fig, directory / "parity_forces.png")
+    return [energy, forces]
+
+
+def eos_plot(eos: EOSComparison, directory: Path) -> Path:
+    """E(V) of the oracle and the potential with their Birch–Murnaghan fits."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    v = np.linspace(eos.volumes_per_atom.min(), eos.volumes_per_atom.max(), 200)
+    for fit, pts, label, marker in (
+        (eos.oracle, eos.oracle_energy_per_atom, "oracle", "o"),
+        (eos.potential, eos.potential_energy_per_atom, "potential", "s"),
+    ):
+        line = ax.plot(v, fit.energy(v), lw=1)[0]
+        ax.scatter(eos.volumes_per_atom, pts, marker=marker, color=line.get_color(),
+                   label=f"{label}: a={fit.lattice_constant:.4f} Å, B={fit.bulk_modulus_gpa:.1f} GPa")
+    ax.set_xlabel("volume (Å³/atom)")
+    ax.set_ylabel("energy (eV/atom)")
+    ax.set_title(f"EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %")
+    ax.legend(fontsize=8)
+    return _save(fig, directory / "eos.png")

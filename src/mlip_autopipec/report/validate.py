@@ -1,0 +1,157 @@
+"""Figures of merit of a fitted potential: validation errors and the equation of state.
+
+Pure numerics on plain arrays and ASE objects; no file I/O (plots and the
+summary live in :mod:`plots` and :mod:`summary`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.eos import EquationOfState
+from ase.units import GPa
+
+from mlip_autopipec.exceptions import MlipAutopipecError
+
+
+@dataclass
+class Predictions:
+    """Reference (oracle) and predicted (potential) energies and forces of a set of structures."""
+
+    natoms: np.ndarray  # (n,)
+    energy_ref: np.ndarray  # eV, (n,)
+    energy_pred: np.ndarray  # eV, (n,)
+    forces_ref: np.ndarray  # eV/Å, (sum natoms, 3)
+    forces_pred: np.ndarray  # eV/Å, (sum natoms, 3)
+
+
+@dataclass
+class ErrorMetrics:
+    """Root-mean-square and mean absolute errors, energy per atom (meV/atom) and force components (meV/Å)."""
+
+    n_structures: int
+    energy_rmse_mev_per_atom: float
+    energy_mae_mev_per_atom: float
+    force_rmse_mev_per_angstrom: float
+    force_mae_mev_per_angstrom: float
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class EOSFit:
+    """A Birch–Murnaghan fit: equilibrium volume (Å³/atom), energy (eV/atom), bulk modulus (GPa)."""
+
+    volume_per_atom: float
+    energy_per_atom: float
+    bulk_modulus_gpa: float
+    lattice_constant: float  # Å, the seed's lattice constant scaled to the equilibrium volume
+    parameters: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # ase.eos.birchmurnaghan's E0, B0 (eV/Å³), B', V0
+
+    def energy(self, volume_per_atom: np.ndarray) -> np.ndarray:
+        """The fitted curve (eV/atom) at the given volumes (Å³/atom)."""
+        from ase.eos import birchmurnaghan
+
+        return birchmurnaghan(np.asarray(volume_per_atom), *self.parameters)
+
+
+@dataclass
+class EOSComparison:
+    volumes_per_atom: np.ndarray
+    oracle_energy_per_atom: np.ndarray
+    potential_energy_per_atom: np.ndarray
+    oracle: EOSFit
+    potential: EOSFit
+    lattice_constant_error_percent: float = field(init=False)
+    bulk_modulus_error_percent: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lattice_constant_error_percent = 100.0 * (self.potential.lattice_constant / self.oracle.lattice_constant - 1.0)
+        self.bulk_modulus_error_percent = 100.0 * (self.potential.bulk_modulus_gpa / self.oracle.bulk_modulus_gpa - 1.0)
+
+    def as_dict(self) -> dict:
+        return {
+            "n_points": int(len(self.volumes_per_atom)),
+            "oracle": {k: v for k, v in self.oracle.__dict__.items() if k != "parameters"},
+            "potential": {k: v for k, v in self.potential.__dict__.items() if k != "parameters"},
+            "lattice_constant_error_percent": self.lattice_constant_error_percent,
+            "bulk_modulus_error_percent": self.bulk_modulus_error_percent,
+        }
+
+
+def predict(structures: Sequence[Atoms], calculator: Calculator, energy_shift: Callable[[Atoms], float] | None = None) -> Predictions:
+    """Evaluate ``calculator`` on labelled ``structures`` (each carrying its reference results).
+
+    ``energy_shift(atoms)`` (eV) is added to the prediction, e.g. the sum of the
+    per-element reference energies pacemaker subtracted before fitting.
+    """
+    if not structures:
+        raise MlipAutopipecError("no structures to evaluate the potential on")
+    natoms, e_ref, e_pred, f_ref, f_pred = [], [], [], [], []
+    for atoms in structures:
+        ref_e = atoms.get_potential_energy()
+        ref_f = atoms.get_forces()
+        probe = atoms.copy()
+        probe.calc = calculator
+        e = probe.get_potential_energy() + (energy_shift(atoms) if energy_shift else 0.0)
+        natoms.append(len(atoms))
+        e_ref.append(ref_e)
+        e_pred.append(e)
+        f_ref.append(ref_f)
+        f_pred.append(probe.get_forces())
+    return Predictions(
+        np.array(natoms), np.array(e_ref), np.array(e_pred), np.concatenate(f_ref), np.concatenate(f_pred)
+    )
+
+
+def error_metrics(p: Predictions) -> ErrorMetrics:
+    """RMSE and MAE of energy per atom (meV/atom) and of every force component (meV/Å)."""
+    de = (p.energy_pred - p.energy_ref) / p.natoms
+    df = (p.forces_pred - p.forces_ref).ravel()
+    return ErrorMetrics(
+        n_structures=int(len(de)),
+        energy_rmse_mev_per_atom=float(1000 * np.sqrt(np.mean(de**2))),
+        energy_mae_mev_per_atom=float(1000 * np.mean(np.abs(de))),
+        force_rmse_mev_per_angstrom=float(1000 * np.sqrt(np.mean(df**2))),
+        force_mae_mev_per_angstrom=float(1000 * np.mean(np.abs(df))),
+    )
+
+
+def fit_eos(volumes_per_atom: np.ndarray, energies_per_atom: np.ndarray, seed_volume_per_atom: float, seed_lattice_constant: float) -> EOSFit:
+    """Birch–Murnaghan fit of E(V) per atom; the lattice constant is the seed's, scaled isotropically to V0."""
+    if len(volumes_per_atom) < 5:
+        raise MlipAutopipecError(f"an equation-of-state fit needs at least 5 volumes, got {len(volumes_per_atom)}")
+    eos = EquationOfState(np.asarray(volumes_per_atom), np.asarray(energies_per_atom), eos="birchmurnaghan")
+    v0, e0, b = eos.fit()
+    if not (np.isfinite(v0) and np.isfinite(b)) or b <= 0:
+        raise MlipAutopipecError(f"the equation-of-state fit failed (V0={v0}, B={b}); are the volumes around the minimum?")
+    a0 = seed_lattice_constant * (v0 / seed_volume_per_atom) ** (1.0 / 3.0)
+    return EOSFit(float(v0), float(e0), float(b / GPa), float(a0), tuple(float(x) for x in eos.eos_parameters))
+
+
+def compare_eos(
+    structures: Sequence[Atoms], calculator: Calculator, seed_volume_per_atom: float, seed_lattice_constant: float
+) -> EOSComparison:
+    """Fit the oracle's and the potential's equations of state on the same clean, isotropically scaled cells."""
+    order = np.argsort([a.get_volume() / len(a) for a in structures])
+    structures = [structures[i] for i in order]
+    volumes = np.array([a.get_volume() / len(a) for a in structures])
+    ref = np.array([a.get_potential_energy() / len(a) for a in structures])
+    pred = []
+    for atoms in structures:
+        probe = atoms.copy()
+        probe.calc = calculator
+        pred.append(probe.get_potential_energy() / len(atoms))
+    pred = np.array(pred)
+    return EOSComparison(
+        volumes,
+        ref,
+        pred,
+        fit_eos(volumes, ref, seed_volume_per_atom, seed_lattice_constant),
+        fit_eos(volumes, pred, seed_volume_per_atom, seed_lattice_constant),
+    )
