@@ -1,0 +1,225 @@
+"""The pipeline end to end at a tiny size: real EMT, real pacemaker, resumable, refusing stale configs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlip_autopipec.cli import main
+from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+from mlip_autopipec.database import DatabaseManager
+from mlip_autopipec.exceptions import ConfigurationError
+from mlip_autopipec.pipeline import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+TINY_TRAINING = {
+    "cutoff": 4.5,
+    "number_of_functions_per_element": 10,
+    "nradmax_by_orders": [6, 3],
+    "lmax_by_orders": [0, 2],
+    "max_num_epochs": 30,
+    "batch_size": 100,
+    "test_size": 0,
+    "seed": 1,
+}
+
+
+def tiny_config(workdir: Path, **over) -> dict:
+    cfg = {
+        "workdir": str(workdir),
+        "structure": {"element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True},
+        "generator": {
+            "pool_size": 24,
+            "seed": 5,
+            "rattle_stdev": 0.03,
+            "volume_range": [0.92, 1.08],
+            "eos_fraction": 0.3,
+            "max_anisotropic_strain": 0.02,
+        },
+        "oracle": {"type": "emt"},
+        "compute": {"type": "local", "n_workers": 2},
+        "database": {"validation_fraction": 0.25},
+        "training": dict(TINY_TRAINING),
+    }
+    for key, value in over.items():
+        cfg[key] = value
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline") / "run"
+    cfg = PipelineConfig.model_validate(tiny_config(workdir))
+    summary = run_pipeline(cfg, progress=False)
+    return workdir, cfg, summary
+
+
+def test_end_to_end_report(finished_run):
+    workdir, cfg, summary = finished_run
+    report = workdir / "report"
+    for name in ("summary.json", "summary.md", "parity_energy.png", "parity_forces.png", "eos.png"):
+        assert (report / name).stat().st_size > 0, name
+    on_disk = json.loads((report / "summary.json").read_text())
+    val = on_disk["validation"]
+    assert val["n_structures"] >= 3
+    for key in ("energy_rmse_mev_per_atom", "force_rmse_mev_per_angstrom"):
+        assert math.isfinite(val[key]) and val[key] >= 0
+    eos = on_disk["eos"]
+    assert math.isfinite(eos["lattice_constant_error_percent"]) and math.isfinite(eos["bulk_modulus_error_percent"])
+    assert abs(eos["lattice_constant_error_percent"]) < 5  # even a 30-iteration fit gets the lattice roughly right
+    assert on_disk["counts"]["total"] == 24
+    assert on_disk["counts"]["by_status"] == {"labelled": 24}
+    assert on_disk["timings"]["pacemaker_s"] > 0 and on_disk["timings"]["total_s"] > 0
+    assert Path(on_disk["potential"]["yace"]).is_file()
+    assert list((workdir / "logs").glob("run-*.log"))
+    # the validation split really was held out of the training file
+    import pandas as pd
+
+    train_names = set(pd.read_pickle(workdir / "data" / "train.pckl.gzip", compression="gzip")["name"])
+    db = DatabaseManager(str(workdir / "structures.db"))
+    val_ids = db.ids(label="validation")
+    assert val_ids and not any(name.endswith(f"/{i}") for name in train_names for i in val_ids)
+
+
+def test_second_run_skips_finished_work(finished_run):
+    workdir, cfg, first = finished_run
+    t0 = time.perf_counter()
+    again = run_pipeline(cfg, progress=False)
+    assert time.perf_counter() - t0 < 30  # no labelling, no fit: only the report is redone
+    assert again["potential"] == first["potential"]
+    assert again["timings"]["pacemaker_s"] == 0.0
+    assert again["validation"] == pytest.approx(first["validation"])
+
+
+def test_changed_config_is_refused_then_forced(finished_run, tmp_path):
+    workdir, cfg, _ = finished_run
+    changed = PipelineConfig.model_validate(tiny_config(workdir, generator={**tiny_config(workdir)["generator"], "seed": 6}))
+    with pytest.raises(ConfigurationError, match="generator") as err:
+        run_pipeline(changed, progress=False)
+    assert "--force" in str(err.value)
+    # a change that invalidates nothing (worker count) is accepted without --force
+    from mlip_autopipec.pipeline.state import changed_sections
+
+    harmless = PipelineConfig.model_validate(tiny_config(workdir, compute={"type": "local", "n_workers": 1}))
+    assert changed_sections(workdir, harmless) == []
+
+
+def test_force_moves_the_old_database_aside(tmp_path):
+    from mlip_autopipec.pipeline.state import check_or_accept_changes, write_state
+
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    cfg = PipelineConfig.model_validate(tiny_config(workdir))
+    write_state(workdir, cfg)
+    db_file = workdir / "structures.db"
+    db_file.write_bytes(b"old")
+    changed = PipelineConfig.model_validate(tiny_config(workdir, oracle={"type": "emt", "max_force": 50}))
+    assert check_or_accept_changes(workdir, changed, db_file, force=True) == ["oracle"]
+    assert not db_file.exists()
+    assert [p.read_bytes() for p in workdir.glob("structures.db.replaced-*")] == [b"old"]
+
+
+def test_status_and_export_commands(finished_run, tmp_path, capsys):
+    workdir, _, _ = finished_run
+    assert main(["status", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert "initial_random" in out and "labelled" in out and "latest fit" in out and "validation" in out
+    target = tmp_path / "all.xyz"
+    assert main(["export", str(workdir), "--format", "extxyz", "-o", str(target)]) == 0
+    from ase.io import read
+
+    frames = read(target, ":")
+    assert len(frames) == 24 and all(math.isfinite(f.get_potential_energy()) for f in frames)
+    target = tmp_path / "val.pckl.gzip"
+    assert main(["export", str(workdir), "--format", "pacemaker", "--label", "validation", "-o", str(target)]) == 0
+    assert target.is_file()
+
+
+def test_kill_during_labelling_then_resume(tmp_path):
+    """SIGKILL the whole run while it labels; the second run labels only the rest, each structure once."""
+    workdir = tmp_path / "killed"
+    calls = tmp_path / "calls.log"
+    cfg = tiny_config(
+        workdir,
+        oracle={
+            "type": "ase",
+            "calculator": "mlip_autopipec.oracle.testing.SlowEMT",
+            "kwargs": {"delay_s": 0.4, "log_file": str(calls)},
+        },
+        training={**TINY_TRAINING, "evaluator": "pyace", "max_num_epochs": 10},
+    )
+    cfg["generator"]["pool_size"] = 20
+    cfg["report"] = {"eos": False}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    exe = str(Path(sys.executable).with_name("mlip-autopipec"))
+    proc = subprocess.Popen([exe, "run", str(path), "--no-progress"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db_path = workdir / "structures.db"
+    deadline = time.time() + 120
+    labelled_before = 0
+    try:
+        while time.time() < deadline:
+            time.sleep(0.3)
+            if db_path.exists():
+                labelled_before = DatabaseManager(str(db_path)).count(status="labelled")
+                if labelled_before >= 4:
+                    break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Dask workers
+        proc.wait()
+    assert 4 <= labelled_before < 20, "the kill should land in the middle of labelling"
+    db = DatabaseManager(str(db_path))
+    before = {rec.id: rec.label_info for rec in db.select(status="labelled")}
+    n_lines_before = len(calls.read_text().splitlines())
+
+    assert main(["run", str(path), "--no-progress"]) == 0
+    db = DatabaseManager(str(db_path))
+    assert db.count(status="labelled") == 20 and db.count(status="pending") == 0
+    after = {rec.id: rec.label_info for rec in db.select(status="labelled")}
+    for sid, info in before.items():
+        assert after[sid] == info  # labelled once: the first run's labels are kept as they were
+    started_again = [line for line in calls.read_text().splitlines()[n_lines_before:] if line.startswith("start")]
+    recomputed = {Path(line.split()[-1]).name for line in started_again}
+    assert recomputed and not recomputed & {f"structure_{sid}" for sid in before}
+    assert (workdir / "report" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("structure: {element: Cu}\ngenerator: {pool_sise: 3}\n", "generator.pool_sise"),
+        ("structure: {element: Cu}\noracle: {type: vasp}\n", "oracle"),
+        ("structure: {element: Cu}\ntraining: {cutoff: -1}\n", "training.cutoff"),
+        ("structure: {element: Cu}\ncompute: {type: local, n_workers: 0}\n", "compute"),
+        ("generator: {seed: 1}\n", "structure"),
+    ],
+)
+def test_invalid_configs_name_the_field(tmp_path, capsys, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and field in err
+
+
+def test_validate_and_init(tmp_path, capsys):
+    out = tmp_path / "cu.yaml"
+    assert main(["init", "--example", "cu-emt", "-o", str(out)]) == 0
+    assert main(["validate", str(out)]) == 0
+    assert "valid" in capsys.readouterr().out
+    assert main(["init", "--example", "si-qe", "-o", str(out)]) == 2  # exists: not overwritten
+    bad = tmp_path / "au.yaml"
+    bad.write_text("structure: {element: Si, lattice: diamond, a: 5.43}\noracle: {type: emt}\n")
+    assert main(["validate", str(bad)]) == 2
+    assert "EMT has no parameters" in capsys.readouterr().err
