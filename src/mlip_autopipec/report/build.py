@@ -92,6 +92,7 @@ def build_report(ctx, fit) -> dict:
     summary["timings"] = timings(ctx, fit)
     if "active_learning" in ctx.notes:
         summary["active_learning"] = ctx.notes["active_learning"]
+        plots.active_learning_plot(ctx.notes["active_learning"], out)
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
     with atomic_path(out / "summary.md") as tmp:
@@ -151,7 +152,7 @@ def last_lines(summary: dict) -> list[str]:
             f"force RMSE {val['force_rmse_mev_per_angstrom']:.1f} meV/Å"
         )
     eos = summary.get("eos", {})
-    if "lattice_constant_error_percent" in eos:
+    if eos.get("lattice_constant_error_percent") is not None:
         lines.append(
             f"equation of state: a = {eos['potential']['lattice_constant']:.4f} Å vs {eos['oracle']['lattice_constant']:.4f} Å "
             f"({eos['lattice_constant_error_percent']:+.3f} %), B = {eos['potential']['bulk_modulus_gpa']:.1f} GPa vs "

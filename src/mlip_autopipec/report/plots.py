@@ -53,11 +53,61 @@ def eos_plot(eos: EOSComparison, directory: Path) -> Path:
         (eos.oracle, eos.oracle_energy_per_atom, "oracle", "o"),
         (eos.potential, eos.potential_energy_per_atom, "potential", "s"),
     ):
+        if fit is None:
+            ax.scatter(eos.volumes_per_atom, pts, marker=marker, label=f"{label}: no minimum in range")
+            continue
         line = ax.plot(v, fit.energy(v), lw=1)[0]
         ax.scatter(eos.volumes_per_atom, pts, marker=marker, color=line.get_color(),
                    label=f"{label}: a={fit.lattice_constant:.4f} Å, B={fit.bulk_modulus_gpa:.1f} GPa")
     ax.set_xlabel("volume (Å³/atom)")
     ax.set_ylabel("energy (eV/atom)")
-    ax.set_title(f"EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %")
+    if eos.potential is not None:
+        ax.set_title(f"EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %")
     ax.legend(fontsize=8)
     return _save(fig, directory / "eos.png")
+
+
+def active_learning_plot(al: dict, directory: Path) -> Path | None:
+    """Validation force RMSE against labelled structures, and halted trajectories per generation (``active_learning.png``).
+
+    ``al`` is the ``active_learning`` record of ``state.json``: ``initial`` (the
+    first fit) and ``generations`` (one row per generation).  None when there is
+    nothing to draw.
+    """
+    rows = list(al.get("generations", []))
+    key = "validation_force_rmse_mev_per_angstrom"
+    points = []
+    initial = al.get("initial") or {}
+    if initial.get(key) is not None and initial.get("n_labelled_total") is not None:
+        points.append((initial["n_labelled_total"], initial[key], 0))
+    points += [(r["n_labelled_total"], r[key], r["generation"]) for r in rows if r.get(key) is not None and r.get("n_labelled_total") is not None]
+    explored = [r for r in rows if "trajectories" in r]
+    if not points and not explored:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    if points:
+        x, y, gens = zip(*points)
+        left.plot(x, y, "o-")
+        if min(y) > 0 and max(y) / min(y) > 20:
+            left.set_yscale("log")
+        for xi, yi, gi in points:
+            left.annotate(f"g{gi}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    left.set_xlabel("labelled structures")
+    left.set_ylabel("validation force RMSE (meV/Å)")
+    left.set_title("validation error after each fit")
+    if explored:
+        gens = [r["generation"] for r in explored]
+        gamma = [r.get("gamma_halts", r.get("halts", 0)) for r in explored]
+        blow = [r.get("blowups", 0) for r in explored]
+        right.bar(gens, gamma, label="halted by γ")
+        right.bar(gens, blow, bottom=gamma, label="blew up")
+        totals = [r["trajectories"] for r in explored]
+        right.plot(gens, totals, "k_", markersize=24, markeredgewidth=2, label="trajectories run")
+        right.set_ylim(0, 1.25 * max(max(totals), 1))
+        right.yaxis.get_major_locator().set_params(integer=True)
+        right.legend(fontsize=8, loc="upper right")
+    right.set_xlabel("generation")
+    right.set_ylabel("trajectories")
+    right.set_title("halts per generation")
+    right.xaxis.get_major_locator().set_params(integer=True)
+    return _save(fig, directory / "active_learning.png")

@@ -62,26 +62,42 @@ class EOSFit:
 
 @dataclass
 class EOSComparison:
+    """The oracle's and the potential's equations of state on the same cells.
+
+    ``potential`` is None when the potential's E(V) has no minimum in the
+    sampled range (a badly underfitted potential); the errors are then None.
+    """
+
     volumes_per_atom: np.ndarray
     oracle_energy_per_atom: np.ndarray
     potential_energy_per_atom: np.ndarray
     oracle: EOSFit
-    potential: EOSFit
-    lattice_constant_error_percent: float = field(init=False)
-    bulk_modulus_error_percent: float = field(init=False)
+    potential: EOSFit | None
+    potential_failure: str | None = None
+    lattice_constant_error_percent: float | None = field(init=False)
+    bulk_modulus_error_percent: float | None = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.potential is None:
+            self.lattice_constant_error_percent = self.bulk_modulus_error_percent = None
+            return
         self.lattice_constant_error_percent = 100.0 * (self.potential.lattice_constant / self.oracle.lattice_constant - 1.0)
         self.bulk_modulus_error_percent = 100.0 * (self.potential.bulk_modulus_gpa / self.oracle.bulk_modulus_gpa - 1.0)
 
     def as_dict(self) -> dict:
-        return {
+        def fit(f: EOSFit | None):
+            return None if f is None else {k: v for k, v in f.__dict__.items() if k != "parameters"}
+
+        out = {
             "n_points": int(len(self.volumes_per_atom)),
-            "oracle": {k: v for k, v in self.oracle.__dict__.items() if k != "parameters"},
-            "potential": {k: v for k, v in self.potential.__dict__.items() if k != "parameters"},
+            "oracle": fit(self.oracle),
+            "potential": fit(self.potential),
             "lattice_constant_error_percent": self.lattice_constant_error_percent,
             "bulk_modulus_error_percent": self.bulk_modulus_error_percent,
         }
+        if self.potential_failure:
+            out["potential_failure"] = self.potential_failure
+        return out
 
 
 def predict(structures: Sequence[Atoms], calculator: Calculator, energy_shift: Callable[[Atoms], float] | None = None) -> Predictions:
@@ -148,10 +164,9 @@ def compare_eos(
         probe.calc = calculator
         pred.append(probe.get_potential_energy() / len(atoms))
     pred = np.array(pred)
-    return EOSComparison(
-        volumes,
-        ref,
-        pred,
-        fit_eos(volumes, ref, seed_volume_per_atom, seed_lattice_constant),
-        fit_eos(volumes, pred, seed_volume_per_atom, seed_lattice_constant),
-    )
+    oracle = fit_eos(volumes, ref, seed_volume_per_atom, seed_lattice_constant)
+    try:
+        potential, failure = fit_eos(volumes, pred, seed_volume_per_atom, seed_lattice_constant), None
+    except MlipAutopipecError as err:
+        potential, failure = None, str(err)
+    return EOSComparison(volumes, ref, pred, oracle, potential, failure)

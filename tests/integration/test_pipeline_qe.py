@@ -1,0 +1,39 @@
+"""A reduced version of examples/si_qe.yaml with real pw.x: DFT labels through the whole pipeline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from mlip_autopipec.config import load_config
+from mlip_autopipec.database import DatabaseManager
+from mlip_autopipec.pipeline import run_pipeline
+from conftest import require_executable
+
+pytestmark = [pytest.mark.slow, pytest.mark.qe]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_si_qe_example_reduced(tmp_path):
+    require_executable("pw.x")
+    cfg = load_config(ROOT / "examples" / "si_qe.yaml")
+    cfg = cfg.model_copy(
+        update={
+            "generator": cfg.generator.model_copy(update={"pool_size": 10, "eos_fraction": 0.6}),
+            "oracle": cfg.oracle.model_copy(update={"ecutwfc": 15.0, "kspacing": 0.4}),
+            "training": cfg.training.model_copy(
+                update={"number_of_functions_per_element": 8, "max_num_epochs": 15, "evaluator": "pyace"}
+            ),
+        }
+    )
+    summary = run_pipeline(cfg, workdir=tmp_path / "si", progress=False)
+    db = DatabaseManager(str(tmp_path / "si" / "structures.db"))
+    assert db.count(status="labelled") == 10
+    rec = next(iter(db.select(status="labelled")))
+    assert rec.label_info and "pw.x" in str(rec.label_info)
+    assert math.isfinite(summary["validation"]["force_rmse_mev_per_angstrom"])
+    assert math.isfinite(summary["eos"]["oracle"]["bulk_modulus_gpa"])
+    # PBE silicon with this small basis: B of order 80-100 GPa
+    assert 20 < summary["eos"]["oracle"]["bulk_modulus_gpa"] < 200
