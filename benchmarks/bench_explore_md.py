@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig  # noqa: E402
 from mlip_autopipec.explore import MDCondition, build_active_set, run_trajectory  # noqa: E402
-from mlip_autopipec.explore.profile import find_pace_tool  # noqa: E402
+from mlip_autopipec.trainer.profile import PacemakerProfile  # noqa: E402
 from mlip_autopipec.explore.pyace_import import import_pyace_calculator  # noqa: E402
 
 TARGET = 1.10
@@ -41,7 +41,7 @@ def fit_tiny(folder: Path) -> tuple[Path, Path]:
     _emt_dataset(data)
     (folder / "input.yaml").write_text(PACEMAKER_INPUT.format(data=data))
     env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
-    subprocess.run([find_pace_tool("pacemaker"), "input.yaml"], cwd=folder, env=env, check=True, capture_output=True)
+    subprocess.run([PacemakerProfile().executable("pacemaker"), "input.yaml"], cwd=folder, env=env, check=True, capture_output=True)
     pot = folder / "output_potential.yaml"
     return pot, build_active_set(pot, data)
 

@@ -23,8 +23,8 @@ from ase.calculators.emt import EMT
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.exceptions import StructureError, TrainerError
 from mlip_autopipec.explore import MDCondition, build_active_set, parse_activeset_log, run_trajectory, select_candidates
-from mlip_autopipec.explore.profile import find_pace_tool
 from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+from mlip_autopipec.trainer.profile import PacemakerProfile
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ backend:
 
 
 def _tool(name: str) -> str:
-    path = find_pace_tool(name)
+    path = PacemakerProfile().find(name)
     if path is None:
         if IN_CI:
             pytest.fail(f"{name} is not installed, but CI=true: the CI set-up must install it")

@@ -12,8 +12,8 @@ import pytest
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.explore import activeset
 from mlip_autopipec.explore.activeset import activeset_command, asi_path_for, build_active_set, parse_activeset_log
-from mlip_autopipec.explore.profile import PaceToolProfile, find_pace_tool
 from mlip_autopipec.explore.select import select_command
+from mlip_autopipec.trainer.profile import PacemakerProfile
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "explore"
 
@@ -71,9 +71,9 @@ def test_missing_executable_says_how_to_install(tmp_path):
     data = tmp_path / "d.pckl.gzip"
     data.write_bytes(b"x")
     with pytest.raises(TrainerError, match="python-ace"):
-        build_active_set(pot, data, profile=PaceToolProfile("no_such_pace_tool_xyz"))
+        build_active_set(pot, data, profile=PacemakerProfile(pace_activeset="no_such_pace_tool_xyz"))
     with pytest.raises(TrainerError, match="python-ace"):
-        PaceToolProfile(str(tmp_path / "nope" / "pace_activeset")).resolve()
+        PacemakerProfile(pace_select=str(tmp_path / "nope" / "pace_select")).executable("pace_select")
 
 
 def test_run_in_the_potential_folder_with_profile_environment(tmp_path, monkeypatch):
@@ -94,35 +94,13 @@ def test_run_in_the_potential_folder_with_profile_environment(tmp_path, monkeypa
         return subprocess.CompletedProcess(cmd, 0, stdout="done\n")
 
     monkeypatch.setattr(activeset.subprocess, "run", fake_run)
-    asi = build_active_set(pot, data, profile=PaceToolProfile(str(exe), {"OMP_NUM_THREADS": "3"}))
+    asi = build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe), env={"OMP_NUM_THREADS": "3"}))
     assert asi == pot_dir / "output_potential.asi"
     assert seen["cmd"] == [str(exe), "output_potential.yaml", "-d", str(data)]
     assert Path(seen["kwargs"]["cwd"]) == pot_dir
     assert seen["kwargs"]["env"]["OMP_NUM_THREADS"] == "3"
     assert not seen["kwargs"].get("shell", False)
     assert (pot_dir / "pace_activeset.log").read_text() == "done\n"
-
-
-def test_the_trainers_profile_is_accepted(tmp_path, monkeypatch):
-    from mlip_autopipec.trainer.profile import PacemakerProfile
-
-    pot = tmp_path / "p.yaml"
-    pot.write_text("x")
-    data = tmp_path / "d.pckl.gzip"
-    data.write_bytes(b"x")
-    exe = tmp_path / "my_activeset"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    seen = {}
-
-    def fake_run(cmd, **kwargs):
-        seen["cmd"], seen["env"] = cmd, kwargs["env"]
-        (Path(kwargs["cwd"]) / "p.asi").write_bytes(b"asi")
-        return subprocess.CompletedProcess(cmd, 0, stdout="")
-
-    monkeypatch.setattr(activeset.subprocess, "run", fake_run)
-    build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe), env={"X_TEST": "1"}))
-    assert seen["cmd"][0] == str(exe) and seen["env"]["X_TEST"] == "1"
 
 
 def test_failure_carries_the_output_tail_and_stale_asi_is_not_success(tmp_path, monkeypatch):
@@ -138,19 +116,19 @@ def test_failure_carries_the_output_tail_and_stale_asi_is_not_success(tmp_path, 
         activeset.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, stdout="quietly did nothing\n")
     )
     with pytest.raises(TrainerError, match="wrote no active set"):
-        build_active_set(pot, data, profile=PaceToolProfile(str(exe)))
+        build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe)))
     monkeypatch.setattr(
         activeset.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, stdout="line\nValueError: boom\n")
     )
     with pytest.raises(TrainerError, match="boom") as err:
-        build_active_set(pot, data, profile=PaceToolProfile(str(exe)))
+        build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe)))
     assert "exit 1" in str(err.value) and str(tmp_path) in str(err.value)
 
 
-def test_find_pace_tool_looks_beside_the_interpreter_first():
+def test_pace_select_is_looked_up_beside_the_interpreter_first():
     beside = Path(sys.executable).parent / Path(sys.executable).name
-    assert find_pace_tool(Path(sys.executable).name) == str(beside)
-    assert find_pace_tool("no_such_pace_tool_xyz") is None
+    assert PacemakerProfile(pace_select=Path(sys.executable).name).find("pace_select") == str(beside)
+    assert PacemakerProfile(pace_select="no_such_pace_tool_xyz").find("pace_select") is None
 
 
 def _root_logger_after(import_line: str) -> str:

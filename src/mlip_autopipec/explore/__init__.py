@@ -2,18 +2,15 @@
 
 from mlip_autopipec.explore.activeset import ActiveSetSummary, asi_path_for, build_active_set, parse_activeset_log
 from mlip_autopipec.explore.md import MDCondition, TrajectoryResult, md_conditions, run_trajectory
-from mlip_autopipec.explore.profile import PaceToolProfile, find_pace_tool
 from mlip_autopipec.explore.select import SelectionResult, select_candidates
 
 __all__ = [
     "ActiveSetSummary",
     "MDCondition",
-    "PaceToolProfile",
     "SelectionResult",
     "TrajectoryResult",
     "asi_path_for",
     "build_active_set",
-    "find_pace_tool",
     "md_conditions",
     "parse_activeset_log",
     "run_trajectory",

@@ -14,13 +14,10 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlip_autopipec.exceptions import TrainerError
-from mlip_autopipec.explore.profile import PaceToolProfile, tail
-
-if TYPE_CHECKING:
-    from mlip_autopipec.trainer.profile import PacemakerProfile
+from mlip_autopipec.trainer.parsing import tail
+from mlip_autopipec.trainer.profile import PacemakerProfile
 
 LOG_NAME = "pace_activeset.log"
 _BATCH_NEEDS_ALL_ATOMS = "Error-based selection of atoms in batch mode is not implemented"
@@ -77,7 +74,7 @@ def build_active_set(
     potential_yaml: str | Path,
     datasets: str | Path | Sequence[str | Path],
     *,
-    profile: "PaceToolProfile | PacemakerProfile | None" = None,
+    profile: PacemakerProfile | None = None,
     all_atoms: bool = False,
     memory_limit: float | None = None,
     timeout: float | None = None,
@@ -89,8 +86,8 @@ def build_active_set(
     ``memory_limit`` in MB, ``timeout`` in seconds.  The tool's output goes to
     ``pace_activeset.log`` beside the potential.  Failures raise
     :class:`TrainerError` naming the potential and showing the output's tail.
-    ``profile`` may be the trainer's ``PacemakerProfile`` (its ``pace_activeset``
-    entry and environment) or a :class:`PaceToolProfile`.
+    ``profile`` is the trainer's :class:`PacemakerProfile` (its ``pace_activeset``
+    entry and environment); default: the program beside the running Python, then on PATH.
     """
     potential = Path(potential_yaml).resolve()
     if not potential.name.endswith(".yaml"):
@@ -107,8 +104,8 @@ def build_active_set(
         if not ds.is_file():
             raise TrainerError(f"training dataset not found: {ds} (active set of {potential})")
 
-    profile = profile or PaceToolProfile("pace_activeset")
-    executable = profile.resolve() if isinstance(profile, PaceToolProfile) else profile.executable("pace_activeset")
+    profile = profile or PacemakerProfile()
+    executable = profile.executable("pace_activeset")
     cmd = activeset_command(executable, potential.name, dataset_paths, all_atoms=all_atoms, memory_limit=memory_limit)
     asi = asi_path_for(potential)
     asi.unlink(missing_ok=True)  # a stale file must not pass for this run's result

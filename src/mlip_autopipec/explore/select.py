@@ -24,8 +24,9 @@ from pathlib import Path
 from ase import Atoms
 
 from mlip_autopipec.exceptions import StructureError, TrainerError
-from mlip_autopipec.explore.profile import PaceToolProfile, tail
 from mlip_autopipec.explore.pyace_import import import_quietly
+from mlip_autopipec.trainer.parsing import tail
+from mlip_autopipec.trainer.profile import PacemakerProfile
 
 CANDIDATES_FILE = "candidates.pckl.gzip"
 SELECTED_FILE = "selected.pkl.gz"
@@ -118,7 +119,7 @@ def select_candidates(
     maxvol_iters: int = 300,
     maxvol_refinement: int = 2,
     workdir: str | Path | None = None,
-    profile: PaceToolProfile | None = None,
+    profile: PacemakerProfile | None = None,
     timeout: float | None = None,
 ) -> SelectionResult:
     """Pick at most ``max_new`` candidates by D-optimality against the active set ``active_set_asi``.
@@ -188,8 +189,8 @@ def _select_with_pace_select(
 ) -> list[int]:
     import pandas as pd
 
-    profile = profile or PaceToolProfile("pace_select")
-    executable = profile.resolve()
+    profile = profile or PacemakerProfile()
+    executable = profile.executable("pace_select")
     with tempfile.TemporaryDirectory(prefix="pace_select_") as tmp:
         folder = Path(workdir) if workdir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,1 +1,7 @@
-"""trainer"""
+"""Fitting ACE potentials with pacemaker (python-ace)."""
+
+from mlip_autopipec.trainer.pace import PaceRunner, PacemakerRunner, TrainingResult
+from mlip_autopipec.trainer.parsing import FitProgress, TrainingMetrics
+from mlip_autopipec.trainer.profile import PacemakerProfile
+
+__all__ = ["FitProgress", "PaceRunner", "PacemakerProfile", "PacemakerRunner", "TrainingMetrics", "TrainingResult"]
