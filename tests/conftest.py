@@ -8,7 +8,16 @@ import shutil
 import pytest
 from ase.build import bulk
 
+import sys
+from pathlib import Path
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Programs installed beside this interpreter (pacemaker, pace_yaml2yace, ...) are found
+# even when the suite runs as `.venv/bin/python -m pytest` without an activated venv.
+_BIN = str(Path(sys.executable).parent)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
 
 def require_executable(name: str) -> str:
