@@ -20,18 +20,24 @@ log = logging.getLogger("mlip_autopipec")
 
 
 def database_counts(db) -> dict[str, Any]:
-    """Structures by status, by source (and generation), and by split."""
-    by_status: Counter = Counter()
+    """Structures by status, by source (and generation), and labelled ones by split."""
+    from mlip_autopipec.database import STATUSES
+
     by_source: Counter = Counter()
-    by_split: Counter = Counter()
+    for source, generation in _source_generation_pairs(db):
+        by_source[f"{source} (generation {generation})"] += 1
+    by_status = {s: db.count(status=s) for s in STATUSES}
+    return {
+        "total": db.count(),
+        "by_status": {s: n for s, n in by_status.items() if n},
+        "by_source": dict(by_source),
+        "labelled_by_split": {s: db.count(label=s, status="labelled") for s in ("train", "validation")},
+    }
+
+
+def _source_generation_pairs(db):
     for rec in db.select():
-        meta, status = rec.metadata, rec.status
-        by_status[status] += 1
-        by_source[f"{meta.source} (generation {meta.generation})"] += 1
-        for split in ("train", "validation"):
-            if split in meta.labels and status == "labelled":
-                by_split[split] += 1
-    return {"total": sum(by_status.values()), "by_status": dict(by_status), "by_source": dict(by_source), "labelled_by_split": dict(by_split)}
+        yield rec.metadata.source, rec.metadata.generation
 
 
 def _calculator(potential_yace: Path):

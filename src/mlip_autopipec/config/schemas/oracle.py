@@ -1,0 +1,323 @@
+"""Settings of the Oracle (the reference calculator) and of the compute it runs on.
+
+``OracleConfig`` is a discriminated union on ``type`` (``emt``, ``espresso``,
+``gpaw``, ``ase``); a mapping without ``type`` is the embedded default, EMT.
+``ComputeConfig`` is a discriminated union on ``type`` (``local``, ``dask``,
+``slurm``, ``pbs``): where the Dask workers that run the oracle come from.
+
+Both are plain aliases of ``Annotated[Union[...], Discriminator]``: use them as
+field types, or validate a mapping with :func:`validate_oracle_config` /
+:func:`validate_compute_config` (errors are :class:`ConfigurationError`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
+
+from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.exceptions import ConfigurationError
+
+DEFAULT_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
+
+Scalar = Union[bool, int, float, str]
+
+# ---------------------------------------------------------------------------
+# Oracles
+# ---------------------------------------------------------------------------
+
+
+class _OracleBase(StrictModel):
+    """Checks shared by every oracle: what counts as an implausible result, and when a run gives up."""
+
+    max_force: float = Field(
+        100.0, gt=0, description="A result with any force component magnitude above this (eV/Å) is implausible: the structure is marked failed."
+    )
+    max_abs_energy_per_atom: float = Field(
+        1.0e5, gt=0, description="A result whose |energy| per atom exceeds this (eV/atom) is implausible: the structure is marked failed."
+    )
+    max_failure_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Labelling stops with an error once the failed structures of a run exceed this share of the structures it was given "
+        "(finished results are written first; the rest stay pending).",
+    )
+
+
+class EMTOracleConfig(_OracleBase):
+    """ASE's effective-medium theory: instant, for Al, Cu, Ag, Au, Ni, Pd, Pt (and H, C, N, O); the embedded default."""
+
+    type: Literal["emt"] = Field("emt", description="Oracle kind: ASE's EMT calculator.")
+
+
+_QE_NAMELISTS = ("control", "system", "electrons", "ions", "cell")
+# Parameters the espresso oracle sets itself; an override in input_data would break it.
+_QE_RESERVED = {"calculation", "tprnfor", "tstress", "pseudo_dir", "outdir", "prefix", "ntyp", "nat", "ibrav"}
+
+
+class EspressoOracleConfig(_OracleBase):
+    """Quantum ESPRESSO ``pw.x`` through ASE's Espresso calculator: one SCF per structure, forces and stress always on."""
+
+    type: Literal["espresso"] = Field(description="Oracle kind: Quantum ESPRESSO pw.x.")
+    command: str = Field(
+        "pw.x", min_length=1, description="How to start pw.x, split like a shell would (no shell is used): e.g. 'pw.x' or 'mpirun -np 4 pw.x'."
+    )
+    pseudopotentials: dict[str, str] = Field(
+        min_length=1, description="Pseudopotential file name per element, e.g. {'Si': 'Si.pbe-rrkj.UPF'}; looked up in pseudo_dir."
+    )
+    pseudo_dir: Path | None = Field(
+        None, description=f"Folder of the pseudopotential files; default {DEFAULT_PSEUDO_DIR} where it exists (Debian's quantum-espresso-data)."
+    )
+    ecutwfc: float = Field(30.0, gt=0, description="Plane-wave cutoff of the wavefunctions (Ry, pw.x's unit).")
+    ecutrho: float | None = Field(None, gt=0, description="Cutoff of the charge density (Ry); default pw.x's, 4 × ecutwfc.")
+    kspacing: float = Field(
+        0.3,
+        gt=0,
+        description="Largest k-point spacing (Å⁻¹) with VASP's convention: n_i = max(1, ceil(2π·|b_i| / kspacing)), b_i the reciprocal "
+        "vectors without 2π; 1 along non-periodic axes. ASE's own kspacing omits the 2π.",
+    )
+    occupations: Literal["smearing", "fixed"] = Field("smearing", description="pw.x occupations: 'smearing' (metals, safe default) or 'fixed' (gapped systems).")
+    smearing: Literal["mv", "gaussian", "mp", "fd"] = Field(
+        "mv", description="Smearing function with occupations='smearing': Marzari-Vanderbilt, Gaussian, Methfessel-Paxton or Fermi-Dirac."
+    )
+    degauss: float = Field(0.01, gt=0, description="Smearing width (Ry); the healing ladder widens it on late attempts.")
+    conv_thr: float = Field(1.0e-8, gt=0, description="SCF convergence threshold on the estimated energy error (Ry).")
+    mixing_beta: float = Field(0.7, gt=0, le=1.0, description="Charge-density mixing factor of the first attempt (dimensionless).")
+    mixing_mode: Literal["plain", "TF", "local-TF"] = Field("plain", description="Charge-density mixing mode of the first attempt.")
+    electron_maxstep: int = Field(100, ge=1, description="Largest number of SCF iterations of the first attempt.")
+    diagonalization: Literal["david", "cg", "ppcg", "paro"] = Field("david", description="Diagonalisation algorithm of the first attempt.")
+    input_data: dict[str, dict[str, Scalar]] = Field(
+        default_factory=dict,
+        description="Further pw.x parameters by namelist, e.g. {'system': {'nspin': 2}}; applied over the fields above, under the healing "
+        "ladder's settings. calculation, tprnfor, tstress, pseudo_dir, outdir and prefix are set by the oracle and cannot be given.",
+    )
+    max_attempts: int = Field(
+        4, ge=1, le=10, description="SCF attempts per structure: a non-converged SCF is retried with the next, safer rung of the healing ladder."
+    )
+    env: dict[str, str] = Field(
+        default_factory=lambda: {"OMP_NUM_THREADS": "1"},
+        description="Environment variables set for pw.x on top of the worker's environment (default OMP_NUM_THREADS=1: one core per MPI rank).",
+    )
+    timeout_s: float | None = Field(None, gt=0, description="Wall-time limit of one pw.x run (s); a run past it is killed and the structure fails.")
+    keep_scratch: bool = Field(
+        False, description="Keep pw.x's scratch folder (wavefunctions, charge density) after a run; by default only the input and output text stay."
+    )
+
+    @field_validator("pseudopotentials")
+    @classmethod
+    def _check_pseudos(cls, v: dict[str, str]) -> dict[str, str]:
+        from ase.data import atomic_numbers
+
+        bad = [el for el in v if el not in atomic_numbers]
+        if bad:
+            raise ValueError(f"not chemical symbols: {bad}")
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _check_command(cls, v: str) -> str:
+        import shlex
+
+        try:
+            parts = shlex.split(v)
+        except ValueError as err:
+            raise ValueError(f"cannot split the command {v!r}: {err}") from None
+        if not parts:
+            raise ValueError("the command is empty")
+        return v
+
+    @field_validator("input_data")
+    @classmethod
+    def _check_input_data(cls, v: dict[str, dict[str, Scalar]]) -> dict[str, dict[str, Scalar]]:
+        out: dict[str, dict[str, Scalar]] = {}
+        for section, params in v.items():
+            key = section.lower()
+            if key not in _QE_NAMELISTS:
+                raise ValueError(f"unknown pw.x namelist {section!r}; use one of {list(_QE_NAMELISTS)}")
+            reserved = sorted(p for p in params if p.lower() in _QE_RESERVED)
+            if reserved:
+                raise ValueError(f"{section}: {reserved} are set by the oracle and cannot be overridden")
+            out[key] = {p.lower(): val for p, val in params.items()}
+        return out
+
+    def resolved_pseudo_dir(self) -> Path | None:
+        """The pseudopotential folder: the configured one, else the Debian default where it exists, else None."""
+        if self.pseudo_dir is not None:
+            return self.pseudo_dir
+        return DEFAULT_PSEUDO_DIR if DEFAULT_PSEUDO_DIR.is_dir() else None
+
+
+class GPAWOracleConfig(_OracleBase):
+    """Plane-wave GPAW (an optional extra: ``pip install mlip-autopipec[gpaw]``) with the same k-point density convention."""
+
+    type: Literal["gpaw"] = Field(description="Oracle kind: GPAW in plane-wave mode.")
+    ecut: float = Field(400.0, gt=0, description="Plane-wave cutoff (eV).")
+    xc: str = Field("PBE", min_length=1, description="Exchange-correlation functional, as GPAW names it (e.g. 'PBE', 'LDA').")
+    kspacing: float = Field(
+        0.3, gt=0, description="Largest k-point spacing (Å⁻¹), VASP's convention n_i = max(1, ceil(2π·|b_i| / kspacing)); 1 along non-periodic axes."
+    )
+    smearing: Literal["fermi-dirac", "marzari-vanderbilt", "methfessel-paxton"] = Field("fermi-dirac", description="Occupation smearing function.")
+    smearing_width: float = Field(0.1, ge=0, description="Smearing width (eV).")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Further GPAW keyword arguments (e.g. {'spinpol': True}), applied over the settings above."
+    )
+
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([.:][A-Za-z_]\w*)$")
+
+
+class ASEOracleConfig(_OracleBase):
+    """Any ASE calculator, by import path and keyword arguments (how VASP, CP2K or a Lennard-Jones toy plug in)."""
+
+    type: Literal["ase"] = Field(description="Oracle kind: an ASE calculator class given by import path.")
+    calculator: str = Field(
+        description="Import path of the calculator class (or factory), 'package.module.Class' or 'package.module:Class', "
+        "e.g. 'ase.calculators.lj.LennardJones'."
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the calculator class.")
+    set_directory: bool = Field(
+        True, description="Point the calculator's 'directory' at the structure's own run folder (for file-based calculators)."
+    )
+    stress: bool = Field(True, description="Ask for the stress of fully periodic cells (set False for calculators that do not provide it).")
+
+    @field_validator("calculator")
+    @classmethod
+    def _check_path(cls, v: str) -> str:
+        if not _IMPORT_PATH.match(v) or ("." not in v and ":" not in v):
+            raise ValueError(f"{v!r} is not an import path like 'package.module.Class'")
+        return v
+
+
+def _oracle_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("type", "emt")
+    return getattr(value, "type", None)
+
+
+OracleConfig = Annotated[
+    Union[
+        Annotated[EMTOracleConfig, Tag("emt")],
+        Annotated[EspressoOracleConfig, Tag("espresso")],
+        Annotated[GPAWOracleConfig, Tag("gpaw")],
+        Annotated[ASEOracleConfig, Tag("ase")],
+    ],
+    Discriminator(_oracle_tag, custom_error_type="oracle_type", custom_error_message="unknown oracle type; the type must be one of emt, espresso, gpaw, ase"),
+]
+"""An oracle's settings: a discriminated union on ``type``; a mapping without ``type`` is EMT."""
+
+# ---------------------------------------------------------------------------
+# Compute
+# ---------------------------------------------------------------------------
+
+
+class LocalComputeConfig(StrictModel):
+    """A Dask LocalCluster of worker processes on this machine."""
+
+    type: Literal["local"] = Field("local", description="Compute kind: worker processes on this machine.")
+    n_workers: int | None = Field(None, ge=1, description="Number of worker processes; default the number of CPU cores.")
+    threads_per_worker: int = Field(
+        1, ge=1, description="Threads per worker process (one calculation runs per thread; keep 1 for pw.x or MPI jobs)."
+    )
+    memory_limit: str | float | None = Field(
+        "auto", description="Memory limit per worker ('auto' = system memory / workers, e.g. '4GiB', or None for none)."
+    )
+    dashboard: bool = Field(False, description="Serve the Dask dashboard (on port 8787 or the next free one).")
+
+
+class DaskComputeConfig(StrictModel):
+    """An already running Dask scheduler, by address."""
+
+    type: Literal["dask"] = Field(description="Compute kind: connect to a running Dask scheduler.")
+    address: str = Field(min_length=1, description="Scheduler address, e.g. 'tcp://host:8786'.")
+    timeout_s: float = Field(30.0, gt=0, description="How long to wait for the scheduler to answer (s).")
+
+
+class _JobqueueBase(StrictModel):
+    """Settings shared by dask-jobqueue clusters; the names are dask-jobqueue's own."""
+
+    jobs: int = Field(1, ge=1, description="Number of batch jobs to submit, each running 'processes' Dask workers.")
+    cores: int = Field(ge=1, description="Cores per batch job that Dask uses: cores / processes calculations run at once in each job.")
+    memory: str = Field(min_length=1, description="Memory per batch job, e.g. '16GiB'.")
+    processes: int | None = Field(None, ge=1, description="Dask worker processes per job; default dask-jobqueue's (about √cores).")
+    queue: str | None = Field(None, description="Destination queue / partition.")
+    account: str | None = Field(None, description="Account (project) to charge.")
+    walltime: str | None = Field(None, description="Wall-time limit per job, e.g. '01:00:00'.")
+    job_script_prologue: list[str] = Field(
+        default_factory=list, description="Shell lines run before the worker starts (module loads, activating the environment)."
+    )
+    job_extra_directives: list[str] = Field(default_factory=list, description="Extra scheduler directives, e.g. ['--exclusive'].")
+    local_directory: str | None = Field(None, description="Worker scratch folder on the compute nodes.")
+    log_directory: str | None = Field(None, description="Folder of the batch jobs' output files.")
+    interface: str | None = Field(None, description="Network interface the workers and scheduler use, e.g. 'ib0'.")
+    python: str | None = Field(None, description="Python interpreter on the compute nodes; default this one.")
+
+    def cluster_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the dask-jobqueue cluster class (unset options left to its defaults)."""
+        return self.model_dump(exclude={"type", "jobs"}, exclude_none=True)
+
+
+class SlurmComputeConfig(_JobqueueBase):
+    """Dask workers in SLURM batch jobs (dask-jobqueue's SLURMCluster)."""
+
+    type: Literal["slurm"] = Field(description="Compute kind: SLURM batch jobs.")
+    job_cpu: int | None = Field(
+        None,
+        ge=1,
+        description="CPUs to request per job (--cpus-per-task) when it differs from 'cores': e.g. cores=1, processes=1, job_cpu=16 runs one "
+        "calculation at a time per job with command 'mpirun -np 16 pw.x'.",
+    )
+
+
+class PBSComputeConfig(_JobqueueBase):
+    """Dask workers in PBS batch jobs (dask-jobqueue's PBSCluster)."""
+
+    type: Literal["pbs"] = Field(description="Compute kind: PBS batch jobs.")
+    resource_spec: str | None = Field(None, description="PBS resource request, e.g. 'select=1:ncpus=24:mem=100GB'.")
+
+
+def _compute_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("type", "local")
+    return getattr(value, "type", None)
+
+
+ComputeConfig = Annotated[
+    Union[
+        Annotated[LocalComputeConfig, Tag("local")],
+        Annotated[DaskComputeConfig, Tag("dask")],
+        Annotated[SlurmComputeConfig, Tag("slurm")],
+        Annotated[PBSComputeConfig, Tag("pbs")],
+    ],
+    Discriminator(_compute_tag, custom_error_type="compute_type", custom_error_message="unknown compute type; the type must be one of local, dask, slurm, pbs"),
+]
+"""Where the oracle runs: a discriminated union on ``type``; a mapping without ``type`` is a local cluster."""
+
+_ORACLE_ADAPTER: TypeAdapter[Any] = TypeAdapter(OracleConfig)
+_COMPUTE_ADAPTER: TypeAdapter[Any] = TypeAdapter(ComputeConfig)
+
+
+def _validate(adapter: TypeAdapter[Any], data: Any, source: str) -> Any:
+    from mlip_autopipec.config.loader import format_validation_error
+
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as err:
+        raise ConfigurationError(format_validation_error(err, source)) from None
+
+
+def validate_oracle_config(data: Any, source: str = "oracle") -> EMTOracleConfig | EspressoOracleConfig | GPAWOracleConfig | ASEOracleConfig:
+    """Validate a mapping (or pass through a model) as an :data:`OracleConfig`; errors name ``source``."""
+    if isinstance(data, (EMTOracleConfig, EspressoOracleConfig, GPAWOracleConfig, ASEOracleConfig)):
+        return data
+    return _validate(_ORACLE_ADAPTER, data, source)
+
+
+def validate_compute_config(data: Any, source: str = "compute") -> LocalComputeConfig | DaskComputeConfig | SlurmComputeConfig | PBSComputeConfig:
+    """Validate a mapping (or pass through a model) as a :data:`ComputeConfig`; errors name ``source``."""
+    if isinstance(data, (LocalComputeConfig, DaskComputeConfig, SlurmComputeConfig, PBSComputeConfig)):
+        return data
+    return _validate(_COMPUTE_ADAPTER, data, source)

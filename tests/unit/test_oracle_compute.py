@@ -1,0 +1,93 @@
+"""Dask clusters from ComputeConfig: batch job scripts, job submission and clean-up, client reuse."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pytest
+
+from mlip_autopipec.config.schemas.oracle import validate_compute_config
+from mlip_autopipec.exceptions import ConfigurationError, OracleError
+from mlip_autopipec.oracle.compute import dask_client, default_n_workers, make_cluster
+
+
+def test_slurm_job_script_carries_the_config():
+    cfg = validate_compute_config(
+        {
+            "type": "slurm",
+            "cores": 1,
+            "job_cpu": 4,
+            "memory": "8GiB",
+            "processes": 1,
+            "queue": "short",
+            "account": "proj1",
+            "walltime": "00:30:00",
+            "job_script_prologue": ["module load quantum-espresso"],
+            "job_extra_directives": ["--exclusive"],
+        }
+    )
+    cluster = make_cluster(cfg)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p short", "#SBATCH -A proj1", "#SBATCH --cpus-per-task=4", "#SBATCH -t 00:30:00", "#SBATCH --exclusive", "module load quantum-espresso"):
+        assert line in script
+    assert "--nthreads 1" in script and "--nworkers" not in script  # one calculation at a time, on 4 CPUs (mpirun -np 4 pw.x)
+
+
+def test_pbs_job_script_carries_the_config():
+    cfg = validate_compute_config({"type": "pbs", "cores": 8, "memory": "16GiB", "processes": 2, "resource_spec": "select=1:ncpus=8", "walltime": "01:00:00"})
+    cluster = make_cluster(cfg)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#PBS -l select=1:ncpus=8" in script and "#PBS -l walltime=01:00:00" in script and "--nworkers 2" in script
+
+
+def _fake_slurm(bindir, log):
+    """sbatch / scancel / squeue stand-ins that record their calls (no SLURM here; only the calls can be shown)."""
+    scripts = {
+        "sbatch": f'#!/bin/sh\necho "sbatch $*" >> {log}\necho "Submitted batch job $$"\n',
+        "scancel": f'#!/bin/sh\necho "scancel $*" >> {log}\n',
+        "squeue": "#!/bin/sh\nexit 0\n",
+    }
+    for name, text in scripts.items():
+        path = bindir / name
+        path.write_text(text)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def test_slurm_client_submits_the_configured_jobs_and_cancels_them_on_exit(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls.log"
+    _fake_slurm(bindir, log)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    with dask_client({"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 1, "jobs": 3}) as client:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("sbatch") < 3):
+            time.sleep(0.1)
+        assert client.status == "running"
+    calls = log.read_text().splitlines()
+    assert sum(c.startswith("sbatch") for c in calls) == 3
+    assert any(c.startswith("scancel") for c in calls)  # the jobs are cancelled when the client closes
+
+
+def test_compute_dicts_are_validated_at_once():
+    with pytest.raises(ConfigurationError, match="local.n_workers"):
+        with dask_client({"type": "local", "n_workers": -1}):
+            pass
+
+
+def test_unreachable_scheduler_is_an_oracle_error():
+    with pytest.raises(OracleError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        with dask_client({"type": "dask", "address": "tcp://127.0.0.1:1", "timeout_s": 1}):
+            pass
+
+
+def test_default_worker_count_is_the_usable_cores():
+    assert default_n_workers() == len(os.sched_getaffinity(0))
