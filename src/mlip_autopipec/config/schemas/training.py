@@ -1,0 +1,415 @@
+"""Settings of the ACE fit, and their translation into pacemaker's ``input.yaml``.
+
+Every field maps onto one of pacemaker's real keys (python-ace 0.4.0rc1); the
+mapping lives in :meth:`TrainingConfig.to_input_dict` and nowhere else:
+
+==============================================  ==============================================
+TrainingConfig                                  pacemaker input.yaml
+==============================================  ==============================================
+batch_size                                      backend.batch_size
+max_num_epochs                                  fit.maxiter
+energy_weight, force_weight                     fit.loss.kappa = F / (E + F)
+l1_coeff, l2_coeff                              fit.loss.L1_coeffs, fit.loss.L2_coeffs
+cutoff                                          potential.bonds.ALL.rcut (pacemaker ignores a
+                                                top-level ``cutoff``)
+ladder_step, ladder_type                        fit.ladder_step, fit.ladder_type
+number_of_functions_per_element                 potential.functions.number_of_functions_per_element
+npot, fs_parameters, ndensity                   potential.embeddings.ALL
+radial_basis, radial_parameters                 potential.bonds.ALL.radbase, .radparameters
+nradmax_by_orders, lmax_by_orders, max_order    potential.functions.ALL
+evaluator, display_step                         backend.evaluator, backend.display_step
+optimizer                                       fit.optimizer
+test_size                                       data.test_size (left out when 0)
+reference_energies                              data.reference_energy
+repulsion                                       fit.repulsion
+seed                                            seed
+early_stopping                                  fit.min_relative_{train,test}_loss_per_iter,
+                                                fit.early_stopping_patience
+initial_potential (mode continue)               potential.filename
+initial_potential (mode extend)                 potential.initial_potential
+==============================================  ==============================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from ase.data import chemical_symbols
+from pydantic import Field, field_validator, model_validator
+
+from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.exceptions import ConfigurationError
+
+# pacemaker's own defaults (data/input_template.yaml, UNARY block), used when the config gives none.
+DEFAULT_NRADMAX_BY_ORDERS = [15, 6, 4, 3, 2, 2]
+DEFAULT_LMAX_BY_ORDERS = [0, 3, 3, 2, 2, 1]
+# Width (Å) of the smooth cut-off region at rcut and the potential's spline step; pacemaker's template values.
+CUTOFF_SMOOTHING_DCUT = 0.01
+DELTA_SPLINE_BINS = 0.001
+
+
+class EarlyStoppingConfig(StrictModel):
+    """Stop the minimiser when the loss stops improving (pacemaker's early stopping)."""
+
+    patience: int = Field(
+        200,
+        ge=1,
+        description="Number of iterations over which the relative loss change is measured (fit.early_stopping_patience).",
+    )
+    min_relative_train_loss_per_iter: float | None = Field(
+        None,
+        gt=0.0,
+        description="Stop when the train loss falls by less than this fraction per iteration over `patience` iterations "
+        "(dimensionless, e.g. 5e-5); null: not used.",
+    )
+    min_relative_test_loss_per_iter: float | None = Field(
+        None,
+        gt=0.0,
+        description="Stop when the test loss falls by less than this fraction per iteration over `patience` iterations "
+        "(dimensionless, e.g. 1e-5; needs a test set); null: not used.",
+    )
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> "EarlyStoppingConfig":
+        if self.min_relative_train_loss_per_iter is None and self.min_relative_test_loss_per_iter is None:
+            raise ValueError(
+                "early_stopping needs min_relative_train_loss_per_iter or min_relative_test_loss_per_iter "
+                "(or leave early_stopping out to switch it off)"
+            )
+        return self
+
+
+class TrainingConfig(StrictModel):
+    """How pacemaker fits the ACE potential (python-ace 0.4.0rc1)."""
+
+    # --- the spec's fields -------------------------------------------------------------------------
+    batch_size: int = Field(100, gt=0, description="Structures per batch when the loss is evaluated (backend.batch_size).")
+    max_num_epochs: int = Field(
+        500, gt=0, description="Maximum number of minimiser iterations (fit.maxiter); per ladder step when ladder fitting."
+    )
+    energy_weight: float = Field(
+        0.7,
+        ge=0.0,
+        description="Relative weight of the energy (eV/atom) term of the loss; with force_weight it sets "
+        "pacemaker's fit.loss.kappa = force_weight / (energy_weight + force_weight).",
+    )
+    force_weight: float = Field(
+        0.3, ge=0.0, description="Relative weight of the force (eV/Å) term of the loss; see energy_weight."
+    )
+    cutoff: float = Field(
+        6.0, gt=0.0, description="Radial cutoff (Å) of every bond, potential.bonds.ALL.rcut; also the neighbour-list cutoff."
+    )
+    ladder_step: list[int | float] = Field(
+        default_factory=list,
+        description="Ladder (hierarchical basis extension) fitting, fit.ladder_step: [] = off (single-shot fit); "
+        "[n] adds n functions per step (integer >= 1); [fraction] adds that share (0 < fraction < 1) of the current basis; "
+        "[n, fraction] adds the larger of the two. A single number is read as a one-element list.",
+    )
+    ladder_type: Literal["body_order", "power_order"] = Field(
+        "body_order", description="Order in which ladder fitting adds functions (fit.ladder_type); used only with ladder_step."
+    )
+    # --- basis -------------------------------------------------------------------------------------
+    number_of_functions_per_element: int = Field(
+        300, gt=0, description="Upper limit on the number of basis functions per element (potential.functions)."
+    )
+    npot: Literal["FinnisSinclairShiftedScaled", "FinnisSinclair"] = Field(
+        "FinnisSinclairShiftedScaled", description="Embedding function form (potential.embeddings.ALL.npot)."
+    )
+    fs_parameters: list[float] = Field(
+        default_factory=lambda: [1.0, 1.0, 1.0, 0.5],
+        description="Embedding parameters, a (coefficient, exponent) pair per density, so 2 x ndensity numbers "
+        "(potential.embeddings.ALL.fs_parameters).",
+    )
+    ndensity: int = Field(2, ge=1, description="Number of atomic densities in the embedding (potential.embeddings.ALL.ndensity).")
+    radial_basis: Literal["SBessel", "ChebExpCos", "ChebPow", "ChebLinear"] = Field(
+        "SBessel", description="Radial basis functions (potential.bonds.ALL.radbase)."
+    )
+    radial_parameters: list[float] = Field(
+        default_factory=lambda: [5.25],
+        description="Parameters of the radial basis (potential.bonds.ALL.radparameters; for SBessel one number, pacemaker's default 5.25).",
+    )
+    nradmax_by_orders: list[int] | None = Field(
+        None,
+        description="Largest radial index n for each body order 1, 2, 3, ... (potential.functions.ALL.nradmax_by_orders); "
+        f"the first entry is the number of radial basis functions nradbase. null: pacemaker's {DEFAULT_NRADMAX_BY_ORDERS}, "
+        "cut to the length of lmax_by_orders when that is given.",
+    )
+    lmax_by_orders: list[int] | None = Field(
+        None,
+        description="Largest angular index l for each body order 1, 2, 3, ... (potential.functions.ALL.lmax_by_orders); "
+        f"same length as nradmax_by_orders. null: pacemaker's {DEFAULT_LMAX_BY_ORDERS}, cut to the length of nradmax_by_orders when that is given.",
+    )
+    max_order: int | None = Field(
+        None,
+        ge=1,
+        description="Highest body order kept: nradmax_by_orders and lmax_by_orders are cut to this many entries; null: their full length.",
+    )
+    # --- loss and minimiser ------------------------------------------------------------------------
+    l1_coeff: float = Field(1e-8, ge=0.0, description="L1 regularisation of the coefficients (fit.loss.L1_coeffs, dimensionless).")
+    l2_coeff: float = Field(1e-8, ge=0.0, description="L2 regularisation of the coefficients (fit.loss.L2_coeffs, dimensionless).")
+    optimizer: Literal["BFGS", "L-BFGS-B"] = Field("BFGS", description="scipy minimiser used by pacemaker (fit.optimizer).")
+    evaluator: Literal["tensorpot", "pyace"] = Field(
+        "tensorpot",
+        description="pacemaker backend (backend.evaluator): tensorpot (TensorFlow, fast) or pyace (C++, no TensorFlow); "
+        "tensorpot falls back to pyace with a warning when tensorpotential is not installed.",
+    )
+    display_step: int = Field(
+        50, ge=1, description="Every this many iterations pacemaker prints full statistics and evaluates the test set (backend.display_step)."
+    )
+    early_stopping: EarlyStoppingConfig | None = Field(None, description="Stop on a stalled loss; null: run max_num_epochs iterations.")
+    # --- data --------------------------------------------------------------------------------------
+    test_size: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the dataset pacemaker holds out as its test set (data.test_size); 0: no test split "
+        "(e.g. when the pipeline validates on its own validation split).",
+    )
+    reference_energies: dict[str, float] | Literal["auto"] | None = Field(
+        None,
+        description="Single-atom reference energies (eV) subtracted from the total energy (data.reference_energy): "
+        "a map element -> eV, or 'auto' (least-squares fit by pacemaker); null: use the dataset's energy_corrected column as it is.",
+    )
+    repulsion: Literal["auto", "none"] = Field(
+        "auto",
+        description="Inner-core repulsion: 'auto' adds a ZBL core below the shortest distance in the data (fit.repulsion: auto); 'none' leaves it out.",
+    )
+    seed: int = Field(42, description="Random seed of pacemaker (train/test split, initial coefficients).")
+    # --- continue from an earlier fit ----------------------------------------------------------------
+    initial_potential: Path | None = Field(
+        None, description="A pacemaker potential (.yaml, e.g. an earlier output_potential.yaml) to start from; null: start from scratch."
+    )
+    initial_potential_mode: Literal["continue", "extend"] = Field(
+        "continue",
+        description="'continue': refit the initial potential's own basis from its coefficients (potential.filename; the basis "
+        "fields above are not used); 'extend': grow it towards the basis described above by ladder fitting (potential.initial_potential).",
+    )
+    timeout_s: float | None = Field(None, gt=0.0, description="Wall-clock limit of one pacemaker run (s); null: no limit.")
+
+    # --- validation --------------------------------------------------------------------------------
+    @field_validator("ladder_step", mode="before")
+    @classmethod
+    def _ladder_scalar_to_list(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return [v]
+        if isinstance(v, (list, tuple)):
+            for item in v:
+                if isinstance(item, bool) or not isinstance(item, (int, float)):
+                    raise ValueError(f"ladder_step entries must be numbers, got {item!r}")
+        return v
+
+    @field_validator("ladder_step")
+    @classmethod
+    def _check_ladder_step(cls, v: list[int | float]) -> list[int | float]:
+        # Exactly what pyace.basisextension.get_actual_ladder_step accepts: up to two entries,
+        # at most one integer >= 1 (functions added per step) and one 0 < fraction < 1.
+        if len(v) > 2:
+            raise ValueError(f"ladder_step takes at most two entries ([n] or [n, fraction]), got {v}")
+        steps: list[int] = []
+        fractions: list[float] = []
+        for item in v:
+            if isinstance(item, bool) or not math.isfinite(item):
+                raise ValueError(f"ladder_step entries must be numbers, got {item!r}")
+            if 0.0 < item < 1.0:
+                fractions.append(float(item))
+            elif item >= 1 and float(item).is_integer():
+                steps.append(int(item))
+            else:
+                raise ValueError(
+                    f"ladder_step entry {item!r} is neither an integer >= 1 (functions added per step) "
+                    "nor a fraction strictly between 0 and 1 (share of the current basis added per step)"
+                )
+        if len(steps) > 1 or len(fractions) > 1:
+            raise ValueError(f"ladder_step takes one integer and/or one fraction ([n, fraction]), got {v}")
+        return [*steps, *fractions]
+
+    @field_validator("fs_parameters", "radial_parameters")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not v or not all(math.isfinite(x) for x in v):
+            raise ValueError(f"must be a non-empty list of finite numbers, got {v}")
+        return v
+
+    @field_validator("reference_energies")
+    @classmethod
+    def _check_reference_energies(cls, v: dict[str, float] | str | None) -> dict[str, float] | str | None:
+        if isinstance(v, dict):
+            unknown = [el for el in v if el not in chemical_symbols[1:]]
+            if unknown:
+                raise ValueError(f"reference_energies: unknown chemical symbol(s) {unknown}")
+            bad = [el for el, e in v.items() if not math.isfinite(e)]
+            if bad:
+                raise ValueError(f"reference_energies must be finite (eV), not for {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> "TrainingConfig":
+        if self.energy_weight + self.force_weight <= 0.0:
+            raise ValueError("energy_weight and force_weight are both zero: the loss would be empty; make at least one positive")
+        if not (math.isfinite(self.energy_weight) and math.isfinite(self.force_weight) and math.isfinite(self.cutoff)):
+            raise ValueError("energy_weight, force_weight and cutoff must be finite")
+        if len(self.fs_parameters) != 2 * self.ndensity:
+            raise ValueError(
+                f"fs_parameters needs 2 x ndensity = {2 * self.ndensity} numbers (a coefficient and an exponent per density), "
+                f"got {len(self.fs_parameters)}: {self.fs_parameters}"
+            )
+        for name in ("nradmax_by_orders", "lmax_by_orders"):
+            given = getattr(self, name)
+            if given is not None and not 1 <= len(given) <= len(DEFAULT_NRADMAX_BY_ORDERS):
+                raise ValueError(f"{name} needs 1 to {len(DEFAULT_NRADMAX_BY_ORDERS)} entries (one per body order), got {given}")
+        if self.nradmax_by_orders is not None and self.lmax_by_orders is not None:
+            if len(self.nradmax_by_orders) != len(self.lmax_by_orders):
+                raise ValueError(
+                    f"nradmax_by_orders ({self.nradmax_by_orders}) and lmax_by_orders ({self.lmax_by_orders}) "
+                    "must have the same length (one entry per body order)"
+                )
+        nradmax, lmax = self._full_orders()
+        if any(n < 1 for n in nradmax) or any(lm < 0 for lm in lmax):
+            raise ValueError("nradmax_by_orders entries must be >= 1 and lmax_by_orders entries >= 0")
+        if self.max_order is not None and self.max_order > len(nradmax):
+            raise ValueError(
+                f"max_order = {self.max_order} exceeds the {len(nradmax)} body orders given in nradmax_by_orders/lmax_by_orders"
+            )
+        return self
+
+    # --- derived values ----------------------------------------------------------------------------
+    @property
+    def kappa(self) -> float:
+        """pacemaker's force share of the loss: force_weight / (energy_weight + force_weight)."""
+        return self.force_weight / (self.energy_weight + self.force_weight)
+
+    def _full_orders(self) -> tuple[list[int], list[int]]:
+        nradmax, lmax = self.nradmax_by_orders, self.lmax_by_orders
+        if nradmax is None and lmax is None:
+            return list(DEFAULT_NRADMAX_BY_ORDERS), list(DEFAULT_LMAX_BY_ORDERS)
+        if nradmax is None:
+            return DEFAULT_NRADMAX_BY_ORDERS[: len(lmax)], list(lmax)  # type: ignore[arg-type]
+        if lmax is None:
+            return list(nradmax), DEFAULT_LMAX_BY_ORDERS[: len(nradmax)]
+        return list(nradmax), list(lmax)
+
+    @property
+    def orders(self) -> tuple[list[int], list[int]]:
+        """(nradmax_by_orders, lmax_by_orders) as written to input.yaml: defaults filled in, cut to max_order."""
+        nradmax, lmax = self._full_orders()
+        n = self.max_order or len(nradmax)
+        return nradmax[:n], lmax[:n]
+
+    def resolve_paths(self, base: Path) -> "TrainingConfig":
+        """Return a copy whose relative ``initial_potential`` is taken relative to ``base``."""
+        if self.initial_potential is not None and not self.initial_potential.is_absolute():
+            return self.model_copy(update={"initial_potential": (base / self.initial_potential).resolve()})
+        return self
+
+    # --- pacemaker's input ---------------------------------------------------------------------------
+    def to_input_dict(
+        self,
+        dataset_path: str | Path,
+        elements: Sequence[str],
+        test_dataset_path: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """pacemaker's input as a dict (see :meth:`to_input_yaml`)."""
+        elements = _check_elements(elements)
+        nradmax, lmax = self.orders
+        if self.initial_potential is not None and self.initial_potential_mode == "continue":
+            potential: dict[str, Any] = {"filename": str(Path(self.initial_potential).absolute())}
+        else:
+            potential = {
+                "deltaSplineBins": DELTA_SPLINE_BINS,
+                "elements": elements,
+                "embeddings": {
+                    "ALL": {"npot": self.npot, "fs_parameters": list(self.fs_parameters), "ndensity": self.ndensity}
+                },
+                "bonds": {
+                    "ALL": {
+                        "radbase": self.radial_basis,
+                        "radparameters": list(self.radial_parameters),
+                        "rcut": self.cutoff,
+                        "dcut": CUTOFF_SMOOTHING_DCUT,
+                        "NameOfCutoffFunction": "cos",
+                    }
+                },
+                "functions": {
+                    "number_of_functions_per_element": self.number_of_functions_per_element,
+                    "ALL": {"nradmax_by_orders": nradmax, "lmax_by_orders": lmax},
+                },
+            }
+            if self.initial_potential is not None:
+                potential["initial_potential"] = str(Path(self.initial_potential).absolute())
+
+        data: dict[str, Any] = {"filename": str(Path(dataset_path).absolute())}
+        if test_dataset_path is not None:
+            data["test_filename"] = str(Path(test_dataset_path).absolute())
+        elif self.test_size > 0.0:
+            # pacemaker crashes on test_size: 0, so no split means no key.
+            data["test_size"] = self.test_size
+        if self.reference_energies is not None:
+            data["reference_energy"] = (
+                self.reference_energies if isinstance(self.reference_energies, str) else dict(self.reference_energies)
+            )
+
+        fit: dict[str, Any] = {
+            "loss": {"kappa": self.kappa, "L1_coeffs": self.l1_coeff, "L2_coeffs": self.l2_coeff},
+            "optimizer": self.optimizer,
+            "maxiter": self.max_num_epochs,
+        }
+        if self.repulsion == "auto":
+            fit["repulsion"] = "auto"
+        if self.ladder_step:
+            fit["ladder_step"] = self.ladder_step[0] if len(self.ladder_step) == 1 else list(self.ladder_step)
+            fit["ladder_type"] = self.ladder_type
+        if self.early_stopping is not None:
+            es = self.early_stopping
+            fit["early_stopping_patience"] = es.patience
+            if es.min_relative_train_loss_per_iter is not None:
+                fit["min_relative_train_loss_per_iter"] = es.min_relative_train_loss_per_iter
+            if es.min_relative_test_loss_per_iter is not None:
+                fit["min_relative_test_loss_per_iter"] = es.min_relative_test_loss_per_iter
+
+        return {
+            "seed": self.seed,
+            "metadata": {"origin": "mlip-autopipec"},
+            "potential": potential,
+            "data": data,
+            "fit": fit,
+            # pacemaker 0.4.0rc1 crashes without a backend section.
+            "backend": {"evaluator": self.evaluator, "batch_size": self.batch_size, "display_step": self.display_step},
+        }
+
+    def to_input_yaml(
+        self,
+        dataset_path: str | Path,
+        elements: Sequence[str],
+        test_dataset_path: str | Path | None = None,
+    ) -> str:
+        """Text of pacemaker's ``input.yaml`` for ``dataset_path`` (a pacemaker .pckl.gzip DataFrame).
+
+        ``elements`` are the chemical symbols present in the dataset (sorted and de-duplicated
+        here).  Paths are written absolute, so the file works from any directory.  With
+        ``test_dataset_path`` pacemaker evaluates that file as its test set instead of
+        splitting ``test_size`` off the training data.
+        """
+        return yaml.safe_dump(
+            self.to_input_dict(dataset_path, elements, test_dataset_path), sort_keys=False, default_flow_style=None
+        )
+
+
+def _check_elements(elements: Sequence[str]) -> list[str]:
+    if isinstance(elements, str):
+        elements = [elements]
+    unique = sorted(set(elements))
+    if not unique:
+        raise ConfigurationError("no elements given for the potential: the dataset seems to be empty")
+    unknown = [el for el in unique if el not in chemical_symbols[1:]]
+    if unknown:
+        raise ConfigurationError(f"unknown chemical symbol(s) for the potential: {unknown}")
+    return unique
+
+
+__all__ = ["EarlyStoppingConfig", "TrainingConfig"]

@@ -1,0 +1,98 @@
+"""Which pacemaker programs to run, and in which environment (like ASE's calculator profiles).
+
+A :class:`PacemakerProfile` names the four programs of python-ace (``pacemaker``,
+``pace_yaml2yace``, ``pace_activeset``, ``pace_select``) and extra environment variables (for example
+``CUDA_VISIBLE_DEVICES`` or ``OMP_NUM_THREADS``).  A bare program name is looked up
+first next to the running Python (the virtual environment's ``bin``, which is often
+not on ``PATH``), then on ``PATH``; a name containing a path separator is used as it is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.exceptions import TrainerError
+
+Program = Literal["pacemaker", "pace_yaml2yace", "pace_activeset", "pace_select"]
+
+INSTALL_HINT = (
+    "install python-ace (pacemaker) with `pip install python-ace==0.4.0rc1` (plus tensorpotential for the fast "
+    "TensorFlow backend), or run `bash scripts/setup.sh` to build the project's .venv; or point the trainer's "
+    "profile at the program's full path"
+)
+
+
+class PacemakerProfile(StrictModel):
+    """Where pacemaker's programs are and what environment they run in."""
+
+    pacemaker: str = Field("pacemaker", description="The fitting program: a name looked up next to the running Python, then on PATH, or a full path.")
+    pace_yaml2yace: str = Field("pace_yaml2yace", description="Converter of a .yaml potential to .yace: a name or a full path.")
+    pace_activeset: str = Field("pace_activeset", description="Builder of the active set (.asi) for the extrapolation grade: a name or a full path.")
+    pace_select: str = Field(
+        "pace_select", description="D-optimal selection of new structures (active learning, batched runs): a name or a full path."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for the programs, e.g. {CUDA_VISIBLE_DEVICES: '0'} or {OMP_NUM_THREADS: '4'}."
+    )
+
+    def find(self, program: Program) -> str | None:
+        """Full path of ``program``, or None when it cannot be found."""
+        name = getattr(self, program)
+        if os.sep in name or (os.altsep and os.altsep in name):
+            path = Path(name).expanduser().absolute()  # absolute: programs run with cwd= the run directory
+            return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+        beside_python = Path(sys.executable).parent / name
+        if beside_python.is_file() and os.access(beside_python, os.X_OK):
+            return str(beside_python)
+        search_path = self.env.get("PATH")
+        return shutil.which(name, path=search_path) if search_path else shutil.which(name)
+
+    def executable(self, program: Program) -> str:
+        """Full path of ``program``; :class:`TrainerError` that says how to install it when it is missing."""
+        found = self.find(program)
+        if found is None:
+            name = getattr(self, program)
+            raise TrainerError(
+                f"{program} not found (looked for {name!r} in {Path(sys.executable).parent} and on PATH): {INSTALL_HINT}"
+            )
+        return found
+
+    def command(self, program: Program, *args: str) -> list[str]:
+        """Argument list ``[<full path of program>, *args]``."""
+        return [self.executable(program), *args]
+
+    def environment(self) -> dict[str, str]:
+        """The environment for the programs: this process's, updated with ``env``."""
+        environ = dict(os.environ)
+        environ.update(self.env)
+        return environ
+
+    def is_local(self, program: Program) -> bool:
+        """Whether ``program`` is the running Python environment's own (beside ``sys.executable``, same environment).
+
+        Then the trainer may call the Python library behind it (pyace) directly instead.
+        """
+        found = self.find(program)
+        if found is None or "PATH" in self.env or "PYTHONPATH" in self.env:
+            return False
+        return Path(found).parent == Path(sys.executable).parent and importlib.util.find_spec("pyace") is not None
+
+    def has_tensorpotential(self) -> bool:
+        """Whether pacemaker's TensorFlow backend (tensorpotential) is installed.
+
+        Checked without importing TensorFlow (which takes seconds).  It describes the
+        running Python's environment, which is pacemaker's when pacemaker is the one
+        beside ``sys.executable`` (the default).
+        """
+        return importlib.util.find_spec("tensorpotential") is not None
+
+
+__all__ = ["INSTALL_HINT", "PacemakerProfile"]
