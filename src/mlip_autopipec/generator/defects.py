@@ -37,7 +37,7 @@ def defect_supercell(atoms: Atoms, min_width: float = 8.0) -> Atoms:
     images.  Non-periodic axes are not repeated.  ``info['supercell']`` records the
     repetition.
     """
-    check_structure(atoms)
+    check_structure(atoms, "structure for a defect")
     if min_width <= 0:
         raise StructureError(f"min_width must be positive, got {min_width} Å")
     widths = perpendicular_widths(atoms)
@@ -63,7 +63,7 @@ def _tag(atoms: Atoms, kind: str, n: int, indices: list[int], seed) -> Atoms:
 
 def vacancies(atoms: Atoms, n: int = 1, seed: int | np.random.Generator = 0) -> Atoms:
     """Remove ``n`` randomly chosen atoms.  ``info['defect_indices']`` are the removed atoms' indices in the input."""
-    check_structure(atoms)
+    check_structure(atoms, "structure for a defect")
     if n < 1:
         raise StructureError(f"the number of vacancies must be at least 1, got {n}")
     if n >= len(atoms):
@@ -83,7 +83,7 @@ def interstitials(
     distances), so inserted atoms land in the largest voids.
     ``info['defect_indices']`` are the new atoms' indices (at the end).
     """
-    check_structure(atoms)
+    check_structure(atoms, "structure for a defect")
     if n < 1:
         raise StructureError(f"the number of interstitials must be at least 1, got {n}")
     if element not in atomic_numbers:
@@ -109,7 +109,7 @@ def antisites(atoms: Atoms, n: int = 1, seed: int | np.random.Generator = 0) -> 
 
     ``info['defect_indices']`` lists the swapped pairs, flattened.
     """
-    check_structure(atoms)
+    check_structure(atoms, "structure for a defect")
     species = np.unique(atoms.numbers)
     if len(species) < 2:
         raise StructureError(

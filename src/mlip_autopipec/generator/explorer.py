@@ -66,7 +66,7 @@ class InitialExplorer:
         if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
             raise ConfigurationError(f"count must be a positive integer, got {count!r}")
         count = int(count)
-        check_structure(input_structure)
+        check_structure(input_structure, "input structure")
         if cfg.n_defect_structures > count:
             raise ConfigurationError(
                 f"n_defect_structures ({cfg.n_defect_structures}) is larger than the pool size ({count})"

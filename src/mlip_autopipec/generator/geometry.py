@@ -1,4 +1,9 @@
-"""Input checks and the minimum-distance guard, vectorised over a batch of deformations."""
+"""Input checks and the minimum-distance guard, vectorised over a batch of deformations.
+
+The checks of a structure itself are the database's invariants
+(:func:`mlip_autopipec.database.validation.check_structure`): what the generator
+accepts is exactly what the database would store.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,9 @@ from ase import Atoms
 from ase.data import covalent_radii
 from ase.neighborlist import neighbor_list
 
-from mlip_autopipec.exceptions import StructureError
+from mlip_autopipec.database.validation import check_structure
 
-
-def check_structure(atoms: Atoms, what: str = "input structure") -> None:
-    """Raise :class:`StructureError` for an empty structure, non-finite coordinates or a degenerate periodic cell."""
-    if len(atoms) == 0:
-        raise StructureError(f"{what} has no atoms")
-    if not np.all(np.isfinite(atoms.positions)):
-        bad = np.where(~np.isfinite(atoms.positions).all(axis=1))[0]
-        raise StructureError(f"{what} has non-finite positions (atoms {bad[:10].tolist()})")
-    cell = np.asarray(atoms.cell)
-    if not np.all(np.isfinite(cell)):
-        raise StructureError(f"{what} has a non-finite cell")
-    if np.any((atoms.numbers < 1) | (atoms.numbers >= len(covalent_radii))):
-        raise StructureError(f"{what} has invalid atomic numbers {sorted(set(atoms.numbers.tolist()))}")
-    pbc = atoms.pbc
-    if pbc.any():
-        periodic = cell[pbc]
-        # Gram determinant = squared volume (or area, or length) of the periodic cell vectors.
-        gram = np.linalg.det(periodic @ periodic.T)
-        if gram <= 1e-12:
-            raise StructureError(f"{what} has a cell of zero volume along its periodic axes {np.where(pbc)[0].tolist()}")
+__all__ = ["check_structure", "min_distance_ok", "pair_thresholds"]
 
 
 def pair_thresholds(numbers: np.ndarray, i: np.ndarray, j: np.ndarray, fraction: float) -> np.ndarray:

@@ -21,6 +21,10 @@ Ensemble = Literal["nvt", "npt"]
 class ActiveLearningConfig(StrictModel):
     """One generation: active set → MD exploration with γ → D-optimal selection → labelling → refit.
 
+    Selected structures enter the database with generation g: halting frames and
+    their rattled copies with source "md_halt", frames sampled below gamma_halt
+    with source "active_learning_iter_<g>".
+
     NVT runs ASE's Langevin thermostat; NPT runs ASE's LangevinBAOAB (Langevin
     thermostat on the atoms, Langevin-Hoover barostat on the cell), which
     accepts any periodic cell (ase.md.npt.NPT needs an upper-triangular cell).
@@ -109,7 +113,10 @@ class ActiveLearningConfig(StrictModel):
     )
     max_generations: int = Field(5, ge=1, description="Most active-learning generations.")
     max_oracle_calls: int | None = Field(
-        None, ge=1, description="Labelling budget: most oracle calls over all generations; default: no limit."
+        None,
+        ge=1,
+        description="Labelling budget of active learning: most oracle calls (structures it adds for labelling, failed ones "
+        "included) over all generations, the starting pool not counted; default: no limit.",
     )
     continue_from_previous: bool = Field(
         True, description="Refit each generation starting from the previous generation's potential instead of from scratch."
