@@ -1,0 +1,313 @@
+"""Headline benchmark: active learning against a random cold start with the same number of oracle calls (Cu, EMT).
+
+    .venv/bin/python benchmarks/bench_active_learning.py [--quick] [--workdir DIR] [--workers 2]
+
+Both sides run through ``run_pipeline`` with the same seed crystal (32-atom fcc
+Cu), generator, oracle (EMT) and pacemaker settings (a tiny ACE basis):
+
+* active learning: a small random starting pool, then generations of MD
+  exploration (NVT and NPT at 300/900/1300 K and ±5 GPa) watched by γ,
+  D-optimal selection, EMT labels and refits, until its oracle budget is spent;
+* random cold start: the generator's random pool (strain, rattle, point
+  defects) as large as the oracle calls active learning used, one fit; a
+  second one with half the calls gives the random learning curve.
+
+The test set neither side trains on: EMT molecular dynamics of a 108-atom cell
+at 300, 900 and 1300 K (NVT), at ±5 GPa (NPT, 600 K), of a vacancy (107
+atoms, 900 K) and of a (100) surface slab (600 K), sampled once with a fixed
+seed.  Printed: force and energy RMSE on it for both, the oracle calls each
+used, the ratio, active learning's learning curve, and MD stability: the
+fraction of 20 ps, 1300 K NVT trajectories (32 atoms) that run without a γ
+halt or a blow-up with each final potential.
+
+Targets: active learning reaches the random start's force RMSE with at most
+half its oracle calls, or has at most 0.6× its force RMSE at equal calls.
+``--quick`` shrinks everything (a smoke run of a few minutes; its figures are
+not the benchmark's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.build import bulk, fcc100
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+
+TARGET_CALL_FRACTION = 0.5
+TARGET_RMSE_RATIO = 0.6
+TEST_SEED = 2024
+
+
+@dataclass(frozen=True)
+class Sizes:
+    pool: int
+    max_new: int
+    generations: int
+    md_steps: int
+    trajectories_per_condition: int
+    epochs: int
+    functions: int
+    test_frames: int
+    test_equilibration: int
+    test_interval: int
+    stability_trajectories: int
+    stability_ps: float
+
+
+FULL = Sizes(pool=24, max_new=16, generations=5, md_steps=1000, trajectories_per_condition=1, epochs=150, functions=30,
+             test_frames=8, test_equilibration=300, test_interval=50, stability_trajectories=4, stability_ps=20.0)  # fmt: skip
+QUICK = Sizes(pool=16, max_new=8, generations=2, md_steps=300, trajectories_per_condition=1, epochs=60, functions=20,
+              test_frames=3, test_equilibration=100, test_interval=40, stability_trajectories=2, stability_ps=2.0)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the test set
+def _emt_md(atoms: Atoms, temperature: float, n_frames: int, equilibration: int, interval: int, rng, pressure: float | None = None) -> list[Atoms]:
+    """Frames (with EMT energy and forces) of one EMT trajectory: Langevin NVT, or LangevinBAOAB NPT at ``pressure`` GPa."""
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import Stationary
+
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.29
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+
+    atoms = atoms.copy()
+    atoms.calc = EMT()
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+    with warnings.catch_warnings():  # ASE's notes on fixcm and on the barostat mass heuristic: the frames stay as they were
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message="Using heuristic P_mass", category=UserWarning)
+        if pressure is None:
+            dyn = Langevin(atoms, 2 * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=rng)
+        else:
+            from ase.md.langevinbaoab import LangevinBAOAB
+
+            dyn = LangevinBAOAB(atoms, 2 * units.fs, temperature_K=temperature, externalstress=-pressure * units.GPa,
+                                hydrostatic=True, T_tau=50 * units.fs, P_tau=500 * units.fs, rng=rng)  # fmt: skip
+    dyn.run(equilibration)
+    frames = []
+    for _ in range(n_frames):
+        dyn.run(interval)
+        frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+        frames.append(frame)
+    return frames
+
+
+def build_test_set(s: Sizes) -> dict[str, list[Atoms]]:
+    """The held-out EMT test set, by category (same seed, same frames every run)."""
+    rng = np.random.default_rng(TEST_SEED)
+    cell108 = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    vacancy = cell108.copy()
+    del vacancy[0]
+    slab = fcc100("Cu", size=(3, 3, 6), a=3.61, vacuum=7.0, periodic=True)  # periodic with vacuum: PyACECalculator needs full pbc
+    md = dict(n_frames=s.test_frames, equilibration=s.test_equilibration, interval=s.test_interval, rng=rng)
+    return {
+        "bulk 300 K": _emt_md(cell108, 300.0, **md),
+        "bulk 900 K": _emt_md(cell108, 900.0, **md),
+        "bulk 1300 K": _emt_md(cell108, 1300.0, **md),
+        "bulk +5 GPa": _emt_md(cell108, 600.0, pressure=5.0, **md),
+        "bulk -5 GPa": _emt_md(cell108, 600.0, pressure=-5.0, **md),
+        "vacancy 900 K": _emt_md(vacancy, 900.0, **md),
+        "slab (100) 600 K": _emt_md(slab, 600.0, **md),
+    }
+
+
+def test_errors(fit, test_set: dict[str, list[Atoms]]) -> dict:
+    """Force (meV/Å) and energy (meV/atom) RMSE of ``fit`` on the test set, overall and per category."""
+    from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+    from mlip_autopipec.report.validate import error_metrics, predict
+
+    calc = import_pyace_calculator()(str(fit.potential_yace))
+    refs = fit.reference_energy or {}
+    shift = (lambda a: float(sum(refs.get(x, 0.0) for x in a.get_chemical_symbols()))) if refs else None
+    per = {name: predict(frames, calc, shift) for name, frames in test_set.items()}
+    out = {"by_category": {name: error_metrics(p).as_dict() for name, p in per.items()}}
+    from mlip_autopipec.report.validate import Predictions
+
+    allp = Predictions(*(np.concatenate([getattr(p, f) for p in per.values()]) for f in ("natoms", "energy_ref", "energy_pred", "forces_ref", "forces_pred")))
+    out.update(error_metrics(allp).as_dict())
+    return out
+
+
+# --------------------------------------------------------------------------- the two sides
+def base_config(s: Sizes, workdir: Path, workers: int, pool: int) -> dict:
+    return {
+        "workdir": str(workdir),
+        "structure": {"element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True, "repeat": [2, 2, 2]},
+        "generator": {
+            "pool_size": pool, "seed": 7, "rattle_stdev": 0.05, "volume_range": [0.9, 1.1], "max_anisotropic_strain": 0.03,
+            "eos_fraction": 0.15, "anisotropic_fraction": 0.4, "n_defect_structures": 4,
+            "defect_kinds": ["vacancy", "interstitial"], "defect_supercell_min_width": 7.0,
+        },
+        "oracle": {"type": "emt"},
+        "compute": {"type": "local", "n_workers": workers},
+        "database": {"validation_fraction": 0.1, "split_seed": 0},
+        "training": {
+            "cutoff": 5.0, "number_of_functions_per_element": s.functions, "nradmax_by_orders": [12, 4, 2],
+            "lmax_by_orders": [0, 2, 1], "max_num_epochs": s.epochs, "batch_size": 500, "test_size": 0,
+            "evaluator": "tensorpot", "seed": 1, "display_step": 1000,
+        },
+        "report": {"eos": False},
+    }  # fmt: skip
+
+
+def al_settings(s: Sizes) -> dict:
+    return {
+        "gamma_select": 1.5, "gamma_halt": 5.0, "temperatures": [300.0, 900.0, 1300.0], "ensembles": ["nvt", "npt"],
+        "pressures": [-5.0, 5.0], "trajectories_per_condition": s.trajectories_per_condition, "n_steps": s.md_steps,
+        "sample_interval": 20, "md_min_atoms": 16, "n_rattled_copies": 2, "max_new_per_generation": s.max_new,
+        "max_generations": s.generations, "max_oracle_calls": s.max_new * s.generations, "seed": 11,
+    }  # fmt: skip
+
+
+def run(config: dict):
+    from mlip_autopipec.config.loader import validate_config
+    from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+    from mlip_autopipec.pipeline.fits import latest_fit
+    from mlip_autopipec.pipeline.run import run_pipeline
+
+    cfg = validate_config(PipelineConfig, config, "benchmark config")
+    t0 = time.perf_counter()
+    run_pipeline(cfg, progress=False)
+    wall = time.perf_counter() - t0
+    workdir = Path(config["workdir"])
+    from mlip_autopipec.database import DatabaseManager
+
+    with DatabaseManager(workdir / "structures.db") as db:
+        calls = db.count(status="labelled") + db.count(status="failed")
+    return latest_fit(workdir), calls, wall
+
+
+def stability(fit, train_data: Path, gamma_halt: float, s: Sizes, workers: int) -> tuple[int, list[str]]:
+    """How many of the 1300 K NVT trajectories (32 atoms, s.stability_ps ps) ran to the end; the stop reasons."""
+    from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
+    from mlip_autopipec.explore import MDCondition, build_active_set, run_trajectory
+    from mlip_autopipec.explore.activeset import asi_path_for
+    from mlip_autopipec.oracle.compute import dask_client
+
+    asi = asi_path_for(fit.potential_yaml)
+    if not asi.is_file():
+        asi = build_active_set(fit.potential_yaml, train_data)
+    steps = int(round(s.stability_ps * 1000 / 2.0))
+    cfg = ActiveLearningConfig(n_steps=steps, timestep=2.0, sample_interval=100, gamma_select=gamma_halt * 0.999,
+                               gamma_halt=gamma_halt, md_min_atoms=32, n_rattled_copies=0)  # fmt: skip
+    seed_crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    with dask_client({"type": "local", "n_workers": workers}) as client:
+        futures = [
+            client.submit(run_trajectory, seed_crystal, str(fit.potential_yaml), str(asi), MDCondition("nvt", 1300.0), cfg, 1000 + k, pure=False)
+            for k in range(s.stability_trajectories)
+        ]
+        results = client.gather(futures)
+    return sum(1 for r in results if not r.halted), [r.reason for r in results]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a small smoke run (a few minutes); not the benchmark's figures")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)")
+    ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (oracle, MD)")
+    args = ap.parse_args()
+    s = QUICK if args.quick else FULL
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:  # our INFO lines; other libraries' (Dask) from WARNING only
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("mlip_autopipec"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="bench_al_"))
+    root.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
+    t_start = time.perf_counter()
+    print(f"bench_active_learning ({'quick' if args.quick else 'full'}); work in {root}; load average {load_start[0]:.1f}", flush=True)
+
+    t0 = time.perf_counter()
+    test_set = build_test_set(s)
+    n_frames = sum(len(v) for v in test_set.values())
+    n_atoms = sum(len(a) for v in test_set.values() for a in v)
+    print(f"test set: {n_frames} EMT frames, {n_atoms} atoms ({', '.join(test_set)}), {time.perf_counter() - t0:.0f} s", flush=True)
+
+    # active learning
+    al_dir = root / "active_learning"
+    cfg = base_config(s, al_dir, args.workers, s.pool)
+    cfg["active_learning"] = al_settings(s)
+    al_fit, al_calls, al_wall = run(cfg)
+    state = json.loads((al_dir / "state.json").read_text())["active_learning"]
+    print(f"active learning: {al_calls} oracle calls, {len(state['generations'])} generations, {al_wall:.0f} s; "
+          f"stopped: {state.get('stop_reason')}", flush=True)  # fmt: skip
+
+    from mlip_autopipec.pipeline.fits import RESULT_FILE
+    from mlip_autopipec.trainer.pace import TrainingResult
+
+    curve = []  # (oracle calls, fit) after each fit of active learning
+    initial = state["initial"]
+    curve.append((initial["n_labelled_total"], TrainingResult.model_validate_json((Path(initial["fit_dir"]) / RESULT_FILE).read_text())))
+    for row in state["generations"]:
+        if row.get("step") == "fitted":
+            f = TrainingResult.model_validate_json((Path(row["fit_dir"]) / RESULT_FILE).read_text())
+            curve.append((initial["n_labelled_total"] + row["oracle_calls_total"], f))
+    al_curve = [(calls, test_errors(f, test_set)) for calls, f in curve]
+    al_err = test_errors(al_fit, test_set)
+
+    # random cold start, same calls and half of them
+    rnd_fit, rnd_calls, rnd_wall = run(base_config(s, root / "random", args.workers, al_calls))
+    half_fit, half_calls, _ = run(base_config(s, root / "random_half", args.workers, al_calls // 2))
+    rnd_err, half_err = test_errors(rnd_fit, test_set), test_errors(half_fit, test_set)
+    print(f"random cold start: {rnd_calls} oracle calls, {rnd_wall:.0f} s", flush=True)
+
+    # MD stability with each final potential
+    gamma_halt = al_settings(s)["gamma_halt"]
+    al_ok, al_reasons = stability(al_fit, al_dir / "data" / "train.pckl.gzip", gamma_halt, s, args.workers)
+    rnd_ok, rnd_reasons = stability(rnd_fit, root / "random" / "data" / "train.pckl.gzip", gamma_halt, s, args.workers)
+
+    f_ratio = al_err["force_rmse_mev_per_angstrom"] / rnd_err["force_rmse_mev_per_angstrom"]
+    e_ratio = al_err["energy_rmse_mev_per_atom"] / rnd_err["energy_rmse_mev_per_atom"]
+    # the first refit of active learning (its starting pool alone does not count) that matches the random start
+    reach = next((calls for calls, e in al_curve[1:] if e["force_rmse_mev_per_angstrom"] <= rnd_err["force_rmse_mev_per_angstrom"]), None)
+    call_fraction = None if reach is None else reach / rnd_calls
+
+    print()
+    print(f"{'':30}{'oracle calls':>13}{'force RMSE (meV/Å)':>20}{'energy RMSE (meV/atom)':>24}")
+    for name, calls, e in (("active learning", al_calls, al_err), ("random cold start", rnd_calls, rnd_err),
+                           ("random, half the calls", half_calls, half_err)):  # fmt: skip
+        print(f"{name:30}{calls:>13}{e['force_rmse_mev_per_angstrom']:>20.1f}{e['energy_rmse_mev_per_atom']:>24.2f}")
+    print("active learning after each fit, the starting pool's first (oracle calls: test force RMSE meV/Å, energy RMSE meV/atom):")
+    print("  " + "; ".join(f"{c}: {e['force_rmse_mev_per_angstrom']:.1f}, {e['energy_rmse_mev_per_atom']:.2f}" for c, e in al_curve))
+    print("test force RMSE by category (meV/Å), active learning / random:")
+    for name in test_set:
+        a, r = al_err["by_category"][name], rnd_err["by_category"][name]
+        print(f"  {name:20} {a['force_rmse_mev_per_angstrom']:8.1f} / {r['force_rmse_mev_per_angstrom']:8.1f}")
+    print(f"ratio AL / random at equal calls: force RMSE {f_ratio:.3f} (target <= {TARGET_RMSE_RATIO}), energy RMSE {e_ratio:.3f}")
+    if call_fraction is None:
+        print(f"active learning did not reach the random start's force RMSE ({rnd_err['force_rmse_mev_per_angstrom']:.1f} meV/Å)")
+    else:
+        print(f"active learning reached the random start's force RMSE with {reach} of its {rnd_calls} calls: "
+              f"{call_fraction:.2f} (target <= {TARGET_CALL_FRACTION})")  # fmt: skip
+    steps_ps = s.stability_ps
+    print(f"MD stability ({s.stability_trajectories} × {steps_ps:g} ps NVT at 1300 K, 32 atoms, gamma_halt {gamma_halt:g}): "
+          f"active learning {al_ok}/{s.stability_trajectories}, random {rnd_ok}/{s.stability_trajectories}")  # fmt: skip
+    for who, reasons in (("AL", al_reasons), ("random", rnd_reasons)):
+        print(f"  {who}: " + "; ".join(reasons))
+    met = f_ratio <= TARGET_RMSE_RATIO or (call_fraction is not None and call_fraction <= TARGET_CALL_FRACTION)
+    load_end = os.getloadavg()
+    print(f"target {'MET' if met else 'NOT MET'}; total {time.perf_counter() - t_start:.0f} s; "
+          f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end ({os.cpu_count()} CPUs)")  # fmt: skip
+    if args.workdir is None:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Active learning end to end: real EMT, real pacemaker, real γ, a real Dask LocalCluster.
+
+One run (module fixture) is started with the command line in a subprocess and
+killed with SIGKILL as soon as ``state.json`` shows generation 1 explored; it is
+then started again in this process and finishes two generations.  The tests
+check the result, the forced halts (a very low gamma_halt), that selection
+skips stored structures, that the resumed run redid nothing, and the stop rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlip_autopipec.config import load_config
+from mlip_autopipec.database import DatabaseManager
+from mlip_autopipec.pipeline.run import RunContext, open_database, run_pipeline
+from mlip_autopipec.pipeline.status import status_lines
+from mlip_autopipec.trainer.profile import PacemakerProfile
+
+pytestmark = pytest.mark.slow
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POOL = 16
+N_DEFECTS = 2
+MAX_NEW = 4
+
+CONFIG = {
+    "structure": {"element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True, "repeat": [1, 1, 1]},
+    "generator": {
+        "pool_size": POOL, "seed": 3, "rattle_stdev": 0.05, "volume_range": [0.95, 1.05], "eos_fraction": 0.2,
+        "n_defect_structures": N_DEFECTS, "defect_kinds": ["vacancy"], "defect_supercell_min_width": 7.0,
+    },
+    "oracle": {"type": "emt"},
+    "compute": {"type": "local", "n_workers": 2},
+    "database": {"validation_fraction": 0.2, "split_seed": 0},
+    "training": {
+        "cutoff": 4.5, "number_of_functions_per_element": 8, "nradmax_by_orders": [5, 2, 1], "lmax_by_orders": [0, 1, 1],
+        "max_num_epochs": 12, "batch_size": 100, "test_size": 0, "evaluator": "pyace", "display_step": 50,
+    },
+    "report": {"eos": False},
+    "active_learning": {
+        "gamma_select": 1.0, "gamma_halt": 1.2,  # far below what 900 K reaches with this potential: every trajectory halts
+        "temperatures": [900.0], "ensembles": ["nvt", "npt"], "pressures": [0.0], "trajectories_per_condition": 2,
+        "n_steps": 30, "sample_interval": 5, "md_min_atoms": 32, "n_rattled_copies": 2,
+        "max_new_per_generation": MAX_NEW, "max_generations": 2,
+    },
+}  # fmt: skip
+
+
+def _require_pace_tools() -> None:
+    profile = PacemakerProfile()
+    for name in ("pacemaker", "pace_yaml2yace", "pace_activeset"):
+        if profile.find(name) is None:
+            if IN_CI:
+                pytest.fail(f"{name} is not installed, but CI=true: the CI set-up must install it")
+            pytest.skip(f"{name} not found")
+
+
+def _state(workdir: Path) -> dict:
+    try:
+        return json.loads((workdir / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _step_of_generation_1(workdir: Path) -> str | None:
+    rows = (_state(workdir).get("active_learning") or {}).get("generations") or []
+    return rows[0].get("step") if rows else None
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the run and every process it started (Dask nanny and workers, pacemaker), by their ids."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        family = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in family:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=30)
+
+
+def _labels(db: DatabaseManager) -> dict[int, str]:
+    """Who computed each labelled structure's label (host:pid of the Dask worker)."""
+    return {rec.id: rec.label_info["oracle_worker"] for rec in db.select(status="labelled")}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def al_run(tmp_path_factory):
+    _require_pace_tools()
+    root = tmp_path_factory.mktemp("al")
+    workdir = root / "run"
+    config_path = root / "config.yaml"
+    config_path.write_text(yaml.safe_dump({"workdir": str(workdir), **CONFIG}, sort_keys=False))
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
+    with open(root / "first_run.log", "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlip_autopipec.cli", "run", str(config_path), "--no-progress"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 600
+            while _step_of_generation_1(workdir) not in ("explored", "selected", "labelled", "fitted"):
+                assert proc.poll() is None, f"the run ended before exploring:\n{(root / 'first_run.log').read_text()[-3000:]}"
+                assert time.monotonic() < deadline, "generation 1 was not explored within 600 s"
+                time.sleep(0.02)
+        finally:
+            _kill_tree(proc.pid)
+            proc.wait(timeout=60)
+    step_at_kill = _step_of_generation_1(workdir)
+    candidates = workdir / "al" / "gen_1" / "candidates.xyz"
+    before = {
+        "step": step_at_kill,
+        "candidates_sha": _sha(candidates),
+        "candidates_mtime": candidates.stat().st_mtime_ns,
+        "fits": sorted(p.name for p in (workdir / "fits").iterdir() if p.is_dir()),
+    }
+    with DatabaseManager(workdir / "structures.db") as db:
+        before["labels"] = _labels(db)
+        before["n_structures"] = db.count()
+
+    cfg = load_config(config_path)
+    t0 = time.monotonic()
+    summary = run_pipeline(cfg, progress=False)
+    return {"workdir": workdir, "config": cfg, "config_path": config_path, "summary": summary, "before": before,
+            "resume_s": time.monotonic() - t0}  # fmt: skip
+
+
+def test_two_generations_end_to_end(al_run):
+    workdir, summary = al_run["workdir"], al_run["summary"]
+    al = _state(workdir)["active_learning"]
+    rows = al["generations"]
+    assert [r["generation"] for r in rows] == [1, 2]
+    assert all(r["step"] == "fitted" for r in rows)
+    assert al["stop_reason"].startswith("max_generations (2)")
+    for r in rows:
+        assert r["trajectories"] == 4 and 0 < r["selected"] <= MAX_NEW
+        assert r["labelled"] == r["selected"] and r["failed"] == 0
+        assert r["max_gamma"] >= 1.2
+        assert r["validation_force_rmse_mev_per_angstrom"] > 0
+        assert Path(r["fit_dir"]).name.startswith(f"gen{r['generation']}-")
+        assert (Path(r["fit_dir"]) / "output_potential.yace").is_file()
+    assert rows[1]["n_labelled_total"] == POOL + rows[0]["selected"] + rows[1]["selected"]
+    # the second generation explored with the first generation's potential and its active set
+    assert Path(rows[1]["active_set"]).parent == Path(rows[0]["fit_dir"])
+    # the final potential is the second refit, and the report shows the loop
+    assert Path(summary["potential"]["yace"]).parent == Path(rows[1]["fit_dir"])
+    assert summary["active_learning"]["stop_reason"] == al["stop_reason"]
+    assert (workdir / "report" / "active_learning.png").read_bytes()[:4] == b"\x89PNG"
+    text = "\n".join(status_lines(workdir))
+    assert "active learning:" in text and "stopped: max_generations (2)" in text
+    assert f"latest fit: {rows[1]['fit_dir']}" in text
+
+
+def test_forced_halts_are_labelled_as_md_halt(al_run):
+    workdir = al_run["workdir"]
+    rows = _state(workdir)["active_learning"]["generations"]
+    assert all(r["gamma_halts"] > 0 for r in rows)
+    with DatabaseManager(workdir / "structures.db") as db:
+        for g in (1, 2):
+            halts = list(db.select(source="md_halt", generation=g))
+            assert halts, f"no md_halt structure in generation {g}"
+            for rec in halts:
+                assert rec.status == "labelled" and rec.atoms.info["md_condition"] in ("nvt_900K", "npt_900K_0GPa")
+                assert rec.atoms.info["max_gamma"] >= 1.2 or rec.atoms.info.get("rattled")
+                assert rec.metadata.parent_id is None or db.status(rec.metadata.parent_id) == "labelled"
+            sampled = db.count(source=f"active_learning_iter_{g}", generation=g)
+            assert len(halts) + sampled == rows[g - 1]["selected"] == db.count(generation=g)
+
+
+def test_selection_never_picks_a_stored_structure(al_run):
+    from mlip_autopipec.explore.activeset import asi_path_for
+    from mlip_autopipec.explore.loop import read_candidates, stored_already
+    from mlip_autopipec.explore.select import select_candidates
+    from mlip_autopipec.pipeline.fits import latest_fit
+
+    workdir = al_run["workdir"]
+    fit = latest_fit(workdir)
+    rows = _state(workdir)["active_learning"]["generations"]
+    asi = Path(rows[1]["active_set"])
+    assert asi == asi_path_for(Path(rows[0]["fit_dir"]) / "output_potential.yaml")
+    with DatabaseManager(workdir / "structures.db") as db:
+        stored = [rec.atoms for rec in db.select(generation=2)] + [rec.atoms for rec in db.select(generation=1)]
+        fresh = read_candidates(workdir / "al" / "gen_2" / "candidates.xyz")
+        known = stored_already(db)
+        fresh = [a for a in fresh if not known(a)]
+        assert fresh, "every candidate of generation 2 was stored?"
+        pool = stored + fresh
+        result = select_candidates(pool, fit.potential_yaml, asi, len(pool), exclude=known)
+        assert result.n_excluded == len(stored)
+        assert result.selected and all(i >= len(stored) for i in result.indices)
+        assert not any(known(a) for a in result.selected)
+
+
+def test_resume_after_kill_redid_nothing(al_run):
+    workdir, before = al_run["workdir"], al_run["before"]
+    assert before["step"] in ("explored", "selected")  # killed right after exploring generation 1
+    candidates = workdir / "al" / "gen_1" / "candidates.xyz"
+    assert candidates.stat().st_mtime_ns == before["candidates_mtime"] and _sha(candidates) == before["candidates_sha"]
+    fits = sorted(p.name for p in (workdir / "fits").iterdir() if p.is_dir())
+    initial = [f for f in fits if f.startswith("fit-")]
+    assert initial == before["fits"], "the first fit was made again"
+    assert len(fits) == 3  # the first fit and one refit per generation
+    rows = _state(workdir)["active_learning"]["generations"]
+    with DatabaseManager(workdir / "structures.db") as db:
+        after = _labels(db)
+        assert {sid: after[sid] for sid in before["labels"]} == before["labels"], "a structure was labelled again"
+        assert db.count() == POOL + rows[0]["selected"] + rows[1]["selected"]
+        assert db.count(status="pending") == 0
+    # what a resumed pipeline may take instead of fitting its first potential again
+    from mlip_autopipec.explore.loop import resumed_initial_fit
+
+    cfg = al_run["config"]
+    ctx = RunContext(cfg, workdir, open_database(cfg, workdir), progress=False)
+    try:
+        assert resumed_initial_fit(ctx).output_dir.name == initial[0]
+    finally:
+        ctx.db.close()
+
+
+def test_stop_rules_budget_and_convergence(al_run, tmp_path):
+    """On a copy of the finished run: a spent oracle budget stops at once; a potential that never halts converges."""
+    from mlip_autopipec.explore.loop import run_active_learning
+    from mlip_autopipec.pipeline.fits import latest_fit
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(al_run["workdir"], workdir)
+    cfg = al_run["config"]
+    rows = _state(workdir)["active_learning"]["generations"]
+    used = rows[0]["selected"] + rows[1]["selected"]
+    fit = latest_fit(workdir)
+
+    def run(**al_changes):
+        c = cfg.model_copy(update={"active_learning": cfg.active_learning.model_copy(update=al_changes)})
+        ctx = RunContext(c, workdir, open_database(c, workdir), progress=False)
+        try:
+            return run_active_learning(ctx, fit), _state(workdir)["active_learning"]
+        finally:
+            ctx.db.close()
+
+    final, al = run(max_generations=5, max_oracle_calls=used)
+    assert al["stop_reason"].startswith(f"max_oracle_calls ({used}) spent")
+    assert len(al["generations"]) == 2 and final.output_dir == fit.output_dir
+
+    final, al = run(max_generations=5, gamma_halt=1e6, temperatures=[300.0], ensembles=["nvt"], trajectories_per_condition=1)
+    assert al["stop_reason"].startswith("converged"), al["stop_reason"]
+    row = al["generations"][2]
+    assert row["generation"] == 3 and row["step"] == "explored" and row["halts"] == 0
+    assert final.output_dir == fit.output_dir
+    with DatabaseManager(workdir / "structures.db") as db:
+        assert db.count(generation=3) == 0  # nothing labelled once converged
