@@ -181,15 +181,13 @@ def resumed_initial_fit(ctx) -> TrainingResult | None:
 # --------------------------------------------------------------------------- validation errors
 def validation_errors(ctx, fit: TrainingResult) -> dict[str, Any]:
     """Energy (meV/atom) and force (meV/Å) RMSE of ``fit`` on the labelled validation split (empty dict: no split)."""
-    from mlip_autopipec.report.validate import error_metrics, predict
+    from mlip_autopipec.report.validate import energy_shift, error_metrics, predict
 
     structures = [rec.atoms for rec in ctx.db.select(label="validation", status="labelled")]
     if not structures:
         return {}
     calc = import_pyace_calculator()(str(fit.potential_yace))
-    refs = fit.reference_energy or {}
-    shift = (lambda atoms: float(sum(refs.get(s, 0.0) for s in atoms.get_chemical_symbols()))) if refs else None
-    m = error_metrics(predict(structures, calc, shift))
+    m = error_metrics(predict(structures, calc, energy_shift(fit.reference_energy)))
     return {
         "n_validation": m.n_structures,
         "validation_energy_rmse_mev_per_atom": m.energy_rmse_mev_per_atom,

@@ -170,10 +170,16 @@ def run_pipeline(
             step_split(ctx)
         with ctx.step("export"):
             train, validation = step_export(ctx)
-        with ctx.step("fit"):
-            fit = step_fit(ctx, train, validation)
+        fit = None
         if config.active_learning is not None:
-            from mlip_autopipec.explore.loop import run_active_learning
+            from mlip_autopipec.explore.loop import resumed_initial_fit, run_active_learning
+
+            # resumed: the first fit is the recorded one, not a refit on the data active learning added since
+            fit = resumed_initial_fit(ctx)
+        if fit is None:
+            with ctx.step("fit"):
+                fit = step_fit(ctx, train, validation)
+        if config.active_learning is not None:
 
             with ctx.step("active_learning"):
                 fit = run_active_learning(ctx, fit)

@@ -14,7 +14,7 @@ import numpy as np
 from mlip_autopipec.fileio import atomic_path
 from mlip_autopipec.generator import build_seed
 from mlip_autopipec.report import plots
-from mlip_autopipec.report.validate import compare_eos, error_metrics, predict
+from mlip_autopipec.report.validate import compare_eos, energy_shift, error_metrics, predict
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -41,15 +41,9 @@ def _source_generation_pairs(db):
 
 
 def _calculator(potential_yace: Path):
-    from pyace import PyACECalculator
+    from mlip_autopipec.explore.pyace_import import import_pyace_calculator
 
-    return PyACECalculator(str(potential_yace))
-
-
-def _shift(reference_energy: dict[str, float] | None):
-    if not reference_energy:
-        return None
-    return lambda atoms: float(sum(reference_energy.get(s, 0.0) for s in atoms.get_chemical_symbols()))
+    return import_pyace_calculator()(str(potential_yace))
 
 
 def seed_lattice(cfg) -> tuple[float, float]:
@@ -74,7 +68,7 @@ def build_report(ctx, fit) -> dict:
 
     validation = [atoms for atoms, _m, _i in ctx.db.select(label="validation", status="labelled")]
     if validation:
-        preds = predict(validation, calc, _shift(fit.reference_energy))
+        preds = predict(validation, calc, energy_shift(fit.reference_energy))
         metrics = error_metrics(preds)
         summary["validation"] = metrics.as_dict()
         plots.parity_plots(preds, metrics, out)

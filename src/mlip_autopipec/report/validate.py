@@ -100,6 +100,14 @@ class EOSComparison:
         return out
 
 
+def energy_shift(reference_energy: dict[str, float] | None) -> Callable[[Atoms], float] | None:
+    """The sum of per-element reference energies (eV) pacemaker subtracted, to add back to a prediction."""
+    if not reference_energy:
+        return None
+    refs = dict(reference_energy)
+    return lambda atoms: float(sum(refs.get(s, 0.0) for s in atoms.get_chemical_symbols()))
+
+
 def predict(structures: Sequence[Atoms], calculator: Calculator, energy_shift: Callable[[Atoms], float] | None = None) -> Predictions:
     """Evaluate ``calculator`` on labelled ``structures`` (each carrying its reference results).
 
