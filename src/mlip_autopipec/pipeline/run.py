@@ -180,7 +180,6 @@ def run_pipeline(
             with ctx.step("fit"):
                 fit = step_fit(ctx, train, validation)
         if config.active_learning is not None:
-
             with ctx.step("active_learning"):
                 fit = run_active_learning(ctx, fit)
         ctx.timings["total_before_report"] = time.perf_counter() - t_start
