@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,12 @@ def _setup_logging(verbose: bool) -> None:
     ours.addHandler(handler)
     ours.setLevel(logging.DEBUG)
     ours.propagate = False
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    others = logging.StreamHandler(sys.stderr)
+    others.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+    others.setLevel(logging.DEBUG if verbose else logging.WARNING)  # libraries' INFO chatter (Dask) stays out
+    logging.getLogger().addHandler(others)
+    # Dask's own loggers (also in spawned workers, which inherit the environment)
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "warning")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
