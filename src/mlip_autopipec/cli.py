@@ -15,14 +15,19 @@ log = logging.getLogger("mlip_autopipec")
 
 def _setup_logging(verbose: bool) -> None:
     """Our messages at INFO on stderr (DEBUG with -v); other libraries' only from WARNING."""
+    ours = logging.getLogger("mlip_autopipec")
+    for old in [h for h in ours.handlers + logging.getLogger().handlers if getattr(h, "_mlip_cli", False)]:
+        ours.removeHandler(old)  # main() called again in one process (tests, notebooks): no doubled lines
+        logging.getLogger().removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
+    handler._mlip_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
-    ours = logging.getLogger("mlip_autopipec")
     ours.addHandler(handler)
     ours.setLevel(logging.DEBUG)
     ours.propagate = False
     others = logging.StreamHandler(sys.stderr)
+    others._mlip_cli = True  # type: ignore[attr-defined]
     others.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
     others.setLevel(logging.DEBUG if verbose else logging.WARNING)  # libraries' INFO chatter (Dask) stays out
     logging.getLogger().addHandler(others)
