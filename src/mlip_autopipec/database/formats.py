@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip_autopipec.exceptions import DatabaseError
+from mlip_autopipec.fileio import atomic_path
 
 PACEMAKER_SUFFIX = ".pckl.gzip"
 EXTXYZ_SUFFIXES = (".xyz", ".extxyz")
@@ -61,23 +61,12 @@ def dataset_format(path: str | os.PathLike) -> str:
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it to ``path``, else delete it."""
+    """:func:`mlip_autopipec.fileio.atomic_path`, refusing a missing directory (an export never creates folders)."""
     target = Path(path)
     if not target.parent.is_dir():
         raise DatabaseError(f"{target}: the directory {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(target, make_parents=False) as tmp:
+        yield str(tmp)
 
 
 def energy_corrected(numbers: np.ndarray, energy: float, reference_by_z: np.ndarray) -> float:

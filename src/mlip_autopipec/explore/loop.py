@@ -69,7 +69,7 @@ from mlip_autopipec.explore.md import SOURCE_HALT, MDCondition, TrajectoryResult
 from mlip_autopipec.explore.pyace_import import import_pyace_calculator
 from mlip_autopipec.explore.select import select_candidates
 from mlip_autopipec.fileio import atomic_path
-from mlip_autopipec.pipeline.fits import LATEST_FILE, RESULT_FILE, fit_or_reuse
+from mlip_autopipec.pipeline.fits import fit_or_reuse, load_fit, mark_latest
 from mlip_autopipec.pipeline.state import read_state, section_fingerprints, write_state
 from mlip_autopipec.trainer.pace import TrainingResult
 
@@ -146,24 +146,6 @@ def _done(row: dict[str, Any] | None, step: str) -> bool:
     return row is not None and row.get("step") in STEPS and STEPS.index(row["step"]) >= STEPS.index(step)
 
 
-def _load_fit(fit_dir: str | None) -> TrainingResult | None:
-    if not fit_dir:
-        return None
-    result = Path(fit_dir) / RESULT_FILE
-    if not result.is_file():
-        return None
-    return TrainingResult.model_validate_json(result.read_text())
-
-
-def _mark_latest(ctx, fit: TrainingResult) -> None:
-    """Point ``fits/latest.json`` at ``fit`` (the run's final potential), as fit_or_reuse does for a new fit."""
-    fits = ctx.workdir / "fits"
-    if fit.output_dir.parent != fits:
-        return
-    with atomic_path(fits / LATEST_FILE) as tmp:
-        tmp.write_text(json.dumps({"fit": fit.output_dir.name}))
-
-
 def resumed_initial_fit(ctx) -> TrainingResult | None:
     """The fit active learning started from, when a previous run of this work directory recorded one.
 
@@ -175,7 +157,7 @@ def resumed_initial_fit(ctx) -> TrainingResult | None:
     initial = al.get("initial") or {}
     if initial.get("training") != section_fingerprints(ctx.config)["training"]:
         return None
-    return _load_fit(initial.get("fit_dir"))
+    return load_fit(initial.get("fit_dir"))
 
 
 # --------------------------------------------------------------------------- validation errors
@@ -415,7 +397,7 @@ def run_active_learning(ctx, fit: TrainingResult) -> TrainingResult:
         fit = _generations(ctx, settings, book, fit, client)
     finally:
         client.close()
-    _mark_latest(ctx, fit)
+    mark_latest(ctx.workdir, fit)
     book.save()
     return fit
 
@@ -426,7 +408,7 @@ def _generations(ctx, settings: ActiveLearningConfig, book: _Book, fit: Training
         g += 1
         row = book.row(g)
         if _done(row, "fitted"):
-            done_fit = _load_fit(row.get("fit_dir"))
+            done_fit = load_fit(row.get("fit_dir"))
             if done_fit is not None and row.get("training") == book.training:
                 fit = done_fit
                 continue

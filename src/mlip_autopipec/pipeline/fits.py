@@ -35,14 +35,29 @@ def fit_key(training, train: Path, validation: Path | None, previous: TrainingRe
     return fingerprint(parts)[:12]
 
 
+def load_fit(fit_dir: str | Path | None) -> TrainingResult | None:
+    """The finished fit recorded in ``fit_dir`` (None: no directory, or no result there)."""
+    if not fit_dir:
+        return None
+    result = Path(fit_dir) / RESULT_FILE
+    return TrainingResult.model_validate_json(result.read_text()) if result.is_file() else None
+
+
 def latest_fit(workdir: Path) -> TrainingResult | None:
     """The most recent finished fit of a work directory, if any."""
     latest = workdir / "fits" / LATEST_FILE
     if not latest.is_file():
         return None
-    fit_dir = workdir / "fits" / json.loads(latest.read_text())["fit"]
-    result = fit_dir / RESULT_FILE
-    return TrainingResult.model_validate_json(result.read_text()) if result.is_file() else None
+    return load_fit(workdir / "fits" / json.loads(latest.read_text())["fit"])
+
+
+def mark_latest(workdir: Path, fit: TrainingResult) -> None:
+    """Point ``fits/latest.json`` at ``fit`` (a fit outside ``workdir/fits`` is not pointed at)."""
+    fits = workdir / "fits"
+    if fit.output_dir.parent != fits:
+        return
+    with atomic_path(fits / LATEST_FILE) as tmp:
+        tmp.write_text(json.dumps({"fit": fit.output_dir.name}))
 
 
 def fit_or_reuse(ctx, train: Path, validation: Path | None, training=None, previous: TrainingResult | None = None, tag: str = "fit") -> TrainingResult:
@@ -67,6 +82,5 @@ def fit_or_reuse(ctx, train: Path, validation: Path | None, training=None, previ
             tmp.write_text(result.model_dump_json(indent=2))
         ctx.notes["pacemaker_s"] = ctx.notes.get("pacemaker_s", 0.0) + result.wall_time_s
         log.info("fit: %s done in %.0f s", fit_dir.name, result.wall_time_s)
-    with atomic_path(fits / LATEST_FILE) as tmp:
-        tmp.write_text(json.dumps({"fit": fit_dir.name}))
+    mark_latest(ctx.workdir, result)
     return result
