@@ -240,9 +240,9 @@ def test_select_and_count_filters(db):
 
 
 def test_select_reads_in_chunks_across_many_rows(db, monkeypatch):
-    import mlip_autopipec.database.manager as manager
+    import mlip_autopipec.database.storage as storage
 
-    monkeypatch.setattr(manager, "_CHUNK", 7)
+    monkeypatch.setattr(storage, "_CHUNK", 7)
     db.add_structures([Atoms("Cu", positions=[[0.01 * i, 0, 0]], cell=[5, 5, 5], pbc=True) for i in range(30)], META)
     db.mark_failed(10, "x")
     got = [r.id for r in db.select(status="pending")]
