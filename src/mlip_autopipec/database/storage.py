@@ -245,6 +245,7 @@ class SQLiteStorage(_Storage):
         self.busy_timeout = busy_timeout
         self.read_only = read_only
         self._in_tx = False
+        self._doing = "writing"  # what the caller is doing, for the messages (set by guard)
         self.con: sqlite3.Connection | None = None
         self.db = connect(str(path), type="db", use_lock_file=False, serial=True)
         if read_only and not path.is_file():
@@ -301,10 +302,13 @@ class SQLiteStorage(_Storage):
 
     @contextmanager
     def guard(self, doing: str) -> Iterator[None]:
+        outer, self._doing = self._doing, doing
         try:
             yield
         except sqlite3.Error as exc:
             raise explain(self.location, exc, doing, self.busy_timeout) from exc
+        finally:
+            self._doing = outer
 
     @contextmanager
     def write_tx(self) -> Iterator[None]:
@@ -319,7 +323,7 @@ class SQLiteStorage(_Storage):
         try:
             con.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise explain(self.location, exc, "taking the write lock", self.busy_timeout) from exc
+            raise explain(self.location, exc, f"{self._doing} (taking the write lock)", self.busy_timeout) from exc
         self._in_tx = True
         try:
             yield
@@ -331,7 +335,7 @@ class SQLiteStorage(_Storage):
                 except sqlite3.Error:
                     pass  # the journal rolls it back on the next open
             if isinstance(exc, sqlite3.Error):
-                raise explain(self.location, exc, "writing (rolled back, nothing of it was stored)", self.busy_timeout) from exc
+                raise explain(self.location, exc, f"{self._doing} (rolled back: nothing of it was stored)", self.busy_timeout) from exc
             raise
         finally:
             self._in_tx = False
