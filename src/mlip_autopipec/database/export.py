@@ -11,11 +11,11 @@ from ase import Atoms
 
 from mlip_autopipec.database import formats, queries
 from mlip_autopipec.database.schema import KEY_GENERATION, KEY_PARENT, KEY_SOURCE, LABELLED, labels_of
-from mlip_autopipec.database.storage import _Storage
+from mlip_autopipec.database.storage import Storage
 from mlip_autopipec.exceptions import DatabaseError
 
 
-def export_records(store: _Storage, ids: list[int], sel: list[Any]) -> Iterator[formats.ExportRecord]:
+def export_records(store: Storage, ids: list[int], sel: list[Any]) -> Iterator[formats.ExportRecord]:
     """The rows of ``ids`` as :class:`formats.ExportRecord` (structure, labels, metadata in ``info``)."""
     for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in store.raw_rows(ids, sel):
         source = kvp.get(KEY_SOURCE, "unknown")
@@ -39,7 +39,7 @@ def export_records(store: _Storage, ids: list[int], sel: list[Any]) -> Iterator[
 
 
 def save_dataset(
-    store: _Storage,
+    store: Storage,
     filepath: str | os.PathLike,
     refs: dict[str, float],
     source: str | None,

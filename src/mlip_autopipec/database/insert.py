@@ -23,7 +23,7 @@ from mlip_autopipec.database.schema import (
     LABELLED,
     PENDING,
 )
-from mlip_autopipec.database.storage import _Storage
+from mlip_autopipec.database.storage import Storage
 from mlip_autopipec.database.validation import attached_results, check_structure
 
 _OPTIONAL_ARRAYS = ("initial_magmoms", "initial_charges", "masses", "tags", "momenta")
@@ -88,7 +88,7 @@ def prepare(atoms: Any, meta: StructureMetadata, base: tuple[dict[str, Any], boo
     return Prepared(row, kvp, data, fp, fingerprint_window(len(numbers_), fp, tolerance), results, base[1])
 
 
-def find_duplicate(store: _Storage, p: Prepared, tolerance: float) -> int | None:
+def find_duplicate(store: Storage, p: Prepared, tolerance: float) -> int | None:
     """The id of the stored structure ``p`` duplicates, or ``None``."""
     r = p.row
     for cid, (z, pos, cell, pbc) in store.duplicate_candidates(p.fp - p.window, p.fp + p.window):
@@ -97,7 +97,7 @@ def find_duplicate(store: _Storage, p: Prepared, tolerance: float) -> int | None
     return None
 
 
-def insert(store: _Storage, p: Prepared, split: dict[str, Any] | None, tolerance: float) -> int:
+def insert(store: Storage, p: Prepared, split: dict[str, Any] | None, tolerance: float) -> int:
     """Insert one prepared structure (inside a write transaction); a duplicate returns the stored id,
     and stores the labels it brings when the stored structure has none."""
     existing = find_duplicate(store, p, tolerance)

@@ -12,12 +12,12 @@ from mlip_autopipec.database import queries
 from mlip_autopipec.database.fingerprint import content_hash
 from mlip_autopipec.database.metadata import TRAIN, VALIDATION, normalize_provenance
 from mlip_autopipec.database.schema import FAILED, KEY_STATUS, LABEL_PREFIX, LABELLED, PENDING, SplitCounts, check_id
-from mlip_autopipec.database.storage import _Storage
+from mlip_autopipec.database.storage import Storage
 from mlip_autopipec.database.validation import check_results
 from mlip_autopipec.exceptions import DatabaseError
 
 
-def write_labels(store: _Storage, row: AtomsRow, energy: float, forces: np.ndarray, stress: np.ndarray | None, info: dict | None) -> None:
+def write_labels(store: Storage, row: AtomsRow, energy: float, forces: np.ndarray, stress: np.ndarray | None, info: dict | None) -> None:
     """Store checked labels on ``row``; its status becomes ``labelled`` (inside a write transaction)."""
     row.energy = energy
     row.forces = forces
@@ -36,7 +36,7 @@ def write_labels(store: _Storage, row: AtomsRow, energy: float, forces: np.ndarr
     store.db.write(row, key_value_pairs=kvp, data=data, id=row.id)
 
 
-def set_labels(store: _Storage, structure_id: Any, energy: float, forces: Any, stress: Any, info: dict[str, Any] | None) -> None:
+def set_labels(store: Storage, structure_id: Any, energy: float, forces: Any, stress: Any, info: dict[str, Any] | None) -> None:
     sid = check_id(structure_id)
     label_info = normalize_provenance(dict(info), f"structure id {sid}: info") if info else None
     with store.write_tx():
@@ -45,7 +45,7 @@ def set_labels(store: _Storage, structure_id: Any, energy: float, forces: Any, s
         write_labels(store, row, e, f, s, label_info)
 
 
-def mark_failed(store: _Storage, structure_id: Any, reason: str) -> None:
+def mark_failed(store: Storage, structure_id: Any, reason: str) -> None:
     sid = check_id(structure_id)
     if not isinstance(reason, str) or not reason.strip():
         raise DatabaseError(f"structure id {sid}: a failure needs a non-empty reason (text), got {reason!r}")
@@ -56,7 +56,7 @@ def mark_failed(store: _Storage, structure_id: Any, reason: str) -> None:
         store.db.update(sid, data={"failure_reason": reason}, **{KEY_STATUS: FAILED})
 
 
-def reset_failed(store: _Storage) -> int:
+def reset_failed(store: Storage) -> int:
     with store.write_tx():
         ids = queries.ids(store, status=FAILED)
         for sid in ids:
@@ -69,12 +69,12 @@ def split_label(u: float, split: dict[str, Any]) -> str:
     return VALIDATION if u < split["validation_fraction"] else TRAIN
 
 
-def split_settings(store: _Storage) -> tuple[float, int] | None:
+def split_settings(store: Storage) -> tuple[float, int] | None:
     split = store.settings().get("split")
     return None if split is None else (float(split["validation_fraction"]), int(split["seed"]))
 
 
-def assign_split(store: _Storage, validation_fraction: float, seed: int) -> SplitCounts:
+def assign_split(store: Storage, validation_fraction: float, seed: int) -> SplitCounts:
     if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real) or not (
         0.0 <= validation_fraction <= 1.0
     ):

@@ -1,15 +1,5 @@
-"""The structure database's front door: :class:`DatabaseManager`, a thin facade over the modules that do the work.
-
-=================  ==========================================================
-``location``       where a database lives (file path or server URL)
-``storage``        opening, transactions, settings store, all of the SQL
-``ownership``      the project's mark; which databases may be opened
-``schema``         key names, statuses, the records read back
-``queries``        filters, ids, counts, structures as records
-``insert``         validating and adding structures, duplicates
-``labels``         labels, failures, the train/validation split
-``export``         labelled rows to the writers of ``formats``
-=================  ==========================================================
+"""The structure database's front door: :class:`DatabaseManager`, a thin facade over the modules that do the work
+(the map is in the package's docstring, :mod:`mlip_autopipec.database`).
 
 Every write is one transaction (all or nothing, also when the process is
 killed); every sqlite3 error reaches the caller as a :class:`DatabaseError`

@@ -87,7 +87,8 @@ def decide(facts: Facts) -> Verdict:
         return Verdict.INITIALISE
     raise DatabaseError(
         f"{where}: this ASE database ({facts.rows} row(s)) was not made by mlip-autopipec (no '{METADATA_KEY}' mark in its "
-        "metadata); it was left untouched. Point database.path to a new file, or move this one away. To use its structures, "
+        "metadata); it was left untouched. Point database.path to a new file (or an empty database), or move this one away. "
+        "To use its structures, "
         "read them with ase.db and add them to a new database (DatabaseManager.add_structures)."
     )
 

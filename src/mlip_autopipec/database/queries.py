@@ -18,7 +18,7 @@ from mlip_autopipec.database.schema import (
     check_id,
     metadata_of,
 )
-from mlip_autopipec.database.storage import _Storage
+from mlip_autopipec.database.storage import Storage
 from mlip_autopipec.exceptions import DatabaseError
 
 FILTERS = ("source", "generation", "label", "status", "ids")
@@ -46,7 +46,7 @@ def selection(source: str | None = None, generation: int | None = None, label: s
     return sel
 
 
-def ids(store: _Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None) -> list[int]:
+def ids(store: Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None) -> list[int]:
     """Ids of the structures matching every given filter (and in ``within``, when given), ascending."""
     found = store.ids(selection(source, generation, label, status))
     if within is not None:
@@ -55,7 +55,7 @@ def ids(store: _Storage, source=None, generation=None, label=None, status=None, 
     return found
 
 
-def count(store: _Storage, filters: dict[str, Any]) -> int:
+def count(store: Storage, filters: dict[str, Any]) -> int:
     """Number of structures matching ``filters`` (names as :data:`FILTERS`)."""
     unknown = set(filters) - set(FILTERS)
     if unknown:
@@ -67,7 +67,7 @@ def count(store: _Storage, filters: dict[str, Any]) -> int:
     return store.count(selection(**filters))
 
 
-def row(store: _Storage, structure_id: Any) -> AtomsRow:
+def row(store: Storage, structure_id: Any) -> AtomsRow:
     """The row of a structure; :class:`DatabaseError` for an unknown id."""
     sid = check_id(structure_id)
     found = store.row(sid)
@@ -93,7 +93,7 @@ def record(found: AtomsRow) -> StoredStructure:
     )
 
 
-def select(store: _Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None) -> Iterator[StoredStructure]:
+def select(store: Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None) -> Iterator[StoredStructure]:
     """The matching structures by ascending id, read in chunks."""
     sel = selection(source, generation, label, status)
     for found in store.rows(ids(store, source, generation, label, status, within), sel):

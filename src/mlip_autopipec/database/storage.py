@@ -115,7 +115,7 @@ class _NoCommitConnection:
         return getattr(self._con, name)
 
 
-class _Storage:
+class Storage:
     """What both backends share: ASE's database object ``db``, chunked row reads, the settings store."""
 
     location: str
@@ -201,7 +201,7 @@ class _Storage:
         """Create what a project database needs beyond ASE's tables (inside :meth:`write_tx`)."""
 
 
-class ASEStorage(_Storage):
+class ASEStorage(Storage):
     """A database server through ASE's public API only (PostgreSQL: ``postgresql://``); ASE makes the transactions."""
 
     def __init__(self, url: str, busy_timeout: float):
@@ -237,7 +237,7 @@ class ASEStorage(_Storage):
                 self._in_tx = False
 
 
-class SQLiteStorage(_Storage):
+class SQLiteStorage(Storage):
     """A SQLite file, with this module's own connection, transactions and SQL (see the module's note)."""
 
     def __init__(self, path: Path, busy_timeout: float, read_only: bool = False):
@@ -394,7 +394,7 @@ class SQLiteStorage(_Storage):
             yield int(cid), (db.deblob(z, np.int32), db.deblob(pos, shape=(-1, 3)), db.deblob(cell, shape=(3, 3)), (pbc & _PBC_BITS).astype(bool))
 
 
-def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bool = False) -> _Storage:
+def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bool = False) -> Storage:
     """The storage of a ``.db`` file (created with its folder when missing) or a server URL."""
     text = os.fspath(location)
     if is_url(text):
@@ -412,4 +412,4 @@ def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bo
     return SQLiteStorage(path, busy_timeout, read_only)
 
 
-__all__ = ["open_storage", "explain", "SQLiteStorage", "ASEStorage", "Geometry", "RawRow"]
+__all__ = ["open_storage", "explain", "Storage", "SQLiteStorage", "ASEStorage", "Geometry", "RawRow"]
