@@ -132,3 +132,14 @@ def test_opening_a_database_we_own_writes_nothing(tmp_path):
     with DatabaseManager(path) as db:
         assert db.count() == 1
     assert snapshot(path) == before
+
+
+def test_a_dropped_duplicate_index_is_made_again(tmp_path):
+    path = tmp_path / "ours.db"
+    with DatabaseManager(path) as db:
+        sid = db.add_structure(cu(0), {"source": "a"})
+    con = sqlite3.connect(path)
+    con.execute("DROP INDEX mlip_autopipec_fingerprint")
+    con.close()
+    with DatabaseManager(path) as db:
+        assert db.find_duplicate(cu(0)) == sid

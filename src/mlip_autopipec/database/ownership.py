@@ -47,6 +47,7 @@ class Facts:
     rows: int
     metadata: dict[str, Any]  # ASE's metadata (all of it)
     earlier_version_sign: bool  # the fingerprint index of an earlier mlip-autopipec
+    complete: bool = True  # has every table and index a project database needs (else: create them)
 
 
 def settings_of(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -115,21 +116,25 @@ class _NoCommitConnection:
         return getattr(self._con, name)
 
 
-class Storage:
+class Storage(ABC):
     """What both backends share: ASE's database object ``db``, chunked row reads, the settings store."""
 
     location: str
     db: Any
     busy_timeout: float
 
-    # ------------------------------------------------------------ to be given by each backend
-    def close(self) -> None: ...
+    # ------------------------------------------------------------ given by each backend
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
 
-    def live(self) -> None: ...
+    @abstractmethod
+    def live(self) -> None:
+        """:class:`DatabaseError` when closed."""
 
-    @contextmanager
-    def write_tx(self) -> Iterator[None]:  # pragma: no cover - interface
-        yield
+    @abstractmethod
+    def write_tx(self) -> AbstractContextManager[None]:
+        """One write transaction: all of the block is committed when it ends, or nothing is."""
 
     @contextmanager
     def guard(self, doing: str) -> Iterator[None]:
@@ -186,10 +191,13 @@ class Storage:
         for row in self.db.select(sel, columns=["id", "numbers", "positions", "cell", "pbc"], include_data=False, sort="id"):
             yield int(row.id), (row.numbers, row.positions, row.cell, row.pbc)
 
-    def _claim(self, facts_now) -> None:
-        """Look at the database, then initialise it, add the mark, or refuse (see :mod:`.ownership`)."""
-        verdict = ownership.decide(facts_now())
-        if verdict is ownership.Verdict.OWNED:
+    def _claim(self, facts_now: Callable[[], ownership.Facts]) -> None:
+        """Look at the database, then initialise it, add the mark, or refuse (see :mod:`.ownership`).
+
+        A database we own is only read; anything else is written once, under the write lock.
+        """
+        facts = facts_now()
+        if ownership.decide(facts) is ownership.Verdict.OWNED and facts.complete:
             return
         with self.write_tx():
             verdict = ownership.decide(facts_now())  # again under the write lock: another process may have been first
@@ -216,7 +224,7 @@ class ASEStorage(Storage):
 
     def _facts(self) -> ownership.Facts:
         rows = int(self.db.count())
-        return ownership.Facts(self.location, True, (), rows, self.metadata(), False)
+        return ownership.Facts(self.location, True, (), rows, self.metadata(), False, complete=True)
 
     def close(self) -> None:
         pass
@@ -277,11 +285,12 @@ class SQLiteStorage(Storage):
         names = {name: kind for name, kind in con.execute("SELECT name, type FROM sqlite_master")}
         tables = tuple(sorted(n for n, k in names.items() if k == "table"))
         if "systems" not in names:
-            return ownership.Facts(self.location, False, tables, 0, {}, False)
+            return ownership.Facts(self.location, False, tables, 0, {}, False, complete=False)
         metadata = self.metadata()
         # the row count only matters (and costs a scan) for a database without the mark
         rows = 0 if ownership.MARK_KEY in ownership.settings_of(metadata) else con.execute("SELECT COUNT(*) FROM systems").fetchone()[0]
-        return ownership.Facts(self.location, True, tables, int(rows), metadata, FINGERPRINT_INDEX in names)
+        has_index = FINGERPRINT_INDEX in names
+        return ownership.Facts(self.location, True, tables, int(rows), metadata, has_index, complete=has_index)
 
     def _prepare_tables(self) -> None:
         self.db._initialize(self.db.connection)  # ASE's tables, when missing
