@@ -144,17 +144,17 @@ def test_file_appears_only_when_complete(db, tmp_path, monkeypatch):
 
 
 def test_extxyz_interrupted_mid_stream_leaves_no_file(db, tmp_path, monkeypatch):
-    import mlip_autopipec.database.manager as manager
+    import mlip_autopipec.database.export as export
 
-    original = manager.DatabaseManager._export_records
+    original = export.export_records
 
-    def failing(self, ids, sel):
-        for i, rec in enumerate(original(self, ids, sel)):
+    def failing(store, ids, sel):
+        for i, rec in enumerate(original(store, ids, sel)):
             if i == 3:
                 raise RuntimeError("interrupted")
             yield rec
 
-    monkeypatch.setattr(manager.DatabaseManager, "_export_records", failing)
+    monkeypatch.setattr(export, "export_records", failing)
     with pytest.raises(RuntimeError, match="interrupted"):
         db.save_dataset(tmp_path / "x.extxyz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.db"]

@@ -240,9 +240,9 @@ def test_select_and_count_filters(db):
 
 
 def test_select_reads_in_chunks_across_many_rows(db, monkeypatch):
-    import mlip_autopipec.database.manager as manager
+    import mlip_autopipec.database.storage as storage
 
-    monkeypatch.setattr(manager, "_CHUNK", 7)
+    monkeypatch.setattr(storage, "_CHUNK", 7)
     db.add_structures([Atoms("Cu", positions=[[0.01 * i, 0, 0]], cell=[5, 5, 5], pbc=True) for i in range(30)], META)
     db.mark_failed(10, "x")
     got = [r.id for r in db.select(status="pending")]
@@ -359,14 +359,16 @@ def test_database_is_plain_ase(tmp_path):
     con.close()
 
 
-def test_postgresql_url_goes_to_ase():
+def test_postgresql_url_goes_to_ase(monkeypatch):
     """A PostgreSQL URL is handed to ase.db.connect (no second backend); without ASE's backend package, a clear error."""
-    import importlib.util
+    import sys
 
-    if importlib.util.find_spec("ase_db_backends") is not None:
-        pytest.skip("ase-db-backends is installed; this checks the error without it")
+    monkeypatch.setitem(sys.modules, "ase_db_backends", None)  # as if not installed: importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "ase_db_backends.postgresql", None)
     with pytest.raises(DatabaseError, match="needs the ase-db-backends package"):
         DatabaseManager("postgresql://user:pw@localhost:5432/mlip")
+    with pytest.raises(DatabaseError, match="must be postgresql://"):
+        DatabaseManager("mongodb://localhost/mlip")
 
 
 def test_find_duplicate_looks_without_storing(db):

@@ -1,6 +1,25 @@
 """The structure database ("Memory"): structures, labels and provenance on ASE's database.
 
     from mlip_autopipec.database import DatabaseManager, StructureMetadata
+
+One job per module:
+
+=================  ====================================================================
+``manager``        :class:`DatabaseManager`, the facade: argument checks, delegation
+``location``       where a database lives: ``is_url``, ``resolve_location``, ``database_file``
+``storage``        opening a file or URL, transactions, the settings store; ALL the SQL
+                   into ASE's tables, and the SQLite / PostgreSQL branch
+``ownership``      the project's mark (schema version); refusing another program's database
+``schema``         key names, statuses, ``StoredStructure``, ``SplitCounts``
+``queries``        filters, ids, counts, structures as records
+``insert``         validating and adding structures, finding duplicates
+``labels``         labels, failures and the train/validation split
+``export``         labelled rows to the writers of ``formats``
+``formats``        pacemaker ``.pckl.gzip`` and extended XYZ, written atomically, read back
+``metadata``       :class:`StructureMetadata` and provenance checks
+``validation``     checks of structures and labels before they are stored
+``fingerprint``    the duplicate index and the content hash of the split
+=================  ====================================================================
 """
 
 from mlip_autopipec.database.manager import FAILED, LABELLED, PENDING, STATUSES, DatabaseManager, SplitCounts, StoredStructure

@@ -123,8 +123,10 @@ def _pending(db: DatabaseManager) -> list[tuple[int, Atoms]]:
 
 def _default_workdir(db: DatabaseManager) -> Path:
     """``oracle/`` beside a SQLite database file; ``./oracle`` for a database server."""
+    from mlip_autopipec.database.location import is_url
+
     location = str(getattr(db, "location", "") or "")
-    if location and "://" not in location:
+    if location and not is_url(location):
         return Path(location).resolve().parent / "oracle"
     return Path.cwd() / "oracle"
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
+from mlip_autopipec.database.location import database_file, resolve_location
 from mlip_autopipec.exceptions import MlipAutopipecError
 from mlip_autopipec.pipeline import state as run_state
 
@@ -58,10 +59,7 @@ class RunContext:
 
 def database_location(cfg: PipelineConfig, workdir: Path) -> str:
     """The database's file path (relative to the work directory) or URL."""
-    path = cfg.database.path
-    if "://" in path:
-        return path
-    return str(workdir / path)
+    return resolve_location(cfg.database.path, workdir)
 
 
 def open_database(cfg: PipelineConfig, workdir: Path) -> DatabaseManager:
@@ -155,7 +153,7 @@ def run_pipeline(
     t_start = time.perf_counter()
     try:
         location = database_location(config, workdir)
-        db_file = None if "://" in location else Path(location)
+        db_file = database_file(location)
         changed = run_state.check_or_accept_changes(workdir, config, db_file, force)
         if changed:
             log.warning("continuing with changed section(s) %s (--force)", ", ".join(changed))

@@ -1,0 +1,107 @@
+"""Changing stored structures: labels (energy, forces, stress), failures, and the train/validation split."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from ase.db.row import AtomsRow
+
+from mlip_autopipec.database import queries
+from mlip_autopipec.database.fingerprint import content_hash
+from mlip_autopipec.database.metadata import TRAIN, VALIDATION, normalize_provenance
+from mlip_autopipec.database.schema import FAILED, KEY_STATUS, LABEL_PREFIX, LABELLED, PENDING, SplitCounts, check_id
+from mlip_autopipec.database.storage import Storage
+from mlip_autopipec.database.validation import check_results
+from mlip_autopipec.exceptions import DatabaseError
+
+
+def write_labels(store: Storage, row: AtomsRow, energy: float, forces: np.ndarray, stress: np.ndarray | None, info: dict | None) -> None:
+    """Store checked labels on ``row``; its status becomes ``labelled`` (inside a write transaction)."""
+    row.energy = energy
+    row.forces = forces
+    if stress is not None:
+        row.stress = stress
+    elif "stress" in row:
+        del row.stress
+    row._constrained_forces = None
+    kvp = row.key_value_pairs
+    kvp[KEY_STATUS] = LABELLED
+    data = dict(row.data)
+    if info:
+        data["label_info"] = info
+    else:
+        data.pop("label_info", None)
+    store.db.write(row, key_value_pairs=kvp, data=data, id=row.id)
+
+
+def set_labels(store: Storage, structure_id: Any, energy: float, forces: Any, stress: Any, info: dict[str, Any] | None) -> None:
+    sid = check_id(structure_id)
+    label_info = normalize_provenance(dict(info), f"structure id {sid}: info") if info else None
+    with store.write_tx():
+        row = queries.row(store, sid)
+        e, f, s = check_results(energy, forces, stress, row.natoms, f"structure id {sid}")
+        write_labels(store, row, e, f, s, label_info)
+
+
+def mark_failed(store: Storage, structure_id: Any, reason: str) -> None:
+    sid = check_id(structure_id)
+    if not isinstance(reason, str) or not reason.strip():
+        raise DatabaseError(f"structure id {sid}: a failure needs a non-empty reason (text), got {reason!r}")
+    with store.write_tx():
+        row = queries.row(store, sid)
+        if row.get(KEY_STATUS) == LABELLED:
+            raise DatabaseError(f"{store.location}: structure id {sid} is labelled; a labelled structure cannot be marked failed")
+        store.db.update(sid, data={"failure_reason": reason}, **{KEY_STATUS: FAILED})
+
+
+def reset_failed(store: Storage) -> int:
+    with store.write_tx():
+        ids = queries.ids(store, status=FAILED)
+        for sid in ids:
+            store.db.update(sid, **{KEY_STATUS: PENDING})
+    return len(ids)
+
+
+def split_label(u: float, split: dict[str, Any]) -> str:
+    """``validation`` when the structure's draw ``u`` in [0, 1) is below the fraction, else ``train``."""
+    return VALIDATION if u < split["validation_fraction"] else TRAIN
+
+
+def split_settings(store: Storage) -> tuple[float, int] | None:
+    split = store.settings().get("split")
+    return None if split is None else (float(split["validation_fraction"]), int(split["seed"]))
+
+
+def assign_split(store: Storage, validation_fraction: float, seed: int) -> SplitCounts:
+    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real) or not (
+        0.0 <= validation_fraction <= 1.0
+    ):
+        raise DatabaseError(f"validation_fraction must be a number in [0, 1], got {validation_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise DatabaseError(f"seed must be an integer, got {seed!r}")
+    wanted = {"validation_fraction": float(validation_fraction), "seed": int(seed)}
+    with store.write_tx():
+        settings = store.settings()
+        current = settings.get("split")
+        if current is not None and current != wanted:
+            raise DatabaseError(
+                f"{store.location}: the split is already set (validation_fraction={current['validation_fraction']}, "
+                f"seed={current['seed']}); it cannot change to validation_fraction={wanted['validation_fraction']}, "
+                f"seed={wanted['seed']} without reshuffling existing structures"
+            )
+        if current is None:
+            settings["split"] = wanted
+            store.store_settings(settings)
+        todo = [
+            (row.id, content_hash(row.numbers, row.positions, row.cell, row.pbc, wanted["seed"]))
+            for row in store.db.select(
+                f"-{LABEL_PREFIX}{TRAIN},-{LABEL_PREFIX}{VALIDATION}",
+                columns=["id", "numbers", "positions", "cell", "pbc"],
+                include_data=False,
+            )
+        ]
+        for sid, u in todo:
+            store.db.update(sid, **{LABEL_PREFIX + split_label(u, wanted): True})
+        return SplitCounts(queries.count(store, {"label": TRAIN}), queries.count(store, {"label": VALIDATION}))
