@@ -126,7 +126,7 @@ class ProgramRun:
             if sig is None:
                 return f"{self.program} was killed by signal {number}{where}"
             reason = _SIGNAL_REASONS.get(sig)
-            return f"{self.program} was killed by signal {number} ({sig.name}){': ' + reason if reason else ''}{where}"
+            return f"{self.program} was killed by signal {number} ({sig.name}){where}{': ' + reason if reason else ''}"
         return f"{self.program} failed (exit code {self.returncode}){where}"
 
 

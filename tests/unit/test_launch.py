@@ -70,12 +70,12 @@ def run_record(returncode: int, timed_out: bool = False) -> ProgramRun:
 def test_failures_are_sentences_naming_the_folder_and_log():
     assert run_record(0).ok and run_record(0).failure() is None
     assert run_record(-9).failure() == (
-        "pacemaker was killed by signal 9 (SIGKILL): possibly out of memory (the kernel's OOM killer sends SIGKILL; "
-        "`dmesg` or the batch system's report says so) or killed by another process or the batch system; "
-        "give it more memory or fewer threads in /w/fit (log /w/fit/pacemaker.log)"
+        "pacemaker was killed by signal 9 (SIGKILL) in /w/fit (log /w/fit/pacemaker.log): possibly out of memory "
+        "(the kernel's OOM killer sends SIGKILL; `dmesg` or the batch system's report says so) or killed by another "
+        "process or the batch system; give it more memory or fewer threads"
     )
-    assert run_record(-15).failure().startswith("pacemaker was killed by signal 15 (SIGTERM): stopped by another process")
-    assert run_record(-11).failure().startswith("pacemaker was killed by signal 11 (SIGSEGV): it crashed")
+    assert run_record(-15).failure().endswith("pacemaker.log): stopped by another process (a user, the batch system at its time limit, a shutdown)")
+    assert "(SIGSEGV) in /w/fit (log /w/fit/pacemaker.log): it crashed" in run_record(-11).failure()
     assert run_record(3).failure() == "pacemaker failed (exit code 3) in /w/fit (log /w/fit/pacemaker.log)"
     assert run_record(-9, timed_out=True).failure() == (
         "pacemaker ran past its 60 s time limit in /w/fit (log /w/fit/pacemaker.log) and was stopped"
@@ -87,7 +87,7 @@ def test_a_program_killed_by_a_signal_is_reported_as_such(tmp_path):
     prog = script(tmp_path / "prog", "echo before\nkill -KILL $$\n")
     run = run_program([str(prog)], cwd=tmp_path, log_path=tmp_path / "out.log")
     assert run.returncode == -9 and run.killed_by == signal.SIGKILL and not run.ok
-    assert run.failure().startswith("prog was killed by signal 9 (SIGKILL): possibly out of memory")
+    assert run.failure().startswith(f"prog was killed by signal 9 (SIGKILL) in {tmp_path} (log {tmp_path / 'out.log'}): possibly out of memory")
     assert (tmp_path / "out.log").read_text() == "before\n"
 
 

@@ -199,6 +199,10 @@ class EspressoOracle(Oracle):
                 continue
             if isinstance(error, LabelFailed):
                 reason = error.reason
+            elif isinstance(error, PwRunFailed) and error.run.killed_by is not None:
+                reason = str(error)  # the signal, not what pw.x had time to write
+            elif isinstance(error, PwRunFailed):
+                reason = status.describe() + f"; {error}"
             elif not text.strip():
                 reason = f"pw.x wrote no output; {type(error).__name__}: {error}"
             else:

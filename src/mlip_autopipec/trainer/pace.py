@@ -161,15 +161,14 @@ class PacemakerRunner:
         log.info("pacemaker: fitting %s (%s) in %s", dataset_path.name, ", ".join(sorted(set(elements))), output_dir)
         run = self._run_pacemaker(output_dir, log_path, config, lock)
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
-        last_lines = f"last {_TAIL_LINES} lines of {log_path}:\n{tail(log_text, _TAIL_LINES)}"
         if not run.ok:
             failure = run.failure()
             if run.returncode > 0 and not run.timed_out:  # pacemaker's own error message up front
                 failure += f": {parse_error(log_text) or 'no error message found'}"
-            raise TrainerError(f"{failure}\n{last_lines}")
+            raise _failed(failure, log_path, log_text)
         potential_yaml = output_dir / POTENTIAL_YAML
         if not potential_yaml.is_file():
-            raise TrainerError(f"pacemaker finished in {output_dir} but wrote no {POTENTIAL_YAML}; {last_lines}")
+            raise _failed(f"pacemaker finished in {output_dir} but wrote no {POTENTIAL_YAML} (log {log_path})", log_path, log_text)
         potential_yace = self._convert_to_yace(output_dir, log_path)
         metrics = self._read_metrics(output_dir, log_text, log_path)
         result = TrainingResult(
@@ -285,11 +284,8 @@ class PacemakerRunner:
         run = self.profile.run("pace_yaml2yace", args, cwd=output_dir, log_path=log_path, append=True)
         if not run.ok or not potential_yace.is_file():
             text = log_path.read_text(errors="replace")
-            why = run.failure() or f"pace_yaml2yace finished in {output_dir} but wrote no {POTENTIAL_YACE}"
-            raise TrainerError(
-                f"pace_yaml2yace could not convert {potential_yaml}: {why}: "
-                f"{parse_error(text) or 'no error message found'}\nlast lines of {log_path}:\n{tail(text, _TAIL_LINES)}"
-            )
+            why = run.failure() or f"pace_yaml2yace finished in {output_dir} but wrote no {POTENTIAL_YACE} (log {log_path})"
+            raise _failed(f"pace_yaml2yace could not convert {potential_yaml}: {why}: {parse_error(text) or 'no error message found'}", log_path, text)
         return potential_yace
 
     @staticmethod
@@ -322,6 +318,16 @@ class PacemakerRunner:
 
 PaceRunner = PacemakerRunner
 """The spec's other name for :class:`PacemakerRunner`."""
+
+
+def _failed(sentence: str, log_path: Path, log_text: str) -> TrainerError:
+    """The error for a failed fit: the log's tail goes to the log once, here; the message stays one sentence.
+
+    Callers print or log the message (the driver's "run stopped", the CLI's "error:"), so a
+    tail inside it would be shown once per caller.
+    """
+    log.error("pacemaker: last %d lines of %s:\n%s", _TAIL_LINES, log_path, tail(log_text, _TAIL_LINES))
+    return TrainerError(sentence)
 
 
 def _describe(report: FitProgress) -> str:
