@@ -185,10 +185,15 @@ def run_program(
                 log.debug("%s ran past %s s in %s: stopping its process group", name, timeout_s, cwd)
                 stop_group(proc)
         finally:
-            if proc.poll() is None:  # interrupted (Ctrl-C) or an error while waiting
-                stop_group(proc)
-            _kill_stragglers(proc.pid)  # children it left behind must not outlive it either
-            _release_watchdog(watchdog)
+            try:
+                if proc.poll() is None:  # interrupted (Ctrl-C) or an error while waiting
+                    stop_group(proc)
+            finally:  # even when a second Ctrl-C cuts the grace period short
+                _kill_stragglers(proc.pid)  # children it left behind must not outlive it either
+                try:
+                    proc.wait(timeout=5)
+                finally:
+                    _release_watchdog(watchdog)
     return ProgramRun(
         program=name,
         argv=tuple(argv),

@@ -210,3 +210,14 @@ def test_without_the_watchdog_the_kernel_still_stops_the_program(tmp_path):
     driver.kill()
     driver.wait()
     wait_for(lambda: not alive(program), 5, f"the program {program} to end after its driver was killed")
+
+
+def test_only_the_launcher_starts_processes():
+    # one launcher: any other module that imports subprocess (or os.system/os.spawn*) bypasses the orphan guards
+    src = Path(__file__).resolve().parents[2] / "src" / "mlip_autopipec"
+    offenders = [
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if path.name != "launch.py" and any(word in path.read_text() for word in ("import subprocess", "from subprocess", "os.system(", "os.spawn", "os.posix_spawn"))
+    ]
+    assert offenders == [], f"start programs through mlip_autopipec.launch.run_program (a profile's run()), not in {offenders}"

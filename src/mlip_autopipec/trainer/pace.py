@@ -326,7 +326,11 @@ def _failed(sentence: str, log_path: Path, log_text: str) -> TrainerError:
     Callers print or log the message (the driver's "run stopped", the CLI's "error:"), so a
     tail inside it would be shown once per caller.
     """
-    log.error("pacemaker: last %d lines of %s:\n%s", _TAIL_LINES, log_path, tail(log_text, _TAIL_LINES))
+    last = tail(log_text, _TAIL_LINES)
+    if last.strip():
+        log.error("pacemaker: last %d lines of %s:\n%s", _TAIL_LINES, log_path, last)
+    else:
+        log.error("pacemaker: %s is empty (the program wrote nothing)", log_path)
     return TrainerError(sentence)
 
 
