@@ -175,9 +175,10 @@ def run_program(
             pass_fds=tuple(pass_fds),
             preexec_fn=_die_with_parent(os.getpid()) if _PRCTL is not None else None,
         )
-        watchdog = _start_watchdog(proc.pid)
+        watchdog = None
         timed_out = False
         try:
+            watchdog = _start_watchdog(proc.pid)
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
