@@ -129,7 +129,7 @@ def build_test_set(s: Sizes) -> dict[str, list[Atoms]]:
 
 def test_errors(fit, test_set: dict[str, list[Atoms]]) -> dict:
     """Force (meV/Å) and energy (meV/atom) RMSE of ``fit`` on the test set, overall and per category."""
-    from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+    from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
     from mlip_autopipec.report.validate import error_metrics, predict
 
     calc = import_pyace_calculator()(str(fit.potential_yace))

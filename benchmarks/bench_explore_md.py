@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig  # noqa: E402
 from mlip_autopipec.explore import MDCondition, build_active_set, run_trajectory  # noqa: E402
 from mlip_autopipec.trainer.profile import PacemakerProfile  # noqa: E402
-from mlip_autopipec.explore.pyace_import import import_pyace_calculator  # noqa: E402
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator  # noqa: E402
 
 TARGET = 1.10
 

@@ -23,7 +23,7 @@ from ase.calculators.emt import EMT
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.exceptions import StructureError, TrainerError
 from mlip_autopipec.explore import MDCondition, build_active_set, parse_activeset_log, run_trajectory, select_candidates
-from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 from mlip_autopipec.trainer.profile import PacemakerProfile
 
 pytestmark = pytest.mark.slow

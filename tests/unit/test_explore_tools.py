@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from mlip_autopipec.exceptions import TrainerError
-from mlip_autopipec.explore import activeset
 from mlip_autopipec.explore.activeset import activeset_command, asi_path_for, build_active_set, parse_activeset_log
 from mlip_autopipec.explore.select import select_command
 from mlip_autopipec.trainer.profile import PacemakerProfile
@@ -76,53 +75,52 @@ def test_missing_executable_says_how_to_install(tmp_path):
         PacemakerProfile(pace_select=str(tmp_path / "nope" / "pace_select")).executable("pace_select")
 
 
-def test_run_in_the_potential_folder_with_profile_environment(tmp_path, monkeypatch):
+def stand_in(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def test_run_in_the_potential_folder_with_profile_environment(tmp_path):
     pot_dir = tmp_path / "fit"
     pot_dir.mkdir()
     pot = pot_dir / "output_potential.yaml"
     pot.write_text("x")
     data = tmp_path / "train.pckl.gzip"
     data.write_bytes(b"x")
-    exe = tmp_path / "pace_activeset"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    seen = {}
-
-    def fake_run(cmd, **kwargs):
-        seen["cmd"], seen["kwargs"] = cmd, kwargs
-        (Path(kwargs["cwd"]) / "output_potential.asi").write_bytes(b"asi")
-        return subprocess.CompletedProcess(cmd, 0, stdout="done\n")
-
-    monkeypatch.setattr(activeset.subprocess, "run", fake_run)
+    exe = stand_in(tmp_path / "pace_activeset", 'echo "$@" > args.txt\npwd > cwd.txt\necho "threads $OMP_NUM_THREADS"\necho asi > output_potential.asi\n')
     asi = build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe), env={"OMP_NUM_THREADS": "3"}))
     assert asi == pot_dir / "output_potential.asi"
-    assert seen["cmd"] == [str(exe), "output_potential.yaml", "-d", str(data)]
-    assert Path(seen["kwargs"]["cwd"]) == pot_dir
-    assert seen["kwargs"]["env"]["OMP_NUM_THREADS"] == "3"
-    assert not seen["kwargs"].get("shell", False)
-    assert (pot_dir / "pace_activeset.log").read_text() == "done\n"
+    assert (pot_dir / "args.txt").read_text().split() == ["output_potential.yaml", "-d", str(data)]
+    assert Path((pot_dir / "cwd.txt").read_text().strip()).resolve() == pot_dir.resolve()
+    assert (pot_dir / "pace_activeset.log").read_text() == "threads 3\n"
 
 
-def test_failure_carries_the_output_tail_and_stale_asi_is_not_success(tmp_path, monkeypatch):
+def test_failure_carries_the_output_tail_and_stale_asi_is_not_success(tmp_path):
     pot = tmp_path / "p.yaml"
     pot.write_text("x")
     (tmp_path / "p.asi").write_bytes(b"stale")
     data = tmp_path / "d.pckl.gzip"
     data.write_bytes(b"x")
-    exe = tmp_path / "pa"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    monkeypatch.setattr(
-        activeset.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, stdout="quietly did nothing\n")
-    )
+    exe = stand_in(tmp_path / "pa", "echo 'quietly did nothing'\n")
     with pytest.raises(TrainerError, match="wrote no active set"):
         build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe)))
-    monkeypatch.setattr(
-        activeset.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, stdout="line\nValueError: boom\n")
-    )
+    stand_in(exe, "echo line\necho 'ValueError: boom' >&2\nexit 1\n")
     with pytest.raises(TrainerError, match="boom") as err:
         build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe)))
-    assert "exit 1" in str(err.value) and str(tmp_path) in str(err.value)
+    assert "pace_activeset failed (exit code 1)" in str(err.value) and str(tmp_path) in str(err.value)
+
+
+def test_a_killed_tool_is_described_by_its_signal(tmp_path):
+    pot = tmp_path / "p.yaml"
+    pot.write_text("x")
+    data = tmp_path / "d.pckl.gzip"
+    data.write_bytes(b"x")
+    exe = stand_in(tmp_path / "pa", "echo working\nkill -9 $$\n")
+    with pytest.raises(TrainerError) as err:
+        build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe)))
+    assert f"pace_activeset was killed by signal 9 (SIGKILL) in {tmp_path} (log {tmp_path / 'pace_activeset.log'}): possibly out of memory" in str(err.value)
+    assert "working" in str(err.value)
 
 
 def test_pace_select_is_looked_up_beside_the_interpreter_first():
@@ -139,6 +137,6 @@ def _root_logger_after(import_line: str) -> str:
 
 
 def test_quiet_import_keeps_the_root_logger_level():
-    quiet = "from mlip_autopipec.explore.pyace_import import import_pyace_calculator; import_pyace_calculator()"
+    quiet = "from mlip_autopipec.trainer.pyace_import import import_pyace_calculator; import_pyace_calculator()"
     assert _root_logger_after(quiet) == "30 0"
     assert _root_logger_after("import pyace") == "20 1"  # what pyace does to the root logger without the guard

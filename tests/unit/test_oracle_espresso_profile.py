@@ -153,3 +153,14 @@ def test_without_a_directory_the_run_happens_in_a_temporary_folder(fake_pw, qe_c
     assert result.directory is None and len(result.attempts) == 1
     (call,) = calls(log)
     assert not Path(call["cwd"]).exists()  # removed afterwards
+
+
+def test_a_pw_killed_by_a_signal_is_named_in_the_failure(tmp_path, qe_config):
+    exe = tmp_path / "bin" / "killed-pw.x"
+    exe.parent.mkdir(exist_ok=True)
+    exe.write_text("#!/bin/sh\necho '     Program PWSCF v.6.7MaX starts on  1Jan2026'\nkill -KILL $$\n")
+    exe.chmod(0o755)
+    outcome = label_one(make_oracle(qe_config(str(exe))), si2(), str(tmp_path / "s"), 3)
+    assert not outcome.ok and len(outcome.attempts) == 1  # not retried: the ladder heals SCFs, not kills
+    assert outcome.reason.startswith(f"pw.x failed on attempt 1: pw.x was killed by signal 9 (SIGKILL) in {tmp_path / 's' / 'attempt_1'}")
+    assert "possibly out of memory" in outcome.reason and "exit code" not in outcome.reason

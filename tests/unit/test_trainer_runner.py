@@ -23,7 +23,7 @@ from ase.build import bulk
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.exceptions import ConfigurationError, TrainerError
 from mlip_autopipec.trainer import PaceRunner, PacemakerProfile, PacemakerRunner
-from mlip_autopipec.trainer import pace as pace_module
+from mlip_autopipec import launch
 from mlip_autopipec.trainer.parsing import prediction_errors
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -77,46 +77,40 @@ def profile_with(bin_dir: Path, yaml2yace: str, body: str, **env: str) -> Pacema
 
 
 # --- the spec's mocked test ------------------------------------------------------------------------
-def test_mocked_subprocess_runs_pacemaker_input_yaml_in_output_dir(tmp_path, dataset, bin_dir, yaml2yace, monkeypatch):
+def test_mocked_launcher_runs_pacemaker_input_yaml_in_output_dir(tmp_path, dataset, bin_dir, yaml2yace, monkeypatch):
+    # the exact command lines, cwd, environment and log file handed to the one launcher
     calls: list[tuple[list[str], dict]] = []
 
-    class FakePopen:
-        def __init__(self, args, **kwargs):
-            calls.append((list(args), kwargs))
-            cwd = Path(kwargs["cwd"])
+    def fake_run_program(argv, **kwargs):
+        calls.append((list(argv), kwargs))
+        cwd = Path(kwargs["cwd"])
+        if len(calls) == 1:
             assert (cwd / "input.yaml").is_file(), "input.yaml must exist before pacemaker starts"
-            kwargs["stdout"].write((DATA / "pacemaker_tensorpot.log").read_bytes())
-            kwargs["stdout"].flush()
+            with open(kwargs["log_path"], "ab") as log:
+                log.write((DATA / "pacemaker_tensorpot.log").read_bytes())
             (cwd / "output_potential.yaml").write_text((DATA / "pacemaker_output_potential.yaml").read_text())
             (cwd / "cycle_metrics.txt").write_text((DATA / "pacemaker_cycle_metrics.txt").read_text())
-            self.pid, self.returncode = 999999, 0
+        else:
+            (cwd / argv[-1]).write_text("fake yace")
+        return launch.ProgramRun(kwargs["name"], tuple(argv), cwd, 0, False, kwargs["timeout_s"], 0.0, Path(kwargs["log_path"]))
 
-        def wait(self, timeout=None):
-            return 0
-
-        def poll(self):
-            return 0
-
-    def fake_run(args, **kwargs):
-        calls.append((list(args), kwargs))
-        (Path(kwargs["cwd"]) / args[-1]).write_text("fake yace")
-        return subprocess.CompletedProcess(args, 0)
-
-    monkeypatch.setattr(pace_module.subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(pace_module.subprocess, "run", fake_run)
+    monkeypatch.setattr(launch, "run_program", fake_run_program)
     pacemaker = script(bin_dir / "pacemaker", "exit 99\n")  # must exist; never runs
     out = tmp_path / "fit"
     reports = []
-    runner = PacemakerRunner(CONFIG, PacemakerProfile(pacemaker=pacemaker, pace_yaml2yace=yaml2yace), on_progress=reports.append)
+    profile = PacemakerProfile(pacemaker=pacemaker, pace_yaml2yace=yaml2yace, env={"OMP_NUM_THREADS": "2"})
+    runner = PacemakerRunner({**CONFIG, "timeout_s": 600}, profile, on_progress=reports.append)
     result = runner.train(dataset, out)
 
     (cmd, kwargs), (cmd2, kwargs2) = calls
     assert cmd == [pacemaker, "input.yaml"]
-    assert Path(kwargs["cwd"]) == out.absolute()
-    assert not kwargs.get("shell", False)
+    assert Path(kwargs["cwd"]) == out.absolute() and Path(kwargs["log_path"]) == out.absolute() / "pacemaker.log"
+    assert kwargs["timeout_s"] == 600 and kwargs["name"] == "pacemaker"
+    assert kwargs["env"]["OMP_NUM_THREADS"] == "2" and kwargs["env"]["MPLBACKEND"] == "Agg"
+    assert len(kwargs["pass_fds"]) == 1  # the fit folder's lock stays held while pacemaker lives
     assert cmd2 == [yaml2yace, "output_potential.yaml", "-o", "output_potential.yace"]
-    assert Path(kwargs2["cwd"]) == out.absolute() and not kwargs2.get("shell", False)
-    assert (out / "input.yaml").read_text() == TrainingConfig(**CONFIG).to_input_yaml(dataset, ["Cu"])
+    assert Path(kwargs2["cwd"]) == out.absolute() and kwargs2["name"] == "pace_yaml2yace"
+    assert (out / "input.yaml").read_text() == TrainingConfig(**{**CONFIG, "timeout_s": 600}).to_input_yaml(dataset, ["Cu"])
     assert result.potential_yace == out.absolute() / "output_potential.yace"
     assert result.potential_yaml == out.absolute() / "output_potential.yaml"
     assert result.metrics.train_energy_rmse_mev_per_atom == pytest.approx(1.872982209425179)
@@ -162,17 +156,20 @@ def test_metrics_from_log_and_test_predictions_when_tables_lack_them(tmp_path, d
     assert (result.metrics.test_energy_rmse_mev_per_atom, result.metrics.test_force_rmse_mev_per_a) == pytest.approx(expected)
 
 
-def test_nonzero_exit_reports_directory_message_and_log_tail(tmp_path, dataset, bin_dir, yaml2yace):
+def test_nonzero_exit_reports_directory_message_and_log_tail_once(tmp_path, dataset, bin_dir, yaml2yace, caplog):
     body = replay("pacemaker_broken_dataset.log", potential=False, tables=False) + "exit 1\n"
     out = tmp_path / "fit"
-    with pytest.raises(TrainerError) as err:
+    with caplog.at_level(logging.INFO, logger="mlip_autopipec"), pytest.raises(TrainerError) as err:
         PacemakerRunner(CONFIG, profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
     text = str(err.value)
-    assert str(out.absolute()) in text
-    assert "exit code 1" in text
-    assert "ValueError: Column `forces` not found in dataset" in text.splitlines()[0]  # pacemaker's message up front
+    assert text == (
+        f"pacemaker failed (exit code 1) in {out.absolute()} (log {out.absolute() / 'pacemaker.log'}): "
+        "ValueError: Column `forces` not found in dataset"
+    )  # one sentence: whoever prints it (driver log, CLI) does not repeat the log's tail
     log_lines = (DATA / "pacemaker_broken_dataset.log").read_text().rstrip().splitlines()
-    assert log_lines[-30] in text and log_lines[-31] not in text.split("last 30 lines", 1)[1]
+    (tail_record,) = [r.getMessage() for r in caplog.records if log_lines[-1] in r.getMessage()]  # the tail, logged once
+    assert tail_record.startswith(f"pacemaker: last 30 lines of {out.absolute() / 'pacemaker.log'}:")
+    assert log_lines[-30] in tail_record and log_lines[-31] not in tail_record.split(":\n", 1)[1]
 
 
 def test_no_potential_is_an_error_even_with_a_stale_one(tmp_path, dataset, bin_dir, yaml2yace):
@@ -201,8 +198,8 @@ def test_in_process_conversion_leaves_the_callers_logging_alone():
     pytest.importorskip("pyace")
     code = (
         "import logging\n"
-        "from mlip_autopipec.trainer.pace import _import_acebbasisset\n"
-        "_import_acebbasisset()\n"
+        "from mlip_autopipec.trainer.pyace_import import import_acebbasisset\n"
+        "import_acebbasisset()\n"
         "root = logging.getLogger()\n"
         "print(len(root.handlers), root.level)\n"
     )
@@ -221,10 +218,10 @@ def test_timeout_stops_the_whole_process_group(tmp_path, dataset, bin_dir, yaml2
     body = "echo started\nsleep 60 &\necho $! > child.pid\nwait\n"
     out = tmp_path / "fit"
     t0 = time.monotonic()
-    with pytest.raises(TrainerError, match=r"ran past the 1 s limit") as err:
+    with pytest.raises(TrainerError, match=r"pacemaker ran past its 1 s time limit in .*fit \(log .*pacemaker.log\) and was stopped") as err:
         PacemakerRunner({**CONFIG, "timeout_s": 1}, profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
     assert time.monotonic() - t0 < 20
-    assert "started" in str(err.value) and str(out.absolute()) in str(err.value)
+    assert str(out.absolute()) in str(err.value)
     child = int((out / "child.pid").read_text())
     for _ in range(50):  # the orphaned sleep is reaped by init shortly after its SIGTERM
         try:

@@ -10,7 +10,6 @@ so a folder whose name contains ".yaml" cannot misdirect it.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,35 +104,17 @@ def build_active_set(
             raise TrainerError(f"training dataset not found: {ds} (active set of {potential})")
 
     profile = profile or PacemakerProfile()
-    executable = profile.executable("pace_activeset")
-    cmd = activeset_command(executable, potential.name, dataset_paths, all_atoms=all_atoms, memory_limit=memory_limit)
+    args = activeset_command("pace_activeset", potential.name, dataset_paths, all_atoms=all_atoms, memory_limit=memory_limit)[1:]
     asi = asi_path_for(potential)
     asi.unlink(missing_ok=True)  # a stale file must not pass for this run's result
     log_path = potential.parent / LOG_NAME
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=potential.parent,
-            env=profile.environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as err:
-        output = err.output if isinstance(err.output, str) else (err.output or b"").decode(errors="replace")
-        log_path.write_text(output)
-        raise TrainerError(f"pace_activeset timed out after {timeout} s in {potential.parent}:\n{tail(output)}") from None
-    log_path.write_text(proc.stdout)
-    if proc.returncode != 0:
+    run = profile.run("pace_activeset", args, cwd=potential.parent, log_path=log_path, timeout_s=timeout)
+    output = log_path.read_text(errors="replace") if log_path.is_file() else ""
+    if not run.ok:
         hint = ""
-        if _BATCH_NEEDS_ALL_ATOMS in proc.stdout:
+        if _BATCH_NEEDS_ALL_ATOMS in output:
             hint = "\n(the memory limit forces batches, which pace_activeset allows only with all_atoms=True: raise the limit or set all_atoms)"
-        raise TrainerError(
-            f"pace_activeset failed (exit {proc.returncode}) for {potential} in {potential.parent}; log {log_path}:\n"
-            f"{tail(proc.stdout)}{hint}"
-        )
+        raise TrainerError(f"{run.failure()}, building the active set of {potential}:\n{tail(output)}{hint}")
     if not asi.is_file():
-        raise TrainerError(f"pace_activeset finished but wrote no active set {asi}; log {log_path}:\n{tail(proc.stdout)}")
+        raise TrainerError(f"pace_activeset finished but wrote no active set {asi}; log {log_path}:\n{tail(output)}")
     return asi

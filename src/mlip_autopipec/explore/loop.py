@@ -66,7 +66,7 @@ from mlip_autopipec.database import StructureMetadata
 from mlip_autopipec.exceptions import StructureError, TrainerError
 from mlip_autopipec.explore.activeset import asi_path_for, build_active_set
 from mlip_autopipec.explore.md import SOURCE_HALT, MDCondition, TrajectoryResult, md_conditions, run_trajectory
-from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 from mlip_autopipec.explore.select import select_candidates
 from mlip_autopipec.fileio import atomic_path
 from mlip_autopipec.pipeline.fits import fit_or_reuse, load_fit, mark_latest

@@ -33,7 +33,7 @@ from ase.neighborlist import natural_cutoffs, neighbor_list
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.exceptions import ConfigurationError, StructureError, TrainerError
-from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
 StopKind = Literal["completed", "gamma", "blowup"]
 SOURCE_HALT = "md_halt"

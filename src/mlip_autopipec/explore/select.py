@@ -15,7 +15,6 @@ inside the driver.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 from ase import Atoms
 
 from mlip_autopipec.exceptions import StructureError, TrainerError
-from mlip_autopipec.explore.pyace_import import import_quietly
+from mlip_autopipec.trainer.pyace_import import import_quietly
 from mlip_autopipec.trainer.parsing import tail
 from mlip_autopipec.trainer.profile import PacemakerProfile
 
@@ -190,7 +189,7 @@ def _select_with_pace_select(
     import pandas as pd
 
     profile = profile or PacemakerProfile()
-    executable = profile.executable("pace_select")
+    profile.executable("pace_select")  # installed, or say how to install it before writing anything
     with tempfile.TemporaryDirectory(prefix="pace_select_") as tmp:
         folder = Path(workdir) if workdir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -198,23 +197,17 @@ def _select_with_pace_select(
         pd.DataFrame({"ase_atoms": list(pool), "candidate_index": list(range(len(pool)))}).to_pickle(
             folder / CANDIDATES_FILE, compression="gzip"
         )
-        cmd = select_command(
-            executable, CANDIDATES_FILE, potential, asi, max_new, plan.memory_limit_bytes, gamma_tolerance, maxvol_iters, maxvol_refinement
-        )
+        args = select_command(
+            "pace_select", CANDIDATES_FILE, potential, asi, max_new, plan.memory_limit_bytes, gamma_tolerance, maxvol_iters, maxvol_refinement
+        )[1:]
         log_path = folder / LOG_NAME
-        try:
-            proc = subprocess.run(
-                cmd, cwd=folder, env=profile.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, timeout=timeout, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise TrainerError(f"pace_select timed out after {timeout} s in {folder}") from None
-        log_path.write_text(proc.stdout)
+        run = profile.run("pace_select", args, cwd=folder, log_path=log_path, timeout_s=timeout)
+        output = log_path.read_text(errors="replace") if log_path.is_file() else ""
         where = f"in {folder}" if workdir is not None else "(temporary folder)"
-        if proc.returncode != 0:
-            raise TrainerError(f"pace_select failed (exit {proc.returncode}) {where}:\n{tail(proc.stdout)}")
+        if not run.ok:
+            raise TrainerError(f"{run.failure()}, selecting among {len(pool)} candidates:\n{tail(output)}")
         selected_path = folder / SELECTED_FILE
         if not selected_path.is_file():
-            raise TrainerError(f"pace_select finished without writing {SELECTED_FILE} {where}:\n{tail(proc.stdout)}")
+            raise TrainerError(f"pace_select finished without writing {SELECTED_FILE} {where}:\n{tail(output)}")
         chosen = pd.read_pickle(selected_path)
         return [int(i) for i in chosen["candidate_index"]]

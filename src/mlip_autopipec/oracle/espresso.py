@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import replace
@@ -25,6 +24,8 @@ from ase import Atoms
 from ase.calculators.espresso import Espresso, EspressoProfile
 
 from mlip_autopipec.config.schemas.oracle import EspressoOracleConfig
+from mlip_autopipec.exceptions import OracleError
+from mlip_autopipec.launch import ProgramRun, run_program
 from mlip_autopipec.oracle.base import AttemptRecord, LabelFailed, LabelResult, Oracle, fully_periodic, kpoint_mesh, output_tail, results_from_calculator
 from mlip_autopipec.oracle.healing import ScfSettings, healing_overrides, merge_namelists
 from mlip_autopipec.oracle.qe_output import parse_pw_output, pw_output_tail
@@ -36,7 +37,13 @@ SCRATCH_NAME = "scratch"
 
 
 class PwProfile(EspressoProfile):
-    """ASE's EspressoProfile plus extra environment variables and a wall-time limit; runs without a shell, with ``cwd=``."""
+    """ASE's EspressoProfile plus extra environment variables and a wall-time limit.
+
+    :meth:`run` starts pw.x through the package's one launcher
+    (:func:`mlip_autopipec.launch.run_program`): an argument list without a shell, ``cwd=``
+    the attempt's folder, never outliving the worker that started it.  A failed run raises
+    :class:`PwRunFailed`, whose message says why (exit code, signal, time limit).
+    """
 
     def __init__(self, command: str, pseudo_dir: str | Path, env: dict[str, str] | None = None, timeout_s: float | None = None):
         super().__init__(command=command, pseudo_dir=pseudo_dir)
@@ -44,14 +51,27 @@ class PwProfile(EspressoProfile):
         self.timeout_s = timeout_s
 
     def run(self, directory: Path, inputfile: str | None, outputfile: str, errorfile: str | None = None, append: bool = False) -> None:
-        argv = self.get_command(inputfile)
-        mode = "ab" if append else "wb"
         directory = Path(directory)
-        err_path = directory / errorfile if errorfile is not None else Path(os.devnull)
-        with open(directory / outputfile, mode) as out, open(err_path, mode) as err:
-            subprocess.run(
-                argv, cwd=directory, stdout=out, stderr=err, env={**os.environ, **self.env}, timeout=self.timeout_s, check=True
-            )
+        run = run_program(
+            self.get_command(inputfile),
+            cwd=directory,
+            env={**os.environ, **self.env},
+            timeout_s=self.timeout_s,
+            log_path=directory / outputfile,
+            stderr_path=directory / errorfile if errorfile is not None else None,
+            append=append,
+            name="pw.x",
+        )
+        if not run.ok:
+            raise PwRunFailed(run)
+
+
+class PwRunFailed(OracleError):
+    """pw.x ended with an error, by a signal or past its time limit; ``run`` says how."""
+
+    def __init__(self, run: ProgramRun) -> None:
+        super().__init__(run.failure())
+        self.run = run
 
 
 def base_input_data(config: EspressoOracleConfig) -> dict[str, dict[str, Any]]:
@@ -153,8 +173,8 @@ class EspressoOracle(Oracle):
             try:
                 atoms.calc = calc
                 energy, forces, stress = results_from_calculator(atoms, fully_periodic(atoms))
-            except subprocess.TimeoutExpired:
-                error = LabelFailed(f"pw.x ran past timeout_s={self.config.timeout_s} s and was killed")
+            except PwRunFailed as err:
+                error = LabelFailed(f"pw.x ran past timeout_s={self.config.timeout_s} s and was killed") if err.run.timed_out else err
             except Exception as err:  # the program failed or its output is unreadable: judged from the output below
                 error = err
             elapsed = time.perf_counter() - start
@@ -179,6 +199,10 @@ class EspressoOracle(Oracle):
                 continue
             if isinstance(error, LabelFailed):
                 reason = error.reason
+            elif isinstance(error, PwRunFailed) and error.run.killed_by is not None:
+                reason = str(error)  # the signal, not what pw.x had time to write
+            elif isinstance(error, PwRunFailed):
+                reason = status.describe() + f"; {error}"
             elif not text.strip():
                 reason = f"pw.x wrote no output; {type(error).__name__}: {error}"
             else:

@@ -41,7 +41,7 @@ def _source_generation_pairs(db):
 
 
 def _calculator(potential_yace: Path):
-    from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+    from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
     return import_pyace_calculator()(str(potential_yace))
 

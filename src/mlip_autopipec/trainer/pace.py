@@ -7,7 +7,11 @@ directory, and pure functions (:mod:`mlip_autopipec.trainer.parsing`) read its o
 
 pacemaker writes straight into ``<output_dir>/pacemaker.log`` (stdout and stderr
 together); a reader thread follows that file and turns its lines into progress
-reports, so the fit runs at full speed whether or not anybody watches.
+reports, so the fit runs at full speed whether or not anybody watches.  The
+programs start through the profile's ``run()`` (:mod:`mlip_autopipec.launch`: no
+orphans, a killed program described in a sentence), and the output directory is
+locked for the whole fit (:mod:`mlip_autopipec.trainer.lock`): a second fit into
+the same folder is refused with a :class:`TrainerError` naming the holder.
 """
 
 from __future__ import annotations
@@ -15,10 +19,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import logging
-import os
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlip_autopipec.config.loader import validate_config
 from mlip_autopipec.config.schemas.training import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
+from mlip_autopipec.launch import ProgramRun
 from mlip_autopipec.progress import progress_bar
 from mlip_autopipec.trainer.dataset import dataset_elements
 from mlip_autopipec.trainer.parsing import (
@@ -44,7 +46,9 @@ from mlip_autopipec.trainer.parsing import (
     split_complete_lines,
     tail,
 )
+from mlip_autopipec.trainer.lock import FitFolderLock
 from mlip_autopipec.trainer.profile import PacemakerProfile
+from mlip_autopipec.trainer.pyace_import import import_acebbasisset
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,6 @@ TEST_PREDICTIONS = "test_pred.pckl.gzip"
 # Files read after the run; removed first, so a stale one from an earlier run is never taken for this run's.
 _STALE = (POTENTIAL_YAML, POTENTIAL_YACE, LOG_NAME, "log.txt", "cycle_metrics.txt", "test_cycle_metrics.txt", TEST_PREDICTIONS)
 _TAIL_LINES = 30
-_KILL_GRACE_S = 10.0
 
 
 class TrainingResult(BaseModel):
@@ -126,8 +129,8 @@ class PacemakerRunner:
             test_dataset_path = Path(test_dataset_path).absolute()
             if not test_dataset_path.is_file():
                 raise TrainerError(f"test dataset not found: {test_dataset_path}")
-        pacemaker = self.profile.executable("pacemaker")
-        yaml2yace = self.profile.executable("pace_yaml2yace")
+        self.profile.executable("pacemaker")  # both programs present, or say how to install them before any work
+        self.profile.executable("pace_yaml2yace")
         config = self._effective_config()
         es = config.early_stopping
         if es is not None and es.min_relative_test_loss_per_iter is not None and config.test_size == 0 and test_dataset_path is None:
@@ -135,36 +138,38 @@ class PacemakerRunner:
         if elements is None:
             elements = dataset_elements(dataset_path)
 
-        output_dir.mkdir(parents=True, exist_ok=True)
+        with FitFolderLock(output_dir) as lock:  # one fit per folder, for the whole fit
+            return self._train_locked(config, dataset_path, output_dir, test_dataset_path, elements, lock, t0)
+
+    def _train_locked(
+        self,
+        config: TrainingConfig,
+        dataset_path: Path,
+        output_dir: Path,
+        test_dataset_path: Path | None,
+        elements: Sequence[str],
+        lock: FitFolderLock,
+        t0: float,
+    ) -> TrainingResult:
         for name in _STALE:
             (output_dir / name).unlink(missing_ok=True)
         config = self._stage_initial_potential(config, output_dir)
         input_yaml = output_dir / INPUT_NAME
         input_yaml.write_text(config.to_input_yaml(dataset_path, elements, test_dataset_path))
         log_path = output_dir / LOG_NAME
-        env = self._environment()
 
         log.info("pacemaker: fitting %s (%s) in %s", dataset_path.name, ", ".join(sorted(set(elements))), output_dir)
-        returncode, timed_out = self._run_pacemaker([pacemaker, INPUT_NAME], output_dir, env, log_path, config)
+        run = self._run_pacemaker(output_dir, log_path, config, lock)
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
-        if timed_out:
-            raise TrainerError(
-                f"pacemaker ran past the {config.timeout_s:g} s limit (timeout_s) in {output_dir} and was stopped; "
-                f"last {_TAIL_LINES} lines of {log_path}:\n{tail(log_text, _TAIL_LINES)}"
-            )
-        if returncode != 0:
-            message = parse_error(log_text) or "no error message found"
-            raise TrainerError(
-                f"pacemaker failed (exit code {returncode}) in {output_dir}: {message}\n"
-                f"last {_TAIL_LINES} lines of {log_path}:\n{tail(log_text, _TAIL_LINES)}"
-            )
+        if not run.ok:
+            failure = run.failure()
+            if run.returncode > 0 and not run.timed_out:  # pacemaker's own error message up front
+                failure += f": {parse_error(log_text) or 'no error message found'}"
+            raise _failed(failure, log_path, log_text)
         potential_yaml = output_dir / POTENTIAL_YAML
         if not potential_yaml.is_file():
-            raise TrainerError(
-                f"pacemaker finished in {output_dir} but wrote no {POTENTIAL_YAML}; "
-                f"last {_TAIL_LINES} lines of {log_path}:\n{tail(log_text, _TAIL_LINES)}"
-            )
-        potential_yace = self._convert_to_yace(yaml2yace, output_dir, env, log_path)
+            raise _failed(f"pacemaker finished in {output_dir} but wrote no {POTENTIAL_YAML} (log {log_path})", log_path, log_text)
+        potential_yace = self._convert_to_yace(output_dir, log_path)
         metrics = self._read_metrics(output_dir, log_text, log_path)
         result = TrainingResult(
             potential_yace=potential_yace,
@@ -212,16 +217,17 @@ class PacemakerRunner:
             shutil.copyfile(source, target)
         return config.model_copy(update={"initial_potential": target})
 
-    def _environment(self) -> dict[str, str]:
-        env = self.profile.environment()
-        env.setdefault("PYTHONUNBUFFERED", "1")  # keep pacemaker's print()s in order with its log lines, and live
-        env.setdefault("MPLBACKEND", "Agg")  # pacemaker draws PNGs; never look for a display
-        return env
+    def _extra_environment(self) -> dict[str, str]:
+        """Variables pacemaker needs unless the environment or the profile sets them otherwise."""
+        defaults = {
+            "PYTHONUNBUFFERED": "1",  # keep pacemaker's print()s in order with its log lines, and live
+            "MPLBACKEND": "Agg",  # pacemaker draws PNGs; never look for a display
+        }
+        environ = self.profile.environment()
+        return {k: v for k, v in defaults.items() if k not in environ}
 
-    def _run_pacemaker(
-        self, cmd: list[str], output_dir: Path, env: dict[str, str], log_path: Path, config: TrainingConfig
-    ) -> tuple[int, bool]:
-        """Run pacemaker with its output in ``log_path`` while a thread reports progress; (exit code, timed out)."""
+    def _run_pacemaker(self, output_dir: Path, log_path: Path, config: TrainingConfig, lock: FitFolderLock) -> ProgramRun:
+        """Run ``pacemaker input.yaml`` with its output in ``log_path`` while a thread reports progress."""
         t_start = time.monotonic()
         parser = ProgressParser()
         with progress_bar("pacemaker fit", total=config.max_num_epochs, enabled=self.show_progress) as update:
@@ -237,33 +243,24 @@ class PacemakerRunner:
                 if self.on_progress is not None:
                     self.on_progress(report)
 
-            with open(log_path, "wb") as log_file:
-                follower = _LogFollower(log_path, on_line)
-                follower.start()
-                proc = None
-                try:
-                    proc = subprocess.Popen(
-                        cmd,
-                        cwd=output_dir,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log_file,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # its own process group, so a timeout stops all of it
-                    )
-                    try:
-                        return proc.wait(timeout=config.timeout_s), False
-                    except subprocess.TimeoutExpired:
-                        _stop_process_group(proc)
-                        return (proc.returncode if proc.returncode is not None else -signal.SIGKILL), True
-                except OSError as err:  # e.g. the executable vanished or lost its x bit after the lookup
-                    raise TrainerError(f"cannot start {cmd[0]} in {output_dir}: {err}") from err
-                finally:
-                    if proc is not None and proc.poll() is None:  # interrupted (Ctrl-C, exception in a callback)
-                        _stop_process_group(proc)
-                    follower.stop()
+            log_path.write_bytes(b"")  # the follower opens it before pacemaker writes
+            follower = _LogFollower(log_path, on_line)
+            follower.start()
+            try:
+                return self.profile.run(
+                    "pacemaker",
+                    [INPUT_NAME],
+                    cwd=output_dir,
+                    log_path=log_path,
+                    append=True,
+                    timeout_s=config.timeout_s,
+                    env=self._extra_environment(),
+                    pass_fds=(lock.fd,) if lock.fd is not None else (),  # the folder stays locked while pacemaker lives
+                )
+            finally:
+                follower.stop()
 
-    def _convert_to_yace(self, yaml2yace: str, output_dir: Path, env: dict[str, str], log_path: Path) -> Path:
+    def _convert_to_yace(self, output_dir: Path, log_path: Path) -> Path:
         """output_potential.yaml -> output_potential.yace.
 
         When the profile's pace_yaml2yace is the one of this Python environment, do in-process
@@ -274,26 +271,21 @@ class PacemakerRunner:
         potential_yaml, potential_yace = output_dir / POTENTIAL_YAML, output_dir / POTENTIAL_YACE
         if self.profile.is_local("pace_yaml2yace"):
             try:
-                ACEBBasisSet = _import_acebbasisset()
+                ACEBBasisSet = import_acebbasisset()
                 ACEBBasisSet(str(potential_yaml)).to_ACECTildeBasisSet().save_yaml(str(potential_yace))
             except Exception as err:  # pyace raises RuntimeError/ValueError from C++ on a bad basis
                 raise TrainerError(f"could not convert {potential_yaml} to .yace with pyace: {type(err).__name__}: {err}") from err
             with open(log_path, "a") as log_file:
                 log_file.write(f"\n[mlip-autopipec] {POTENTIAL_YAML} converted to {POTENTIAL_YACE} with pyace (what pace_yaml2yace does)\n")
             return potential_yace
-        cmd = [yaml2yace, POTENTIAL_YAML, "-o", POTENTIAL_YACE]
-        with open(log_path, "ab") as log_file:
-            log_file.write(f"\n$ {' '.join(cmd)}\n".encode())
-            log_file.flush()
-            proc = subprocess.run(
-                cmd, cwd=output_dir, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, check=False
-            )
-        if proc.returncode != 0 or not potential_yace.is_file():
+        args = [POTENTIAL_YAML, "-o", POTENTIAL_YACE]
+        with open(log_path, "a") as log_file:
+            log_file.write(f"\n$ pace_yaml2yace {' '.join(args)}\n")
+        run = self.profile.run("pace_yaml2yace", args, cwd=output_dir, log_path=log_path, append=True)
+        if not run.ok or not potential_yace.is_file():
             text = log_path.read_text(errors="replace")
-            raise TrainerError(
-                f"pace_yaml2yace could not convert {potential_yaml} (exit code {proc.returncode}): "
-                f"{parse_error(text) or 'no error message found'}\nlast lines of {log_path}:\n{tail(text, _TAIL_LINES)}"
-            )
+            why = run.failure() or f"pace_yaml2yace finished in {output_dir} but wrote no {POTENTIAL_YACE} (log {log_path})"
+            raise _failed(f"pace_yaml2yace could not convert {potential_yaml}: {why}: {parse_error(text) or 'no error message found'}", log_path, text)
         return potential_yace
 
     @staticmethod
@@ -328,17 +320,18 @@ PaceRunner = PacemakerRunner
 """The spec's other name for :class:`PacemakerRunner`."""
 
 
-def _import_acebbasisset() -> Any:
-    """``pyace.ACEBBasisSet``, without the ``logging.basicConfig(level=INFO)`` that ``import pyace`` does to the caller."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        from pyace import ACEBBasisSet
-    finally:
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
-    return ACEBBasisSet
+def _failed(sentence: str, log_path: Path, log_text: str) -> TrainerError:
+    """The error for a failed fit: the log's tail goes to the log once, here; the message stays one sentence.
+
+    Callers print or log the message (the driver's "run stopped", the CLI's "error:"), so a
+    tail inside it would be shown once per caller.
+    """
+    last = tail(log_text, _TAIL_LINES)
+    if last.strip():
+        log.error("pacemaker: last %d lines of %s:\n%s", _TAIL_LINES, log_path, last)
+    else:
+        log.error("pacemaker: %s is empty (the program wrote nothing)", log_path)
+    return TrainerError(sentence)
 
 
 def _describe(report: FitProgress) -> str:
@@ -348,20 +341,6 @@ def _describe(report: FitProgress) -> str:
     if report.force_rmse_mev_per_a is not None:
         parts.append(f"F {report.force_rmse_mev_per_a:.1f} meV/Å")
     return ", ".join(parts)
-
-
-def _stop_process_group(proc: subprocess.Popen) -> None:
-    """SIGTERM to the process group, SIGKILL after a grace period."""
-    for sig, wait_s in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class _LogFollower:

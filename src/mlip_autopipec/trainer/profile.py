@@ -1,10 +1,12 @@
-"""Which pacemaker programs to run, and in which environment (like ASE's calculator profiles).
+"""Which pacemaker programs to run, in which environment, and how (like ASE's calculator profiles).
 
 A :class:`PacemakerProfile` names the four programs of python-ace (``pacemaker``,
 ``pace_yaml2yace``, ``pace_activeset``, ``pace_select``) and extra environment variables (for example
 ``CUDA_VISIBLE_DEVICES`` or ``OMP_NUM_THREADS``).  A bare program name is looked up
 first next to the running Python (the virtual environment's ``bin``, which is often
 not on ``PATH``), then on ``PATH``; a name containing a path separator is used as it is.
+:meth:`PacemakerProfile.run` starts one of them through :func:`mlip_autopipec.launch.run_program`,
+the one launcher of the package (no orphans, signals described in a sentence).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec import launch
 from mlip_autopipec.exceptions import TrainerError
 
 Program = Literal["pacemaker", "pace_yaml2yace", "pace_activeset", "pace_select"]
@@ -74,6 +78,34 @@ class PacemakerProfile(StrictModel):
         environ = dict(os.environ)
         environ.update(self.env)
         return environ
+
+    def run(
+        self,
+        program: Program,
+        args: Sequence[str],
+        *,
+        cwd: str | Path,
+        log_path: str | Path | None = None,
+        append: bool = False,
+        timeout_s: float | None = None,
+        env: Mapping[str, str] | None = None,
+        pass_fds: Sequence[int] = (),
+    ) -> launch.ProgramRun:
+        """Run ``program args...`` in ``cwd`` with :meth:`environment` (plus ``env``); see :func:`~mlip_autopipec.launch.run_program`.
+
+        Output (stdout and stderr) goes to ``log_path``; ``timeout_s`` in seconds.  Returns how
+        the run ended (``.ok``, ``.failure()``); :class:`TrainerError` when the program is not
+        installed or cannot be started.
+        """
+        argv = self.command(program, *args)
+        environ = self.environment()
+        environ.update(env or {})
+        try:
+            return launch.run_program(
+                argv, cwd=cwd, env=environ, timeout_s=timeout_s, log_path=log_path, append=append, name=program, pass_fds=pass_fds
+            )
+        except OSError as err:  # e.g. the executable vanished or lost its x bit after the lookup
+            raise TrainerError(f"cannot start {argv[0]} in {cwd}: {err}") from err
 
     def is_local(self, program: Program) -> bool:
         """Whether ``program`` is the running Python environment's own (beside ``sys.executable``, same environment).

@@ -1,4 +1,4 @@
-"""Import pyace without letting it reconfigure the application's logging.
+"""Import pyace without letting it reconfigure the application's logging (the one home of this guard).
 
 ``import pyace`` calls ``logging.basicConfig(level=INFO)`` and sets the root
 logger to INFO, and ``pyace.aceselect`` calls ``basicConfig`` again; imported
@@ -27,6 +27,14 @@ def import_quietly(module: str) -> ModuleType:
         root.setLevel(level)
 
 
+def import_acebbasisset():
+    """``pyace.ACEBBasisSet`` (the B-basis potential: .yaml files, conversion to .yace)."""
+    return import_quietly("pyace.basis").ACEBBasisSet
+
+
 def import_pyace_calculator():
     """``pyace.PyACECalculator``."""
     return import_quietly("pyace.asecalc").PyACECalculator
+
+
+__all__ = ["import_acebbasisset", "import_pyace_calculator", "import_quietly"]
