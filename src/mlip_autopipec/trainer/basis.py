@@ -139,7 +139,7 @@ def potential_reference_energies(potential_yaml: str | Path) -> dict[str, float]
     value = json.loads(raw) if isinstance(raw, str) else raw
     if not isinstance(value, dict):
         return None
-    return {k: float(v) for k, v in value.items() if k != "shift"} | ({"shift": float(value["shift"])} if "shift" in value else {})
+    return {str(k): float(v) for k, v in value.items()}
 
 
 __all__ = ["BasisCheck", "check_basis", "potential_reference_energies"]
