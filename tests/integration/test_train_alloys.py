@@ -2,7 +2,8 @@
 
 Before issue 12 the defaults applied the UNARY shape to every element combination and pacemaker
 stopped with "potential shape is too big ... white-list" on any alloy.  Tiny data: a dozen
-8-atom cells, few functions, few iterations (about 30 s per fit on 2 cores).
+8-atom cells, few functions, a few hundred iterations; the TensorFlow graph
+compilation dominates (binary ~3 min, ternary ~11 min measured on 2 cores under a load of ~11).
 """
 
 from __future__ import annotations
