@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from mlip_autopipec.config import TrainingConfig, validate_config
 from mlip_autopipec.config.schemas.training import EarlyStoppingConfig
@@ -71,7 +72,40 @@ def test_embedding_and_lmax_mapping():
 
 def test_max_order_cuts_the_orders():
     doc = read_back(TrainingConfig(max_order=2))
-    assert doc["potential"]["functions"]["ALL"] == {"nradmax_by_orders": [15, 6], "lmax_by_orders": [0, 3]}
+    assert doc["potential"]["functions"]["UNARY"] == {"nradmax_by_orders": [15, 6], "lmax_by_orders": [0, 3]}
+    assert doc["potential"]["functions"]["ALL"] == {"nradmax_by_orders": [15, 3], "lmax_by_orders": [0, 2]}
+    doc = read_back(TrainingConfig(max_order=2, nradmax_by_orders=[9, 3, 2]))
+    assert doc["potential"]["functions"]["ALL"] == {"nradmax_by_orders": [9, 3], "lmax_by_orders": [0, 3]}
+
+
+def test_default_basis_is_pacemakers_template_per_combination_block():
+    functions = read_back(TrainingConfig(), elements=["Cu", "Au"])["potential"]["functions"]
+    assert list(functions) == ["number_of_functions_per_element", "UNARY", "BINARY", "TERNARY", "ALL"]
+    assert functions["UNARY"] == {"nradmax_by_orders": [15, 6, 4, 3, 2, 2], "lmax_by_orders": [0, 3, 3, 2, 2, 1]}
+    assert functions["BINARY"] == {"nradmax_by_orders": [15, 6, 3, 2, 2, 1], "lmax_by_orders": [0, 3, 2, 1, 1, 0]}
+    assert functions["TERNARY"] == {"nradmax_by_orders": [15, 3, 3, 2, 1], "lmax_by_orders": [0, 2, 2, 1, 1]}
+    assert functions["ALL"] == {"nradmax_by_orders": [15, 3, 2, 1, 1], "lmax_by_orders": [0, 2, 2, 1, 1]}
+
+
+def test_a_basis_block_replaces_the_default_of_its_name():
+    cfg = TrainingConfig(basis_blocks={"BINARY": {"nradmax_by_orders": [8, 2], "lmax_by_orders": [0, 1]}})
+    functions = read_back(cfg)["potential"]["functions"]
+    assert functions["BINARY"] == {"nradmax_by_orders": [8, 2], "lmax_by_orders": [0, 1]}
+    assert functions["UNARY"]["nradmax_by_orders"] == [15, 6, 4, 3, 2, 2]
+    assert cfg.block_source("BINARY") == "training.basis_blocks.BINARY"
+    # explicit orders are the ALL block; basis_blocks still refine it
+    cfg = TrainingConfig(nradmax_by_orders=[8, 3], lmax_by_orders=[0, 2], basis_blocks={"UNARY": {"nradmax_by_orders": [9, 4], "lmax_by_orders": [0, 3]}})
+    assert set(cfg.function_blocks()) == {"UNARY", "ALL"}
+
+
+@pytest.mark.parametrize(
+    "block", [{"nradmax_by_orders": [8, 2], "lmax_by_orders": [0]}, {"nradmax_by_orders": [0], "lmax_by_orders": [0]}, {"nradmax_by_orders": [5]}]
+)
+def test_bad_basis_blocks_are_refused(block):
+    with pytest.raises(ValidationError):
+        TrainingConfig(basis_blocks={"BINARY": block})
+    with pytest.raises(ValidationError):
+        TrainingConfig(basis_blocks={"SEXTERNARY": {"nradmax_by_orders": [5], "lmax_by_orders": [0]}})
 
 
 def test_one_order_list_takes_the_default_other_of_its_length():

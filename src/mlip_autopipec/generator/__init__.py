@@ -1,7 +1,19 @@
-"""Structure generation: the initial explorer (strain, rattle), point defects and the seed crystal."""
+"""Structure generation: seeds (files or bulk crystals), alloys, surfaces, strain, rattle, point defects, the campaign's pool."""
 
+from mlip_autopipec.generator.campaign import build_pool, check_seeds
 from mlip_autopipec.generator.defects import antisites, defect_supercell, interstitials, vacancies
 from mlip_autopipec.generator.explorer import InitialExplorer
-from mlip_autopipec.generator.seed import build_seed
+from mlip_autopipec.generator.seed import build_seed, check_seed, read_structure_file
 
-__all__ = ["InitialExplorer", "antisites", "build_seed", "defect_supercell", "interstitials", "vacancies"]
+__all__ = [
+    "InitialExplorer",
+    "antisites",
+    "build_pool",
+    "build_seed",
+    "check_seed",
+    "check_seeds",
+    "defect_supercell",
+    "interstitials",
+    "read_structure_file",
+    "vacancies",
+]

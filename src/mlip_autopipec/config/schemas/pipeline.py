@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 from mlip_autopipec.config.schemas.oracle import ComputeConfig, EMTOracleConfig, LocalComputeConfig, OracleConfig
-from mlip_autopipec.config.schemas.structure import StructureConfig
+from mlip_autopipec.config.schemas.structure import SeedConfig, StructureConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
 
 
@@ -43,7 +45,14 @@ class PipelineConfig(StrictModel):
     ``workdir`` is relative to the directory the command is started from."""
 
     workdir: Path = Field(Path("runs/default"), description="Work directory of the run: database, calculations, fits, report and log.")
-    structure: StructureConfig = Field(description="The seed crystal.")
+    structure: StructureConfig | None = Field(
+        None, description="The seed crystal of a one-seed campaign (shorthand for a `seeds` list with this one entry)."
+    )
+    seeds: list[SeedConfig] = Field(
+        default_factory=list,
+        description="The campaign's seeds (phases, compositions, surfaces), each with its share of the starting pool; "
+        "filled from `structure` when only that is given.",
+    )
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig, description="How the starting pool is drawn.")
     oracle: OracleConfig = Field(default_factory=EMTOracleConfig, description="What computes energies, forces and stresses (default: EMT).")
     compute: ComputeConfig = Field(
@@ -57,10 +66,34 @@ class PipelineConfig(StrictModel):
         None, description="Active learning after the first fit; null: stop after the first fit."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _structure_is_one_seed(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        structure, seeds = data.get("structure"), data.get("seeds")
+        if structure is not None and seeds:
+            raise ValueError("give `structure` (one seed) or `seeds` (a list), not both")
+        if structure is None and not seeds:
+            raise ValueError("the campaign needs `seeds` (a list of structures) or `structure` (one seed)")
+        if structure is not None:
+            spec = structure.model_dump(exclude_unset=True) if isinstance(structure, StructureConfig) else structure
+            data = {**data, "seeds": [spec]}
+        return data
+
+    @model_validator(mode="after")
+    def _unique_seed_names(self) -> "PipelineConfig":
+        names = [s.name for s in self.seeds]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"seed names must differ; give each seed a `name`: {doubled} appear more than once")
+        return self
 
     def resolve_paths(self, base: Path) -> "PipelineConfig":
         """Return a copy with the sections' relative file paths taken relative to ``base`` (the config's folder)."""
-        update: dict = {"structure": self.structure.resolve_paths(base)}
+        update: dict = {"seeds": [s.resolve_paths(base) for s in self.seeds]}
+        if self.structure is not None:
+            update["structure"] = self.structure.resolve_paths(base)
         pseudo_dir = getattr(self.oracle, "pseudo_dir", None)
         if pseudo_dir is not None and not Path(pseudo_dir).is_absolute():
             update["oracle"] = self.oracle.model_copy(update={"pseudo_dir": (base / pseudo_dir).resolve()})

@@ -16,7 +16,10 @@ ladder_step, ladder_type                        fit.ladder_step, fit.ladder_type
 number_of_functions_per_element                 potential.functions.number_of_functions_per_element
 npot, fs_parameters, ndensity                   potential.embeddings.ALL
 radial_basis, radial_parameters                 potential.bonds.ALL.radbase, .radparameters
-nradmax_by_orders, lmax_by_orders, max_order    potential.functions.ALL
+nradmax_by_orders, lmax_by_orders, max_order    potential.functions.ALL (one shape for every
+                                                element combination)
+basis_blocks (default: pacemaker's template)    potential.functions.UNARY/BINARY/TERNARY/
+                                                QUATERNARY/ALL
 evaluator, display_step                         backend.evaluator, backend.display_step
 optimizer                                       fit.optimizer
 test_size                                       data.test_size (left out when 0)
@@ -44,9 +47,21 @@ from pydantic import Field, field_validator, model_validator
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.exceptions import ConfigurationError
 
-# pacemaker's own defaults (data/input_template.yaml, UNARY block), used when the config gives none.
+# pacemaker's own defaults (pyace/data/input_template.yaml, UNARY block), used when the config gives none.
 DEFAULT_NRADMAX_BY_ORDERS = [15, 6, 4, 3, 2, 2]
 DEFAULT_LMAX_BY_ORDERS = [0, 3, 3, 2, 2, 1]
+# pacemaker's template, one shape per element-combination block: a function mixing more species gets
+# fewer radial and angular channels (a binary or ternary combination with the UNARY shape goes beyond
+# pacemaker's precomputed white-list of basis functions).  UNARY also covers the (A, A) bonds of an
+# alloy; ALL covers what no other block names (here: four and more species).
+BLOCK_NAMES = ("UNARY", "BINARY", "TERNARY", "QUATERNARY", "ALL")
+DEFAULT_BASIS_BLOCKS: dict[str, tuple[list[int], list[int]]] = {
+    "UNARY": ([15, 6, 4, 3, 2, 2], [0, 3, 3, 2, 2, 1]),
+    "BINARY": ([15, 6, 3, 2, 2, 1], [0, 3, 2, 1, 1, 0]),
+    "TERNARY": ([15, 3, 3, 2, 1], [0, 2, 2, 1, 1]),
+    "ALL": ([15, 3, 2, 1, 1], [0, 2, 2, 1, 1]),
+}
+BlockName = Literal["UNARY", "BINARY", "TERNARY", "QUATERNARY", "ALL"]
 # Width (Å) of the smooth cut-off region at rcut and the potential's spline step; pacemaker's template values.
 CUTOFF_SMOOTHING_DCUT = 0.01
 DELTA_SPLINE_BINS = 0.001
@@ -80,6 +95,26 @@ class EarlyStoppingConfig(StrictModel):
                 "early_stopping needs min_relative_train_loss_per_iter or min_relative_test_loss_per_iter "
                 "(or leave early_stopping out to switch it off)"
             )
+        return self
+
+
+class BasisBlock(StrictModel):
+    """The shape of the basis functions of one element-combination block (pacemaker's potential.functions.<BLOCK>)."""
+
+    nradmax_by_orders: list[int] = Field(
+        description="Largest radial index n for each body order 1, 2, 3, ...; the first entry is nradbase."
+    )
+    lmax_by_orders: list[int] = Field(description="Largest angular index l for each body order 1, 2, 3, ...; same length.")
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "BasisBlock":
+        n, lm = self.nradmax_by_orders, self.lmax_by_orders
+        if not 1 <= len(n) <= len(DEFAULT_NRADMAX_BY_ORDERS) or len(n) != len(lm):
+            raise ValueError(
+                f"nradmax_by_orders ({n}) and lmax_by_orders ({lm}) need the same length, 1 to {len(DEFAULT_NRADMAX_BY_ORDERS)} (one entry per body order)"
+            )
+        if any(x < 1 for x in n) or any(x < 0 for x in lm):
+            raise ValueError("nradmax_by_orders entries must be >= 1 and lmax_by_orders entries >= 0")
         return self
 
 
@@ -146,7 +181,16 @@ class TrainingConfig(StrictModel):
     max_order: int | None = Field(
         None,
         ge=1,
-        description="Highest body order kept: nradmax_by_orders and lmax_by_orders are cut to this many entries; null: their full length.",
+        description="Highest body order kept: nradmax_by_orders and lmax_by_orders (and every block of basis_blocks) "
+        "are cut to this many entries; null: their full length.",
+    )
+    basis_blocks: dict[BlockName, BasisBlock] | None = Field(
+        None,
+        description="Basis shape per element-combination block (potential.functions.UNARY, BINARY, TERNARY, QUATERNARY, ALL): "
+        "functions of one species, of two, ... ALL covers the combinations no other block names. A block given here replaces "
+        "the default block of that name. Default (neither nradmax_by_orders nor lmax_by_orders given): pacemaker's template, "
+        f"{ {k: {'nradmax_by_orders': v[0], 'lmax_by_orders': v[1]} for k, v in DEFAULT_BASIS_BLOCKS.items()} }; "
+        "with nradmax_by_orders/lmax_by_orders given, their shape is the ALL block (every combination) instead.",
     )
     # --- loss and minimiser ------------------------------------------------------------------------
     l1_coeff: float = Field(1e-8, ge=0.0, description="L1 regularisation of the coefficients (fit.loss.L1_coeffs, dimensionless).")
@@ -301,6 +345,26 @@ class TrainingConfig(StrictModel):
         n = self.max_order or len(nradmax)
         return nradmax[:n], lmax[:n]
 
+    def function_blocks(self) -> dict[str, dict[str, list[int]]]:
+        """pacemaker's ``potential.functions`` blocks (without number_of_functions_per_element), cut to max_order."""
+        if self.nradmax_by_orders is None and self.lmax_by_orders is None:
+            blocks = {k: (list(n), list(lm)) for k, (n, lm) in DEFAULT_BASIS_BLOCKS.items()}
+        else:
+            blocks = {"ALL": self._full_orders()}
+        for name, block in (self.basis_blocks or {}).items():
+            blocks[name] = (list(block.nradmax_by_orders), list(block.lmax_by_orders))
+        cut = self.max_order
+        ordered = [k for k in BLOCK_NAMES if k in blocks]
+        return {k: {"nradmax_by_orders": blocks[k][0][:cut], "lmax_by_orders": blocks[k][1][:cut]} for k in ordered}
+
+    def block_source(self, block: str) -> str:
+        """The config field that sets a block of :meth:`function_blocks`, for error messages."""
+        if self.basis_blocks and block in self.basis_blocks:
+            return f"training.basis_blocks.{block}"
+        if self.nradmax_by_orders is not None or self.lmax_by_orders is not None:
+            return "training.nradmax_by_orders / training.lmax_by_orders (the ALL block: one shape for every element combination)"
+        return f"the default {block} block (pacemaker's template; set training.basis_blocks.{block})"
+
     def resolve_paths(self, base: Path) -> "TrainingConfig":
         """Return a copy whose relative ``initial_potential`` is taken relative to ``base``."""
         if self.initial_potential is not None and not self.initial_potential.is_absolute():
@@ -316,7 +380,6 @@ class TrainingConfig(StrictModel):
     ) -> dict[str, Any]:
         """pacemaker's input as a dict (see :meth:`to_input_yaml`)."""
         elements = _check_elements(elements)
-        nradmax, lmax = self.orders
         if self.initial_potential is not None and self.initial_potential_mode == "continue":
             potential: dict[str, Any] = {"filename": str(Path(self.initial_potential).absolute())}
         else:
@@ -337,7 +400,7 @@ class TrainingConfig(StrictModel):
                 },
                 "functions": {
                     "number_of_functions_per_element": self.number_of_functions_per_element,
-                    "ALL": {"nradmax_by_orders": nradmax, "lmax_by_orders": lmax},
+                    **self.function_blocks(),
                 },
             }
             if self.initial_potential is not None:
@@ -412,4 +475,4 @@ def _check_elements(elements: Sequence[str]) -> list[str]:
     return unique
 
 
-__all__ = ["EarlyStoppingConfig", "TrainingConfig"]
+__all__ = ["DEFAULT_BASIS_BLOCKS", "BasisBlock", "EarlyStoppingConfig", "TrainingConfig"]
