@@ -70,7 +70,8 @@ def require_slurm() -> str:
     how = "run scripts/start_local_slurm.sh (as root) before the tests"
     rc, out = _run_quiet(["scontrol", "ping"])
     if rc != 0 or "UP" not in out:
-        _unavailable(f"no SLURM controller answers (scontrol ping: {out.splitlines()[-1] if out else rc})", how)
+        said = [line.strip() for line in out.splitlines() if "slurmctld" in line.lower()] or [out.strip() or f"exit status {rc}"]
+        _unavailable(f"no SLURM controller answers (scontrol ping: {said[0]})", how)
     rc, out = _run_quiet(["sinfo", "-h", "-N", "-o", "%P %T"])
     usable = [line.split()[0].rstrip("*") for line in out.splitlines() if line.split()[-1].rstrip("~*#") in ("idle", "mixed", "allocated", "completing")]
     if rc != 0 or not usable:
