@@ -191,3 +191,18 @@ def test_a_job_reaching_its_walltime_is_replaced_and_the_run_finishes(job_name, 
     by_job = Counter(rec.label_info["oracle_job"].removeprefix("slurm:") for rec in db.select())
     assert len(by_job) >= 2, by_job
     print(f"28 structures x 2 s through 1-minute jobs: {took:.1f} s, jobs {dict(by_job)}")
+
+
+def test_jobs_that_cannot_start_end_the_run_with_an_error_naming_their_logs(job_name, tmp_path):
+    from mlip_autopipec.exceptions import OracleError
+
+    db, ids = make_db(tmp_path / "pool.db", 2)
+    cfg = compute(job_name, tmp_path, python=str(tmp_path / "no-such-python"), start_timeout_s=20)
+    with pytest.raises(OracleError, match="no Dask worker connected within start_timeout_s=20") as err:
+        label_pending(db, {"type": "emt"}, cfg, workdir=tmp_path / "runs", progress=False)
+    assert str((tmp_path / "joblogs").resolve()) in str(err.value)
+    assert db.count(status="pending") == 2  # nothing lost, nothing marked failed: a rerun with a fixed config labels them
+    jobs = slurm_jobs(job_name)
+    assert jobs and all(j["JobId"] in str(err.value) for j in jobs[:1])
+    err_log = (tmp_path / "joblogs" / f"{job_name}-{jobs[0]['JobId']}.err").read_text()
+    assert "no-such-python" in err_log  # the job's own log says why

@@ -88,6 +88,20 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
     raise OracleError(f"compute type {getattr(config, 'type', config)!r} does not start a cluster")
 
 
+def _wait_for_a_worker(client: Any, cluster: Any, config: SlurmComputeConfig | PBSComputeConfig) -> None:
+    """Wait until a worker of the batch jobs connects; :class:`OracleError` after ``config.start_timeout_s``."""
+    try:
+        client.wait_for_workers(1, timeout=config.start_timeout_s)
+    except TimeoutError:
+        jobs = sorted(str(getattr(job, "job_id", "?")) for job in cluster.workers.values())
+        logs = config.cluster_kwargs().get("log_directory", "the jobs' working directory")
+        raise OracleError(
+            f"no Dask worker connected within start_timeout_s={config.start_timeout_s:g} s of submitting {config.type} job(s) "
+            f"{', '.join(jobs) or '(none submitted)'}: see the jobs' output in {logs} (is 'python' right for the compute nodes, "
+            "is the queue full?)"
+        ) from None
+
+
 class _ReplaceEndedJobs:
     """Mixin for a dask-jobqueue cluster: a batch job whose workers have all left is cancelled and forgotten,
     so that the cluster's Adaptive submits a new job in its place.
@@ -172,4 +186,6 @@ def dask_client(compute: Any) -> Iterator[Any]:
                 # Adaptive between jobs and jobs, not scale(jobs=...): a plain scale submits the jobs once and never
                 # replaces one that ends, so a cancelled or timed-out job would leave the run without workers.
                 cluster.adapt(minimum_jobs=config.jobs, maximum_jobs=config.jobs, interval=f"{ADAPT_INTERVAL_S}s")
+                if config.start_timeout_s is not None:
+                    _wait_for_a_worker(client, cluster, config)
         yield client

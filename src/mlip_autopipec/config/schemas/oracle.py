@@ -264,6 +264,12 @@ class _JobqueueBase(StrictModel):
     worker_extra_args: list[str] = Field(
         default_factory=list, description="Extra arguments of the 'dask worker' command in each job, e.g. ['--resources', 'GPU=1']."
     )
+    start_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Stop with an error when no worker has connected this long (s) after the jobs were submitted, e.g. because the jobs "
+        "cannot start (wrong python, a missing module); the error names the jobs' log folder. Default: wait, as jobs may queue for long.",
+    )
     lifetime_margin_s: float | None = Field(
         None,
         ge=0,
@@ -294,7 +300,7 @@ class _JobqueueBase(StrictModel):
 
     def cluster_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the dask-jobqueue cluster class (unset options left to its defaults)."""
-        kwargs = self.model_dump(exclude={"type", "jobs", "lifetime_margin_s", "worker_extra_args"}, exclude_none=True)
+        kwargs = self.model_dump(exclude={"type", "jobs", "lifetime_margin_s", "start_timeout_s", "worker_extra_args"}, exclude_none=True)
         if self.log_directory is not None:
             kwargs["log_directory"] = str(Path(self.log_directory).expanduser().resolve())
         extra = list(self.worker_extra_args)
