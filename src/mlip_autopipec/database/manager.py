@@ -141,15 +141,6 @@ def _as_metadata(metadata: StructureMetadata | dict, where: str) -> StructureMet
     raise StructureError(f"{where}: metadata must be a StructureMetadata or a dict, got {type(metadata).__name__}")
 
 
-def redact_password(url: str) -> str:
-    """``url`` with the password of its user part replaced by ``***`` (``postgresql://user:***@host/db``)."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
-
-
 def _check_id(structure_id: Any) -> int:
     if isinstance(structure_id, bool) or not isinstance(structure_id, numbers.Integral) or structure_id < 1:
         raise DatabaseError(f"a structure id is a positive integer, got {structure_id!r}")
@@ -193,12 +184,12 @@ class DatabaseManager:
 
         text = os.fspath(path_or_url)
         if text.startswith(("postgresql://", "postgres://")):
-            self.location = redact_password(text)  # shown in every message and repr: never the password
+            self.location = text
             self._sqlite = False
             try:
                 self._db = connect(text, serial=True)
             except ImportError as exc:
-                raise DatabaseError(f"{self.location}: ASE's PostgreSQL backend needs the ase-db-backends package: {exc}") from exc
+                raise DatabaseError(f"{text}: ASE's PostgreSQL backend needs the ase-db-backends package: {exc}") from exc
             return
         path = Path(text).expanduser().resolve()
         if path.suffix != ".db":
