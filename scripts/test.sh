@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): sets up .venv if needed, makes sure Quantum ESPRESSO
-# is there for the real pw.x tests, then runs the whole suite.
+# is there for the real pw.x tests, starts a local SLURM cluster and PostgreSQL
+# server (as root), then runs the whole suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k database -x`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +17,16 @@ if ! command -v pw.x >/dev/null 2>&1; then
   else
     echo "[test] pw.x not found and cannot install it here (needs root and apt-get): the Quantum ESPRESSO tests will skip" >&2
   fi
+fi
+
+# The `slurm` and `postgres` tests need a running scheduler and database server: start local ones
+# when this is root (both scripts install what is missing with apt-get, and return at once when up).
+# Elsewhere those tests skip, or fail under CI=true.
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  bash scripts/start_local_slurm.sh || echo "[test] could not start the local SLURM cluster: the slurm tests will skip (fail under CI=true)" >&2
+  bash scripts/start_local_postgres.sh || echo "[test] could not start the local PostgreSQL server: the postgres tests will skip (fail under CI=true)" >&2
+else
+  echo "[test] not root or no apt-get: no local SLURM cluster / PostgreSQL server; those tests will skip (fail under CI=true)" >&2
 fi
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

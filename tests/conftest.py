@@ -41,6 +41,115 @@ def require_executable(name: str) -> str:
     return path
 
 
+def _unavailable(what: str, how: str) -> None:
+    """Skip the test because ``what`` is missing here; fail it under CI=true, where ``how`` should have provided it."""
+    if IN_CI:
+        pytest.fail(f"{what}, but CI=true: {how}")
+    pytest.skip(what)
+
+
+def _run_quiet(cmd: list[str], timeout: float = 15.0) -> tuple[int, str]:
+    import subprocess
+
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return 1, str(err)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def require_slurm() -> str:
+    """The default partition of a running SLURM cluster; skip when there is none, fail under CI=true.
+
+    "Running" means: sbatch/squeue/scontrol/sinfo are installed, ``scontrol ping``
+    reaches slurmctld, and a node of the default partition is up (idle, mixed or
+    allocated).  ``scripts/start_local_slurm.sh`` (root) starts such a cluster.
+    """
+    for name in ("sbatch", "squeue", "scancel", "scontrol", "sinfo"):
+        require_executable(name)
+    how = "run scripts/start_local_slurm.sh (as root) before the tests"
+    rc, out = _run_quiet(["scontrol", "ping"])
+    if rc != 0 or "UP" not in out:
+        said = [line.strip() for line in out.splitlines() if "slurmctld" in line.lower()] or [out.strip() or f"exit status {rc}"]
+        _unavailable(f"no SLURM controller answers (scontrol ping: {said[0]})", how)
+    rc, out = _run_quiet(["sinfo", "-h", "-N", "-o", "%P %T"])
+    usable = [line.split()[0].rstrip("*") for line in out.splitlines() if line.split()[-1].rstrip("~*#") in ("idle", "mixed", "allocated", "completing")]
+    if rc != 0 or not usable:
+        _unavailable(f"no SLURM node is up (sinfo: {out or rc})", how)
+    default = [line.split()[0].rstrip("*") for line in out.splitlines() if line.split()[0].endswith("*")]
+    return default[0] if default else usable[0]
+
+
+#: Where scripts/start_local_postgres.sh writes the test server's URL (root-only file).
+PG_URL_FILE = Path(os.environ.get("MLIP_AUTOPIPEC_TEST_PG_URL_FILE", "/var/lib/mlip-autopipec/test_pg_url"))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def require_postgres() -> str:
+    """A ``postgresql://`` URL of a reachable server whose role may create databases; skip when there is
+    none, fail under CI=true.
+
+    The URL comes from ``MLIP_AUTOPIPEC_TEST_PG_URL``, else from the file
+    ``MLIP_AUTOPIPEC_TEST_PG_URL_FILE`` (default ``/var/lib/mlip-autopipec/test_pg_url``) that
+    ``scripts/start_local_postgres.sh`` writes.  It is never printed (messages show it redacted).
+    """
+    how = "run scripts/start_local_postgres.sh (as root) before the tests, or set MLIP_AUTOPIPEC_TEST_PG_URL"
+    url = os.environ.get("MLIP_AUTOPIPEC_TEST_PG_URL", "").strip()
+    if not url:
+        try:
+            url = PG_URL_FILE.read_text().strip()
+        except OSError:
+            url = ""
+    if not url:
+        _unavailable(f"no PostgreSQL test server: MLIP_AUTOPIPEC_TEST_PG_URL is not set and {PG_URL_FILE} is not readable", how)
+    try:
+        import psycopg2
+    except ImportError as err:
+        _unavailable(f"psycopg2 is not installed ({err})", "install the project with its dependencies (scripts/setup.sh)")
+    try:
+        psycopg2.connect(url, connect_timeout=5).close()
+    except psycopg2.Error as err:
+        _unavailable(f"cannot connect to the PostgreSQL test server {redact_url(url)}: {str(err).strip().splitlines()[0]}", how)
+    return url
+
+
+@pytest.fixture
+def pg_url():
+    """The URL of a new, empty PostgreSQL database for this test (dropped afterwards)."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    base = require_postgres()
+    import psycopg2
+
+    name = f"mlip_test_{uuid.uuid4().hex[:12]}"
+
+    def admin(sql: str) -> None:
+        con = psycopg2.connect(base, connect_timeout=5)
+        con.autocommit = True
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            con.close()
+
+    admin(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(base)._replace(path="/" + name))
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def cu_fcc():
     return bulk("Cu", "fcc", a=3.61, cubic=True)

@@ -91,3 +91,42 @@ def test_unreachable_scheduler_is_an_oracle_error():
 
 def test_default_worker_count_is_the_usable_cores():
     assert default_n_workers() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("text", "bare", "seconds"),
+    [("90", 60, 5400), ("90", 1, 90), ("01:30", 60, 90), ("01:00:00", 60, 3600), ("2-00", 60, 172800), ("1-02:03:04", 60, 93784)],
+)
+def test_walltimes_are_read_as_slurm_and_pbs_write_them(text, bare, seconds):
+    from mlip_autopipec.config.schemas.oracle import walltime_seconds
+
+    assert walltime_seconds(text, bare) == seconds
+
+
+def test_workers_leave_before_the_walltime_and_their_logs_go_where_the_config_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = {"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 2, "job_name": "label-cu", "log_directory": "joblogs"}
+    cfg = validate_compute_config({**base, "walltime": "01:00:00"})
+    assert cfg.worker_lifetime_s() == 3600 - 300  # default margin: 10 %, at most 5 min
+    assert validate_compute_config({**base, "walltime": "1"}).worker_lifetime_s() == 50  # at least 10 s
+    assert validate_compute_config({**base, "walltime": "1", "lifetime_margin_s": 0}).worker_lifetime_s() is None
+    assert validate_compute_config(base).worker_lifetime_s() is None
+    cluster = make_cluster(cfg)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "--lifetime 3300s" in script and "#SBATCH -J label-cu" in script
+    assert f"#SBATCH -e {tmp_path / 'joblogs'}/label-cu-%J.err" in script  # absolute: jobs may start elsewhere
+    # a lifetime given by hand wins
+    own = validate_compute_config({**base, "walltime": "01:00:00", "worker_extra_args": ["--lifetime", "20m"]})
+    assert own.cluster_kwargs()["worker_extra_args"] == ["--lifetime", "20m"]
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [({"walltime": "1h"}, "not a walltime"), ({"walltime": "00:01:00", "lifetime_margin_s": 60}, "leaves no time")],
+)
+def test_bad_walltimes_are_refused_at_validation(over, match):
+    with pytest.raises(ConfigurationError, match=match):
+        validate_compute_config({"type": "slurm", "cores": 1, "memory": "1GiB", **over})

@@ -4,7 +4,11 @@
   machine (one thread each by default, as a DFT code wants one core per rank);
 * ``dask``: a running scheduler, by address;
 * ``slurm`` / ``pbs``: a dask-jobqueue cluster whose workers run in batch
-  jobs, scaled to ``jobs`` jobs.
+  jobs, kept at ``jobs`` jobs: a job that ends (cancelled, killed, out of
+  walltime) is replaced by a new one, and the tasks its workers were running go
+  back to the queue (Dask's scheduler reschedules them).  With a walltime, the
+  workers leave shortly before it (``lifetime_margin_s``), so their jobs are
+  replaced before the batch scheduler kills them.
 
 :func:`dask_client` is a context manager: the client and any cluster it started
 are closed on the way out, also on Ctrl-C.
@@ -12,7 +16,9 @@ are closed on the way out, also on Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +32,7 @@ from mlip_autopipec.config.schemas.oracle import (
 )
 from mlip_autopipec.exceptions import OracleError
 
+logger = logging.getLogger(__name__)
 
 def default_n_workers() -> int:
     """The number of CPU cores this process may use."""
@@ -40,6 +47,13 @@ def default_n_workers() -> int:
 #: on the worker gains nothing, and a worker that dies then takes no innocent queued task with it
 #: (each counts a death against ``allowed-failures``).
 SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0}
+
+#: While a batch-job cluster runs: how long after its workers left a job is given up and replaced.  Dask's default
+#: (15 s) waits for a worker of the same name to come back, which a worker of an ended batch job never does.
+JOBQUEUE_CONFIG = {"distributed.deploy.lost-worker-timeout": "3s"}
+
+#: How often (s) the cluster checks that it still has its jobs.
+ADAPT_INTERVAL_S = 1.0
 
 
 def make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeConfig) -> Any:
@@ -70,8 +84,73 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
                 from dask_jobqueue import PBSCluster as Cluster
         except ImportError as err:
             raise OracleError(f"compute type {config.type!r} needs dask-jobqueue: pip install dask-jobqueue ({err})") from None
-        return Cluster(**config.cluster_kwargs())
+        return _replacing(Cluster)(**config.cluster_kwargs())
     raise OracleError(f"compute type {getattr(config, 'type', config)!r} does not start a cluster")
+
+
+def _wait_for_a_worker(client: Any, cluster: Any, config: SlurmComputeConfig | PBSComputeConfig) -> None:
+    """Wait until a worker of the batch jobs connects; :class:`OracleError` after ``config.start_timeout_s``."""
+    try:
+        client.wait_for_workers(1, timeout=config.start_timeout_s)
+    except TimeoutError:
+        jobs = sorted(str(getattr(job, "job_id", "?")) for job in cluster.workers.values())
+        logs = config.cluster_kwargs().get("log_directory", "the jobs' working directory")
+        raise OracleError(
+            f"no Dask worker connected within start_timeout_s={config.start_timeout_s:g} s of submitting {config.type} job(s) "
+            f"{', '.join(jobs) or '(none submitted)'}: see the jobs' output in {logs} (is 'python' right for the compute nodes, "
+            "is the queue full?)"
+        ) from None
+
+
+class _ReplaceEndedJobs:
+    """Mixin for a dask-jobqueue cluster: a batch job whose workers have all left is cancelled and forgotten,
+    so that the cluster's Adaptive submits a new job in its place.
+
+    Distributed's own clean-up (``SpecCluster._update_worker_status``) looks a departed worker up by its
+    *worker* name among the *job* names, which match only with one worker process per job; with
+    ``processes > 1`` (workers ``<job>-0``, ``<job>-1``, ...) an ended job was never replaced, and a run
+    whose only job was cancelled waited forever.
+    """
+
+    def _job_members(self, job: Any) -> set[str]:
+        spec = self.worker_spec.get(job, {})  # type: ignore[attr-defined]
+        return {f"{job}{suffix}" for suffix in spec["group"]} if "group" in spec else {str(job)}
+
+    def _job_of_worker(self, worker_name: Any) -> Any:
+        for job in self.worker_spec:  # type: ignore[attr-defined]
+            if str(worker_name) in self._job_members(job):
+                return job
+        return None
+
+    def _update_worker_status(self, op: str, msg: Any) -> None:
+        if op == "remove":
+            info = self.scheduler_info["workers"].get(msg)  # type: ignore[attr-defined]
+            job = self._job_of_worker(info.get("name")) if info else None
+            if job is not None:
+                import dask
+                from dask.utils import parse_timedelta
+
+                delay = parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout"))
+                asyncio.get_running_loop().call_later(delay, self._forget_if_ended, job)
+        super()._update_worker_status(op, msg)  # type: ignore[misc]
+
+    def _forget_if_ended(self, job: Any) -> None:
+        present = {str(w.get("name")) for w in self.scheduler_info["workers"].values()}  # type: ignore[attr-defined]
+        if job not in self.workers or self._job_members(job) & present:  # type: ignore[attr-defined]
+            return
+        old = self.workers.pop(job)  # type: ignore[attr-defined]
+        logger.warning("batch job %s (%s) has lost all its workers: cancelling it; a new job takes its place", getattr(old, "job_id", "?"), job)
+        self._futures.add(asyncio.ensure_future(old.close()))  # type: ignore[attr-defined]
+
+
+_REPLACING: dict[type, type] = {}
+
+
+def _replacing(cls: type) -> type:
+    """``cls`` (a dask-jobqueue cluster class) with :class:`_ReplaceEndedJobs` mixed in."""
+    if cls not in _REPLACING:
+        _REPLACING[cls] = type(cls.__name__, (_ReplaceEndedJobs, cls), {"__module__": __name__})
+    return _REPLACING[cls]
 
 
 @contextlib.contextmanager
@@ -95,10 +174,18 @@ def dask_client(compute: Any) -> Iterator[Any]:
                 raise OracleError(f"cannot reach the Dask scheduler at {config.address}: {err}") from None
             stack.callback(client.close)
         else:
+            if isinstance(config, (SlurmComputeConfig, PBSComputeConfig)):
+                import dask
+
+                stack.enter_context(dask.config.set(JOBQUEUE_CONFIG))
             cluster = make_cluster(config)
             stack.callback(cluster.close)
             client = Client(cluster)
             stack.callback(client.close)
             if isinstance(config, (SlurmComputeConfig, PBSComputeConfig)):
-                cluster.scale(jobs=config.jobs)
+                # Adaptive between jobs and jobs, not scale(jobs=...): a plain scale submits the jobs once and never
+                # replaces one that ends, so a cancelled or timed-out job would leave the run without workers.
+                cluster.adapt(minimum_jobs=config.jobs, maximum_jobs=config.jobs, interval=f"{ADAPT_INTERVAL_S}s")
+                if config.start_timeout_s is not None:
+                    _wait_for_a_worker(client, cluster, config)
         yield client

@@ -78,6 +78,7 @@ class LabelOutcome:
     output_tail: str = ""
     attempts: list[AttemptRecord] = field(default_factory=list)
     worker: str = ""
+    job: str = ""  # the batch job the worker ran in ("slurm:<id>", "pbs:<id>"), empty outside one
 
     @property
     def ok(self) -> bool:
@@ -102,18 +103,30 @@ class LabellingSummary:
         return self.n_pending - self.n_done
 
 
+def batch_job() -> str:
+    """The batch job this process runs in, as ``slurm:<id>`` or ``pbs:<id>``; empty outside one."""
+    if os.environ.get("SLURM_JOB_ID"):
+        return f"slurm:{os.environ['SLURM_JOB_ID']}"
+    if os.environ.get("PBS_JOBID"):
+        return f"pbs:{os.environ['PBS_JOBID']}"
+    return ""
+
+
 def label_one(oracle: Oracle, atoms: Atoms, directory: str | None, structure_id: int) -> LabelOutcome:
     """Run on a worker: label one structure; never raises (a failure comes back as data)."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    job = batch_job()
     try:
         result = oracle.label(atoms, directory)
     except LabelFailed as err:
-        return LabelOutcome(structure_id, reason=str(err), output_tail=err.output_tail, attempts=err.attempts, worker=worker)
+        return LabelOutcome(structure_id, reason=str(err), output_tail=err.output_tail, attempts=err.attempts, worker=worker, job=job)
     except Exception as err:  # any other error of the calculator: recorded with its traceback's last lines
         tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
         where = f" (in {directory})" if directory else ""
-        return LabelOutcome(structure_id, reason=f"{type(err).__name__}: {err}{where}", output_tail="\n".join(tb.splitlines()[-TAIL_LINES:]), worker=worker)
-    return LabelOutcome(structure_id, result=result, attempts=result.attempts, worker=worker)
+        return LabelOutcome(
+            structure_id, reason=f"{type(err).__name__}: {err}{where}", output_tail="\n".join(tb.splitlines()[-TAIL_LINES:]), worker=worker, job=job
+        )
+    return LabelOutcome(structure_id, result=result, attempts=result.attempts, worker=worker, job=job)
 
 
 def _pending(db: DatabaseManager) -> list[tuple[int, Atoms]]:
@@ -143,13 +156,17 @@ def _write(db: DatabaseManager, outcome: LabelOutcome, oracle: Oracle) -> LabelO
     if outcome.result is not None:
         res = outcome.result
         info = {"oracle": oracle.kind, **res.info(), "oracle_worker": outcome.worker}
+        if outcome.job:
+            info["oracle_job"] = outcome.job
         if res.attempts:
             info["oracle_attempt_log"] = [a.as_dict() for a in res.attempts]
         try:
             db.set_labels(outcome.structure_id, res.energy, res.forces, stress=res.stress, info=info)
             return outcome
         except (DatabaseError, StructureError) as err:
-            outcome = LabelOutcome(outcome.structure_id, reason=f"the database rejected the result: {err}", attempts=outcome.attempts, worker=outcome.worker)
+            outcome = LabelOutcome(
+                outcome.structure_id, reason=f"the database rejected the result: {err}", attempts=outcome.attempts, worker=outcome.worker, job=outcome.job
+            )
     db.mark_failed(outcome.structure_id, _failure_text(outcome))
     return outcome
 

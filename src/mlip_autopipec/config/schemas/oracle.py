@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
 
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.exceptions import ConfigurationError
@@ -245,19 +245,94 @@ class _JobqueueBase(StrictModel):
     processes: int | None = Field(None, ge=1, description="Dask worker processes per job; default dask-jobqueue's (about √cores).")
     queue: str | None = Field(None, description="Destination queue / partition.")
     account: str | None = Field(None, description="Account (project) to charge.")
-    walltime: str | None = Field(None, description="Wall-time limit per job, e.g. '01:00:00'.")
+    walltime: str | None = Field(
+        None, description="Wall-time limit per job: 'HH:MM:SS' (e.g. '01:00:00'), 'D-HH:MM:SS', or a bare number (minutes for SLURM, seconds for PBS)."
+    )
     job_script_prologue: list[str] = Field(
         default_factory=list, description="Shell lines run before the worker starts (module loads, activating the environment)."
     )
     job_extra_directives: list[str] = Field(default_factory=list, description="Extra scheduler directives, e.g. ['--exclusive'].")
     local_directory: str | None = Field(None, description="Worker scratch folder on the compute nodes.")
-    log_directory: str | None = Field(None, description="Folder of the batch jobs' output files.")
+    log_directory: str | None = Field(
+        None,
+        description="Folder of the batch jobs' output files (<job_name>-<job id>.out/.err), made if missing; a relative path is taken "
+        "from the directory the run starts in. Default: the scheduler's (the submission directory for SLURM).",
+    )
+    job_name: str | None = Field(None, min_length=1, description="Name of the batch jobs (sbatch -J / qsub -N); default dask-jobqueue's 'dask-worker'.")
     interface: str | None = Field(None, description="Network interface the workers and scheduler use, e.g. 'ib0'.")
     python: str | None = Field(None, description="Python interpreter on the compute nodes; default this one.")
+    worker_extra_args: list[str] = Field(
+        default_factory=list, description="Extra arguments of the 'dask worker' command in each job, e.g. ['--resources', 'GPU=1']."
+    )
+    start_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Stop with an error when no worker has connected this long (s) after the jobs were submitted, e.g. because the jobs "
+        "cannot start (wrong python, a missing module); the error names the jobs' log folder. Default: wait, as jobs may queue for long.",
+    )
+    lifetime_margin_s: float | None = Field(
+        None,
+        ge=0,
+        description="With a walltime: the workers of a job stop taking tasks and leave this many seconds before it ends (dask worker "
+        "--lifetime), their running calculations go back to the queue, and a fresh job replaces the old one, instead of the scheduler "
+        "killing it. Default 10 % of the walltime, at least 10 s and at most 300 s; 0 lets jobs run into their walltime.",
+    )
+
+    #: what a walltime given as a bare number counts (s): SLURM minutes, PBS seconds
+    _bare_walltime_s: ClassVar[float] = 60.0
+
+    @model_validator(mode="after")
+    def _check_walltime(self) -> "_JobqueueBase":
+        if self.walltime is None:
+            return self
+        wall = walltime_seconds(self.walltime, self._bare_walltime_s)
+        if self.lifetime_margin_s is not None and self.lifetime_margin_s >= wall:
+            raise ValueError(f"lifetime_margin_s={self.lifetime_margin_s:g} leaves no time in a walltime of {self.walltime}")
+        return self
+
+    def worker_lifetime_s(self) -> float | None:
+        """How long (s) a worker serves before it leaves (dask worker ``--lifetime``); ``None`` without a walltime or with margin 0."""
+        if self.walltime is None or self.lifetime_margin_s == 0:
+            return None
+        wall = walltime_seconds(self.walltime, self._bare_walltime_s)
+        margin = min(300.0, max(10.0, 0.1 * wall)) if self.lifetime_margin_s is None else self.lifetime_margin_s
+        return max(wall - margin, 0.5 * wall)
 
     def cluster_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the dask-jobqueue cluster class (unset options left to its defaults)."""
-        return self.model_dump(exclude={"type", "jobs"}, exclude_none=True)
+        kwargs = self.model_dump(exclude={"type", "jobs", "lifetime_margin_s", "start_timeout_s", "worker_extra_args"}, exclude_none=True)
+        if self.log_directory is not None:
+            kwargs["log_directory"] = str(Path(self.log_directory).expanduser().resolve())
+        extra = list(self.worker_extra_args)
+        lifetime = self.worker_lifetime_s()
+        if lifetime is not None and not any(a == "--lifetime" or a.startswith("--lifetime=") for a in extra):
+            extra += ["--lifetime", f"{int(lifetime)}s"]
+        if extra:
+            kwargs["worker_extra_args"] = extra
+        return kwargs
+
+
+_WALLTIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
+
+
+def walltime_seconds(text: str, bare_number: float = 60.0) -> float:
+    """Seconds in a batch walltime: 'MM:SS', 'HH:MM:SS', 'D-HH', 'D-HH:MM', 'D-HH:MM:SS', or a bare number of
+    ``bare_number`` seconds each (SLURM: minutes, the default; PBS: seconds, pass 1)."""
+    m = _WALLTIME.match(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a walltime like '01:30:00', '90' (minutes) or '2-00:00:00'")
+    d, a, b, c = (int(x) if x is not None else None for x in m.group("d", "a", "b", "c"))
+    if d is not None:  # D-HH[:MM[:SS]]
+        total = d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    elif c is not None:  # HH:MM:SS
+        total = a * 3600 + b * 60 + c
+    elif b is not None:  # MM:SS
+        total = a * 60 + b
+    else:  # a bare number: minutes for SLURM, seconds for PBS
+        total = a * bare_number
+    if total <= 0:
+        raise ValueError(f"walltime {text!r} is not positive")
+    return float(total)
 
 
 class SlurmComputeConfig(_JobqueueBase):
@@ -276,6 +351,7 @@ class PBSComputeConfig(_JobqueueBase):
     """Dask workers in PBS batch jobs (dask-jobqueue's PBSCluster)."""
 
     type: Literal["pbs"] = Field(description="Compute kind: PBS batch jobs.")
+    _bare_walltime_s: ClassVar[float] = 1.0
     resource_spec: str | None = Field(None, description="PBS resource request, e.g. 'select=1:ncpus=24:mem=100GB'.")
 
 
