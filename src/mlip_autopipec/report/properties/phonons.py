@@ -46,7 +46,7 @@ class PhononResult:
     def frequencies_at(self, qpoints: np.ndarray) -> np.ndarray:
         """Frequencies (THz, imaginary ones negative) at q-points (reduced, primitive cell): shape (n_q, n_bands), ascending."""
         self.phonopy.run_qpoints(np.atleast_2d(np.asarray(qpoints, dtype=float)))
-        return np.sort(np.asarray(self.phonopy.get_qpoints_dict()["frequencies"]), axis=1)
+        return np.sort(np.asarray(self.phonopy.qpoints.frequencies), axis=1)
 
     def mesh_frequencies(self, mesh: tuple[int, int, int] | None = None) -> np.ndarray:
         """Frequencies (THz) on the full Γ-centred ``mesh`` (default: the result's), shape (n_q, n_bands)."""
@@ -112,15 +112,15 @@ def phonons_from_forces(setup: PhononSetup, forces: list[np.ndarray], mesh: tupl
     ph.produce_force_constants()
     ph.run_mesh(list(mesh), is_gamma_center=True)
     ph.run_total_dos()
-    dos = ph.get_total_dos_dict()
+    dos = ph.total_dos
     return PhononResult(
         ph,
         _to_ase(ph.primitive),
         len(ph.supercell),
         len(setup.structures),
         tuple(int(n) for n in mesh),  # type: ignore[arg-type]
-        np.asarray(dos["frequency_points"]),
-        np.asarray(dos["total_dos"]),
+        np.asarray(dos.frequency_points),
+        np.asarray(dos.dos),
     )
 
 
