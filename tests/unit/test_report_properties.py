@@ -81,6 +81,7 @@ def test_elastic_constants_agree_with_the_energy_curvature(oracle, a0):
     c11_plus_c12 = _curvature(a0, lambda e: np.diag([e, e, 0])) / 2
     c44 = _curvature(a0, lambda e: np.array([[0, 0, 0], [0, 0, e / 2], [0, e / 2, 0]]))
     assert c.crystal_system == "cubic"
+    print(f"\nC11 {c.c11:.2f}/{c11:.2f}, C12 {c.c12:.2f}/{c11_plus_c12 - c11:.2f}, C44 {c.c44:.2f}/{c44:.2f} GPa (ours/reference)")
     assert c.c11 == pytest.approx(c11, rel=0.02)
     assert c.c12 == pytest.approx(c11_plus_c12 - c11, rel=0.02)
     assert c.c44 == pytest.approx(c44, rel=0.02)
@@ -97,6 +98,7 @@ def test_vacancy_formation_energy_agrees_with_a_direct_relaxation(oracle, a0):
     BFGS(vac, logfile=None).run(fmax=FMAX)
     expected = vac.get_potential_energy() - 31 / 32 * e_bulk
     v = oracle[0].vacancy
+    print(f"\nvacancy {v.formation_energy_ev:.4f} / {expected:.4f} eV (ours/reference)")
     assert v.n_atoms == 32
     assert v.formation_energy_ev == pytest.approx(expected, abs=0.02)
     assert v.unrelaxed_formation_energy_ev > v.formation_energy_ev  # relaxation lowers it
@@ -112,6 +114,7 @@ def test_surface_energies_agree_with_ase_slab_builders(oracle, a0, facet, builde
     area = np.linalg.norm(np.cross(slab.cell[0], slab.cell[1]))
     expected = (slab.get_potential_energy() - len(slab) * ref.get_potential_energy()) / (2 * area) * 16.02176634
     got = oracle[0].surfaces[facet]
+    print(f"\nsurface {facet}: {got.energy_j_per_m2:.4f} / {expected:.4f} J/m² (ours/reference)")
     assert got.energy_j_per_m2 == pytest.approx(expected, rel=0.02)
     assert 0.5 < got.energy_j_per_m2 < 2.0
 
@@ -136,6 +139,7 @@ def test_phonon_frequencies_agree_with_ase_phonons_on_a_q_mesh(oracle, tmp_path)
         q_cart = (q + folds) @ conv.cell.reciprocal()
         ours.append(np.sort(res.phonons.frequencies_at(q_cart @ prim.cell.array.T).ravel()))
     ours = np.array(ours)
+    print(f"\nphonons: max |ours - ase.phonons| {np.abs(ours - theirs).max():.1e} THz over {ours.size} frequencies")
     assert np.abs(ours - theirs).max() < 0.05, np.abs(ours - theirs).max()
     assert ours.max() == pytest.approx(8.1, abs=0.5)  # EMT copper's top frequency, THz
 
@@ -188,6 +192,7 @@ def test_md_stability_reports_a_blowup_with_its_step(oracle):
     neighbour = start.get_distances(0, range(1, len(start)), mic=True, vector=True)[np.argmin(start.get_distances(0, range(1, len(start)), mic=True))]
     start.positions[0] += neighbour * (1 - 1.0 / np.linalg.norm(neighbour))  # one pair at 1.0 Å: EMT throws them apart
     md = md_stability(start, EMT(), temperature_k=300, time_ps=0.2, min_atoms=32)
+    print("\n" + md.reason)
     assert not md.completed and md.stop == "blowup"
     assert 0 < md.steps < md.n_steps and f"step {md.steps}" in md.reason
 
