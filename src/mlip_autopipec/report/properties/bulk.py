@@ -86,7 +86,7 @@ def relax_positions(atoms: Atoms, calculator: Calculator, fmax: float, steps: in
 def relax_bulk(atoms: Atoms, calculator: Calculator, fmax: float = 0.005, steps: int = 500, symprec: float = SYMPREC) -> Atoms:
     """The conventional cell of ``atoms`` relaxed (cell and positions, space group kept) with ``calculator``.
 
-    ASE's ``FixSymmetry`` constraint and ``FrechetCellFilter`` with BFGS; ``fmax`` (eV/Å)
+    The primitive cell is relaxed, then standardized to the conventional one.  ASE's ``FixSymmetry`` constraint and ``FrechetCellFilter`` with BFGS; ``fmax`` (eV/Å)
     also bounds the stress (eV/Å³ × volume per atom, ASE's filter convention).  The
     result carries ``calculator``, no constraint.
     """
@@ -94,14 +94,16 @@ def relax_bulk(atoms: Atoms, calculator: Calculator, fmax: float = 0.005, steps:
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS
 
-    work = conventional_cell(atoms, symprec)
+    work = primitive_cell(atoms, symprec)  # the fewest atoms: the cheapest relaxation with a DFT oracle
     work.calc = calculator
     work.set_constraint(FixSymmetry(work, symprec=symprec))
     converged = BFGS(FrechetCellFilter(work), logfile=None).run(fmax=fmax, steps=steps)
     work.set_constraint()
     if not converged:
         raise PropertyError(f"bulk {work.get_chemical_formula()}: the cell relaxation did not reach fmax {fmax} eV/Å in {steps} steps")
-    return work
+    out = conventional_cell(work, symprec)
+    out.calc = calculator
+    return out
 
 
 def supercell(atoms: Atoms, min_atoms: int) -> Atoms:

@@ -23,7 +23,7 @@ from ase.calculators.calculator import Calculator
 from ase.units import GPa
 
 from mlip_autopipec.exceptions import PropertyError
-from mlip_autopipec.report.properties.bulk import SYMPREC, relax_positions, symmetry
+from mlip_autopipec.report.properties.bulk import SYMPREC, primitive_cell, relax_positions, symmetry
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 _FRACTIONS = (-1.0, -0.5, 0.5, 1.0)
@@ -98,18 +98,22 @@ def strained(atoms: Atoms, component: int, strain: float) -> Atoms:
 
 
 def elastic_strain_set(atoms: Atoms, strain: float = 0.01, symprec: float = SYMPREC) -> ElasticStrainSet:
-    """The strained cells needed for the elastic constants of the relaxed crystal ``atoms`` (in the standard orientation)."""
+    """The strained cells (of spglib's standard primitive cell) for the elastic constants of the relaxed crystal ``atoms``.
+
+    The constants are in spglib's standard Cartesian frame (cubic axes along x, y, z).
+    """
     if not 0 < strain <= 0.05:
         raise PropertyError(f"elastic strain must be in (0, 0.05], got {strain}")
     sym = symmetry(atoms, symprec)
+    ref = primitive_cell(atoms, symprec)  # same Cartesian frame as the conventional cell, fewer atoms
     components = [0, 3] if sym.crystal_system == "cubic" else list(range(6))
     comps, strains, structures = [], [], []
     for k in components:
         for f in _FRACTIONS:
             comps.append(k)
             strains.append(f * strain)
-            structures.append(strained(atoms, k, f * strain))
-    return ElasticStrainSet(atoms.copy(), sym.crystal_system, sym.international, comps, strains, structures, sym.n_atoms_primitive > 1)
+            structures.append(strained(ref, k, f * strain))
+    return ElasticStrainSet(ref, sym.crystal_system, sym.international, comps, strains, structures, sym.n_atoms_primitive > 1)
 
 
 def elastic_from_stresses(strain_set: ElasticStrainSet, stresses: list[np.ndarray]) -> ElasticConstants:
