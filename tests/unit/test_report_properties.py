@@ -239,5 +239,9 @@ def test_config_defaults_and_facets():
             ReportPropertiesConfig(surfaces=bad)
     with pytest.raises(ValueError):
         ReportPropertiesConfig(elastc=True)
+    md = cfg.md_stability
+    assert md.temperature_for([300.0, 1300.0, 900.0]) == 1300.0 and md.temperature_for(None) == 300.0
+    assert md.model_copy(update={"temperature_k": 500.0}).temperature_for([1300.0]) == 500.0
+    assert md.gamma_halt_for(5.0) == 5.0 and md.gamma_halt_for(None) is None
     off = ReportPropertiesConfig(elastic=False, vacancy=False, surfaces=[], phonons=False, md_stability=None)
     assert not off.any

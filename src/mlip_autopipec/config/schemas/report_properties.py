@@ -37,6 +37,16 @@ class MDStabilityConfig(StrictModel):
     )
     seed: int = Field(0, description="Seed of the initial velocities and the thermostat noise.")
 
+    def temperature_for(self, exploration_temperatures: list[float] | None) -> float:
+        """The run's temperature (K): ``temperature_k``, else the highest exploration temperature, else 300 K."""
+        if self.temperature_k is not None:
+            return float(self.temperature_k)
+        return float(max(exploration_temperatures)) if exploration_temperatures else 300.0
+
+    def gamma_halt_for(self, exploration_gamma_halt: float | None) -> float | None:
+        """The γ halt: ``gamma_halt``, else active learning's, else None (γ not checked)."""
+        return self.gamma_halt if self.gamma_halt is not None else exploration_gamma_halt
+
 
 class ReportPropertiesConfig(StrictModel):
     """Materials properties computed the same way with the oracle and with the potential, for each bulk seed."""
