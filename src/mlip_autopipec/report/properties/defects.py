@@ -112,7 +112,7 @@ def primitive_miller(conventional: Atoms, hkl: tuple[int, int, int], symprec: fl
 
 
 def build_slab(conventional: Atoms, facet: str, min_thickness: float = 10.0, vacuum: float = 12.0, symprec: float = SYMPREC) -> tuple[Atoms, int]:
-    """A slab of the (hkl) ``facet`` of the conventional cell: (slab, number of layers), periodic in-plane, vacuum along z."""
+    """A slab of the (hkl) ``facet`` of the conventional cell: (slab, number of layers), vacuum gap along z (fully periodic cell)."""
     from ase.build import surface
 
     from mlip_autopipec.config.schemas.report_properties import parse_facet
@@ -121,7 +121,7 @@ def build_slab(conventional: Atoms, facet: str, min_thickness: float = 10.0, vac
     height = 1.0 / float(np.linalg.norm(np.asarray(hkl, dtype=float) @ prim.cell.reciprocal()))  # Å between lattice planes
     layers = max(2, math.ceil(min_thickness / height))
     slab = surface(prim, hkl, layers, vacuum=vacuum / 2.0)
-    slab.pbc = (True, True, False)
+    slab.pbc = True  # periodic along z too, across the vacuum: pyace (and pw.x) take fully periodic cells only
     return slab, layers
 
 
