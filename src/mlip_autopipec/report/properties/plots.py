@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from mlip_autopipec.fileio import atomic_path
 from mlip_autopipec.report.properties.phonons import PhononResult, band_path
