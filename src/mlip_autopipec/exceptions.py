@@ -34,6 +34,11 @@ class TrainerError(MlipAutopipecError):
     """Fitting the potential with pacemaker failed (names the run directory and shows the log tail)."""
 
 
+class PropertyError(MlipAutopipecError):
+    """A materials property (elastic constants, vacancy, surface, phonons, MD stability) could not be computed
+    (a relaxation that does not converge, a crystal the property does not apply to)."""
+
+
 __all__ = [
     "MlipAutopipecError",
     "ConfigurationError",
@@ -41,4 +46,5 @@ __all__ = [
     "DatabaseError",
     "OracleError",
     "TrainerError",
+    "PropertyError",
 ]

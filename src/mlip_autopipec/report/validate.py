@@ -101,11 +101,29 @@ class EOSComparison:
 
 
 def energy_shift(reference_energy: dict[str, float] | None) -> Callable[[Atoms], float] | None:
-    """The sum of per-element reference energies (eV) pacemaker subtracted, to add back to a prediction."""
+    """What to add (eV) to a potential's energy of ``atoms`` to get the reference method's total energy.
+
+    ``reference_energy`` is pacemaker's own record (the potential's metadata
+    ``reference_energy``, :func:`mlip_autopipec.trainer.parsing.parse_reference_energy`):
+    per-element energies and, when pacemaker computed them itself
+    (``data.reference_energy: auto``, also chosen by pacemaker when energies are
+    below -20 eV/atom, as with pw.x), a ``"shift"`` (eV/atom).  pacemaker fits
+    (pyace ``process_df.compute_corrected_energy`` and
+    ``compute_shifted_scaled_corrected_energy``)::
+
+        energy_corrected = energy - sum_i E_ref[element_i] + shift * n_atoms
+
+    so the total energy is ``prediction + sum_i E_ref[element_i] - shift * n_atoms``.
+    Elements missing from the record count 0, as in pacemaker.  None when nothing
+    was subtracted.
+    """
     if not reference_energy:
         return None
-    refs = dict(reference_energy)
-    return lambda atoms: float(sum(refs.get(s, 0.0) for s in atoms.get_chemical_symbols()))
+    refs = {str(k): float(v) for k, v in reference_energy.items()}
+    shift = refs.pop("shift", 0.0)
+    if not any(refs.values()) and shift == 0.0:
+        return None
+    return lambda atoms: float(sum(refs.get(s, 0.0) for s in atoms.get_chemical_symbols()) - shift * len(atoms))
 
 
 def predict(structures: Sequence[Atoms], calculator: Calculator, energy_shift: Callable[[Atoms], float] | None = None) -> Predictions:

@@ -1,0 +1,96 @@
+"""report.properties with a real tiny ACE potential (PyACECalculator) on the potential side and EMT as the oracle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from conftest import require_executable
+from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
+from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
+from mlip_autopipec.explore import build_active_set
+from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+from mlip_autopipec.report.properties import (
+    CachedCalculator,
+    compute_properties,
+    md_stability,
+    phonon_plot,
+    properties_summary,
+    property_table,
+)
+from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
+
+pytestmark = pytest.mark.slow
+
+FIT = dict(
+    cutoff=5.0,
+    number_of_functions_per_element=10,
+    nradmax_by_orders=[8, 3, 2],
+    lmax_by_orders=[0, 2, 1],
+    max_num_epochs=60,
+    display_step=30,
+    test_size=0.0,
+    evaluator="pyace",
+    seed=1,
+)
+CONFIG = ReportPropertiesConfig(surfaces=["111"], md_stability=None)
+
+
+@pytest.fixture(scope="module")
+def potential(tmp_path_factory):
+    """(.yace, .yaml, .asi) of a tiny real fit to 20 strained, rattled 32-atom EMT copper cells."""
+    for program in ("pacemaker", "pace_yaml2yace", "pace_activeset"):
+        if PacemakerProfile().find(program) is None:
+            require_executable(program)
+    tmp = tmp_path_factory.mktemp("ace")
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(20):
+        atoms = bulk("Cu", "fcc", a=3.59 * rng.uniform(0.97, 1.03), cubic=True).repeat(2)
+        atoms.rattle(0.06, seed=i)
+        atoms.calc = EMT()
+        e, f, s = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+        atoms.calc = None
+        records.append(ExportRecord(atoms, e, f, s, f"cu{i}", {}))
+    data = tmp / "train.pckl.gzip"
+    write_pacemaker(data, records, None)
+    result = PacemakerRunner(FIT, show_progress=False).train(data, tmp / "fit")
+    return result.potential_yace, result.potential_yaml, build_active_set(result.potential_yaml, data)
+
+
+def test_potential_side_properties_and_their_errors(potential, tmp_path):
+    yace, _yaml, _asi = potential
+    pace = import_pyace_calculator()(str(yace))
+    oracle = compute_properties(bulk("Cu", "fcc", a=3.6), CachedCalculator(EMT()), CONFIG)
+    pot = compute_properties(bulk("Cu", "fcc", a=3.6), pace, CONFIG)
+    assert not pot.failures, pot.failures
+    summary = properties_summary(oracle, pot)
+    for name in ("C11", "C12", "C44"):
+        pair = summary["elastic_gpa"][name]
+        assert math.isfinite(pair["potential"]) and pair["error"] == pytest.approx(pair["potential"] - pair["oracle"])
+    # a tiny fit to strained, rattled bulk cells: its lattice constant near EMT's, a stable (positive) stiffness
+    assert abs(pot.bulk.cell.lengths()[0] / oracle.bulk.cell.lengths()[0] - 1) < 0.02
+    assert summary["elastic_gpa"]["bulk_modulus_voigt"]["potential"] > 0
+    assert math.isfinite(summary["vacancy_formation_ev"]["potential"])
+    assert math.isfinite(summary["surface_energy_j_per_m2"]["111"]["potential"])
+    assert 0 <= summary["phonons"]["frequency_rmse_thz"] < 2.0
+    print("\n" + "\n".join(f"{k}: {v}" for k, v in property_table(summary).items()))
+    assert phonon_plot(oracle.phonons, pot.phonons, tmp_path / "phonons.png").stat().st_size > 10_000
+
+
+def test_md_stability_with_the_active_set(potential):
+    _yace, yaml, asi = potential
+    calc = import_pyace_calculator()(str(yaml))
+    calc.set_active_set(str(asi))
+    start = bulk("Cu", "fcc", a=3.59, cubic=True)
+    calm = md_stability(start, calc, temperature_k=300, time_ps=0.1, min_atoms=32, gamma_halt=50.0)
+    assert calm.completed and calm.max_gamma is not None and calm.max_gamma < 50.0
+    # far hotter than the data (rattle 0.06 Å): the atoms leave the trained region and γ climbs past a low halt
+    hot = md_stability(start, calc, temperature_k=3000, time_ps=1.0, min_atoms=32, gamma_halt=1.5, max_temperature_ratio=10)
+    assert not hot.completed and hot.stop in ("gamma", "blowup"), hot
+    assert hot.stop == "gamma" and hot.max_gamma >= 1.5 and 0 < hot.steps < hot.n_steps, hot
+    print(f"\ncalm: {calm.reason}, max γ {calm.max_gamma:.2f}; hot: {hot.reason}")
