@@ -281,7 +281,9 @@ def test_stop_rules_budget_and_convergence(al_run, tmp_path):
     final, al = run(max_generations=5, gamma_halt=1e6, temperatures=[300.0], ensembles=["nvt"], trajectories_per_condition=1)
     assert al.stop_reason.startswith("converged"), al.stop_reason
     row = al.generations[2]
-    assert row.generation == 3 and row.step == "explored" and row.halts == 0
+    from mlip_autopipec.pipeline.generation import read_trajectories
+
+    assert row.generation == 3 and row.step == "explored" and row.halts == 0, read_trajectories(workdir, 3)
     assert final.output_dir == fit.output_dir
     with DatabaseManager(workdir / "structures.db") as db:
         assert db.count(generation=3) == 0  # nothing labelled once converged

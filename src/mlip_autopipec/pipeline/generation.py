@@ -35,7 +35,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ase import Atoms
 
@@ -62,6 +62,9 @@ from mlip_autopipec.pipeline.records import (
 from mlip_autopipec.report.validate import validation_errors
 from mlip_autopipec.trainer.pace import TrainingResult
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 log = logging.getLogger("mlip_autopipec")
 
 CANDIDATES_FILE = "candidates.xyz"
@@ -79,9 +82,9 @@ class LazyClient:
     def __init__(self, compute: ComputeConfig):
         self.compute = compute
         self._stack = contextlib.ExitStack()
-        self._client = None
+        self._client: Client | None = None
 
-    def __call__(self):
+    def __call__(self) -> Client:
         if self._client is None:
             from mlip_autopipec.oracle.compute import dask_client
 
@@ -176,7 +179,7 @@ def _trajectory_record(label: str, r: TrajectoryResult) -> TrajectoryRecord:
 
 
 def explore(
-    ctx: RunContext, client: Any, fit: TrainingResult, asi: Path, generation: int
+    ctx: RunContext, client: Client, fit: TrainingResult, asi: Path, generation: int
 ) -> tuple[list[Atoms], list[TrajectoryRecord]]:
     """Run every trajectory of ``generation`` on the Dask ``client``; return the candidates and one record per trajectory.
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlip_autopipec.database import StructureMetadata
 from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline.records import RunSummary
 from mlip_autopipec.trainer.pace import TrainingResult
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -39,7 +42,7 @@ def step_generate(ctx: RunContext) -> None:
     log.info("generate: %d structures in the database (%d new)", len(set(ids)), len(set(ids)) - have)
 
 
-def step_label(ctx: RunContext, client: Callable[[], Any] | None = None) -> None:
+def step_label(ctx: RunContext, client: Callable[[], Client] | None = None) -> None:
     """Label every pending structure; failures are recorded, not fatal.
 
     ``client``: gives the open Dask client to run on (active learning's, started
