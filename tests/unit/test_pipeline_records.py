@@ -14,7 +14,8 @@ from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.exceptions import ConfigurationError
 from mlip_autopipec.explore.plan import candidate_metadata
 from mlip_autopipec.pipeline.fits import latest_fit, load_fit, mark_latest, save_fit
-from mlip_autopipec.pipeline.generation import read_candidates, read_trajectories, stored_already, write_candidates
+from mlip_autopipec.pipeline.exploration import read_candidates, read_trajectories, write_candidates
+from mlip_autopipec.pipeline.generation import stored_already
 from mlip_autopipec.pipeline.records import (
     ActiveLearningRecord,
     GenerationRecord,

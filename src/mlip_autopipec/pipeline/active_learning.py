@@ -28,12 +28,9 @@ from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.explore.activeset import asi_path_for
 from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline.fits import load_fit, mark_latest
+from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FILE, LazyClient, generation_dir
 from mlip_autopipec.pipeline.generation import (
-    CANDIDATES_FILE,
-    TRAJECTORIES_FILE,
-    LazyClient,
     fit_validation,
-    generation_dir,
     oracle_calls_used,
     step_active_set,
     step_explore,
