@@ -188,3 +188,28 @@ def test_active_learning_plot(tmp_path):
     path = active_learning_plot(al, tmp_path)
     assert path == tmp_path / "active_learning.png" and path.read_bytes()[:4] == b"\x89PNG"
     assert active_learning_plot(ActiveLearningRecord(), tmp_path / "none") is None
+
+
+def test_old_summary_json_is_read_for_status(tmp_path):
+    from mlip_autopipec.pipeline.summary import read_summary
+
+    old = Path("/gone/run")
+    summary = {
+        "workdir": str(old),
+        "potential": {"yace": f"{old}/fits/gen2-c/output_potential.yace", "yaml": f"{old}/fits/gen2-c/output_potential.yaml"},
+        "fit": {"train_energy_rmse_mev_per_atom": 1.0, "train_force_rmse_mev_per_a": 20.0},
+        "counts": {"total": 3, "by_status": {"labelled": 3}, "by_source": {"initial_random (generation 0)": 3},
+                   "labelled_by_split": {"train": 2, "validation": 1}},
+        "validation": {"n_structures": 1, "energy_rmse_mev_per_atom": 1.0, "energy_mae_mev_per_atom": 1.0,
+                       "force_rmse_mev_per_angstrom": 9.0, "force_mae_mev_per_angstrom": 7.0},
+        "quality_bar": {"passed": True, "checks": [{"figure": "validation force RMSE", "value": 9.0, "target": 15.0,
+                                                    "unit": "meV/Å", "passed": True}]},
+        "timings": {"steps_s": {"label": 1.0}, "total_s": 2.0, "oracle_s": 1.0, "pacemaker_s": 0.5, "other_s": 0.5},
+        "active_learning": _old_state(old)["active_learning"],
+    }  # fmt: skip
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.json").write_text(json.dumps(summary))
+    back = read_summary(tmp_path)
+    assert back.workdir == tmp_path and back.potential.yace == tmp_path / "fits" / "gen2-c" / "output_potential.yace"
+    assert back.eos is None and back.validation.force_rmse_mev_per_angstrom == 9.0
+    assert back.active_learning.generations[0].fit_dir == tmp_path / "fits" / "gen1-bbb"
