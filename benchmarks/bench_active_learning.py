@@ -29,7 +29,6 @@ not the benchmark's).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -244,20 +243,19 @@ def main() -> int:
     cfg = base_config(s, al_dir, args.workers, s.pool)
     cfg["active_learning"] = al_settings(s)
     al_fit, al_calls, al_wall = run(cfg)
-    state = json.loads((al_dir / "state.json").read_text())["active_learning"]
-    print(f"active learning: {al_calls} oracle calls, {len(state['generations'])} generations, {al_wall:.0f} s; "
-          f"stopped: {state.get('stop_reason')}", flush=True)  # fmt: skip
+    from mlip_autopipec.pipeline.fits import load_fit
+    from mlip_autopipec.pipeline.state import read_state
 
-    from mlip_autopipec.pipeline.fits import RESULT_FILE
-    from mlip_autopipec.trainer.pace import TrainingResult
+    state = read_state(al_dir).active_learning
+    print(f"active learning: {al_calls} oracle calls, {len(state.generations)} generations, {al_wall:.0f} s; "
+          f"stopped: {state.stop_reason}", flush=True)  # fmt: skip
 
     curve = []  # (oracle calls, fit) after each fit of active learning
-    initial = state["initial"]
-    curve.append((initial["n_labelled_total"], TrainingResult.model_validate_json((Path(initial["fit_dir"]) / RESULT_FILE).read_text())))
-    for row in state["generations"]:
-        if row.get("step") == "fitted":
-            f = TrainingResult.model_validate_json((Path(row["fit_dir"]) / RESULT_FILE).read_text())
-            curve.append((initial["n_labelled_total"] + row["oracle_calls_total"], f))
+    initial = state.initial
+    curve.append((initial.n_labelled_total, load_fit(al_dir, initial.fit_dir)))
+    for row in state.generations:
+        if row.step == "fitted":
+            curve.append((initial.n_labelled_total + row.oracle_calls_total, load_fit(al_dir, row.fit_dir)))
     al_curve = [(calls, test_errors(f, test_set)) for calls, f in curve]
     al_err = test_errors(al_fit, test_set)
 

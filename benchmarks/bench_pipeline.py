@@ -30,21 +30,25 @@ def main() -> None:
         t0 = time.perf_counter()
         summary = run_pipeline(cfg, workdir=Path(tmp) / "run", progress=False)
         wall = time.perf_counter() - t0
-    t = summary["timings"]
-    oracle, pace = t["oracle_s"], t["pacemaker_s"]
+    t = summary.timings
+    oracle, pace = t.oracle_s, t.pacemaker_s
     other = wall - oracle - pace
     print(f"config: {args.config}")
     print(f"wall time          : {wall:8.1f} s")
     print(f"oracle (labelling) : {oracle:8.1f} s  ({100 * oracle / wall:.1f} %)")
     print(f"pacemaker          : {pace:8.1f} s  ({100 * pace / wall:.1f} %)")
     print(f"everything else    : {other:8.1f} s  ({100 * other / wall:.1f} %)")
-    for step, seconds in t["steps_s"].items():
+    for step, seconds in t.steps_s.items():
         print(f"  step {step:<14}: {seconds:8.1f} s")
     print(f"overhead ratio wall / (oracle + pacemaker): {wall / (oracle + pace):.3f}   (target <= 1.10)")
-    val, eos = summary["validation"], summary.get("eos", {})
+    nan = float("nan")
+    force = summary.validation.force_rmse_mev_per_angstrom
+    eos = summary.eos
+    da = eos.lattice_constant_error_percent if eos is not None else None
+    db = eos.bulk_modulus_error_percent if eos is not None else None
     print(
-        f"quality: force RMSE {val.get('force_rmse_mev_per_angstrom', float('nan')):.1f} meV/Å, "
-        f"Δa {eos.get('lattice_constant_error_percent', float('nan')):+.3f} %, ΔB {eos.get('bulk_modulus_error_percent', float('nan')):+.2f} %"
+        f"quality: force RMSE {nan if force is None else force:.1f} meV/Å, "
+        f"Δa {nan if da is None else da:+.3f} %, ΔB {nan if db is None else db:+.2f} %"
     )
 
 

@@ -58,14 +58,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from mlip_autopipec.config import load_config
     from mlip_autopipec.pipeline.run import run_pipeline
-    from mlip_autopipec.report.build import last_lines
+    from mlip_autopipec.pipeline.summary import last_lines
 
     cfg = load_config(args.config)
     summary = run_pipeline(cfg, workdir=args.workdir, force=args.force, progress=not args.no_progress)
-    print(f"report: {summary['workdir']}/report/summary.md")
+    print(f"report: {summary.workdir}/report/summary.md")
     for line in last_lines(summary):
         print(line)
-    return 0 if summary["quality_bar"]["passed"] or not args.strict else 1
+    return 0 if summary.quality_bar.passed or not args.strict else 1
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -24,7 +24,10 @@ import yaml
 
 from mlip_autopipec.config import load_config
 from mlip_autopipec.database import DatabaseManager
-from mlip_autopipec.pipeline.run import RunContext, open_database, run_pipeline
+from mlip_autopipec.pipeline.context import RunContext, open_database
+from mlip_autopipec.pipeline.records import ActiveLearningRecord
+from mlip_autopipec.pipeline.run import run_pipeline
+from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.pipeline.status import status_lines
 from mlip_autopipec.trainer.profile import PacemakerProfile
 
@@ -72,6 +75,10 @@ def _state(workdir: Path) -> dict:
         return json.loads((workdir / "state.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _al(workdir: Path) -> ActiveLearningRecord:
+    return read_state(workdir).active_learning
 
 
 def _step_of_generation_1(workdir: Path) -> str | None:
@@ -149,34 +156,41 @@ def al_run(tmp_path_factory):
 
 def test_two_generations_end_to_end(al_run):
     workdir, summary = al_run["workdir"], al_run["summary"]
-    al = _state(workdir)["active_learning"]
-    rows = al["generations"]
-    assert [r["generation"] for r in rows] == [1, 2]
-    assert all(r["step"] == "fitted" for r in rows)
-    assert al["stop_reason"].startswith("max_generations (2)")
+    al = _al(workdir)
+    rows = al.generations
+    assert [r.generation for r in rows] == [1, 2]
+    assert all(r.step == "fitted" for r in rows)
+    assert al.stop_reason.startswith("max_generations (2)")
     for r in rows:
-        assert r["trajectories"] == 4 and 0 < r["selected"] <= MAX_NEW
-        assert r["labelled"] == r["selected"] and r["failed"] == 0
-        assert r["max_gamma"] >= 1.2
-        assert r["validation_force_rmse_mev_per_angstrom"] > 0
-        assert Path(r["fit_dir"]).name.startswith(f"gen{r['generation']}-")
-        assert (Path(r["fit_dir"]) / "output_potential.yace").is_file()
-    assert rows[1]["n_labelled_total"] == POOL + rows[0]["selected"] + rows[1]["selected"]
+        assert r.trajectories == 4 and 0 < r.selected <= MAX_NEW
+        assert r.labelled == r.selected and r.failed == 0
+        assert r.max_gamma >= 1.2
+        assert r.validation_force_rmse_mev_per_angstrom > 0
+        assert r.fit_dir.name.startswith(f"gen{r.generation}-") and r.fit_dir.parent == workdir / "fits"
+        assert (r.fit_dir / "output_potential.yace").is_file()
+    assert rows[1].n_labelled_total == POOL + rows[0].selected + rows[1].selected
     # the second generation explored with the first generation's potential and its active set
-    assert Path(rows[1]["active_set"]).parent == Path(rows[0]["fit_dir"])
+    assert rows[1].active_set.parent == rows[0].fit_dir
+    # every trajectory's outcome is on record
+    from mlip_autopipec.pipeline.exploration import read_trajectories
+
+    for r in rows:
+        records = read_trajectories(workdir, r.generation)
+        assert len(records.trajectories) == r.trajectories
+        assert sum(t.stop == "gamma" for t in records.trajectories) == r.gamma_halts
     # the final potential is the second refit, and the report shows the loop
-    assert Path(summary["potential"]["yace"]).parent == Path(rows[1]["fit_dir"])
-    assert summary["active_learning"]["stop_reason"] == al["stop_reason"]
+    assert summary.potential.yace.parent == rows[1].fit_dir
+    assert summary.active_learning.stop_reason == al.stop_reason
     assert (workdir / "report" / "active_learning.png").read_bytes()[:4] == b"\x89PNG"
     text = "\n".join(status_lines(workdir))
     assert "active learning:" in text and "stopped: max_generations (2)" in text
-    assert f"latest fit: {rows[1]['fit_dir']}" in text
+    assert f"latest fit: {rows[1].fit_dir}" in text
 
 
 def test_forced_halts_are_labelled_as_md_halt(al_run):
     workdir = al_run["workdir"]
-    rows = _state(workdir)["active_learning"]["generations"]
-    assert all(r["gamma_halts"] > 0 for r in rows)
+    rows = _al(workdir).generations
+    assert all(r.gamma_halts > 0 for r in rows)
     with DatabaseManager(workdir / "structures.db") as db:
         for g in (1, 2):
             halts = list(db.select(source="md_halt", generation=g))
@@ -186,20 +200,21 @@ def test_forced_halts_are_labelled_as_md_halt(al_run):
                 assert rec.atoms.info["max_gamma"] >= 1.2 or rec.atoms.info.get("rattled")
                 assert rec.metadata.parent_id is None or db.status(rec.metadata.parent_id) == "labelled"
             sampled = db.count(source=f"active_learning_iter_{g}", generation=g)
-            assert len(halts) + sampled == rows[g - 1]["selected"] == db.count(generation=g)
+            assert len(halts) + sampled == rows[g - 1].selected == db.count(generation=g)
 
 
 def test_selection_never_picks_a_stored_structure(al_run):
     from mlip_autopipec.explore.activeset import asi_path_for
-    from mlip_autopipec.explore.loop import read_candidates, stored_already
     from mlip_autopipec.explore.select import select_candidates
     from mlip_autopipec.pipeline.fits import latest_fit
+    from mlip_autopipec.pipeline.exploration import read_candidates
+    from mlip_autopipec.pipeline.generation import stored_already
 
     workdir = al_run["workdir"]
     fit = latest_fit(workdir)
-    rows = _state(workdir)["active_learning"]["generations"]
-    asi = Path(rows[1]["active_set"])
-    assert asi == asi_path_for(Path(rows[0]["fit_dir"]) / "output_potential.yaml")
+    rows = _al(workdir).generations
+    asi = rows[1].active_set
+    assert asi == asi_path_for(rows[0].fit_dir / "output_potential.yaml")
     with DatabaseManager(workdir / "structures.db") as db:
         stored = [rec.atoms for rec in db.select(generation=2)] + [rec.atoms for rec in db.select(generation=1)]
         fresh = read_candidates(workdir / "al" / "gen_2" / "candidates.xyz")
@@ -222,14 +237,14 @@ def test_resume_after_kill_redid_nothing(al_run):
     initial = [f for f in fits if f.startswith("fit-")]
     assert initial == before["fits"], "the first fit was made again"
     assert len(fits) == 3  # the first fit and one refit per generation
-    rows = _state(workdir)["active_learning"]["generations"]
+    rows = _al(workdir).generations
     with DatabaseManager(workdir / "structures.db") as db:
         after = _labels(db)
         assert {sid: after[sid] for sid in before["labels"]} == before["labels"], "a structure was labelled again"
-        assert db.count() == POOL + rows[0]["selected"] + rows[1]["selected"]
+        assert db.count() == POOL + rows[0].selected + rows[1].selected
         assert db.count(status="pending") == 0
     # what a resumed pipeline may take instead of fitting its first potential again
-    from mlip_autopipec.explore.loop import resumed_initial_fit
+    from mlip_autopipec.pipeline.active_learning import resumed_initial_fit
 
     cfg = al_run["config"]
     ctx = RunContext(cfg, workdir, open_database(cfg, workdir), progress=False)
@@ -241,32 +256,105 @@ def test_resume_after_kill_redid_nothing(al_run):
 
 def test_stop_rules_budget_and_convergence(al_run, tmp_path):
     """On a copy of the finished run: a spent oracle budget stops at once; a potential that never halts converges."""
-    from mlip_autopipec.explore.loop import run_active_learning
+    from mlip_autopipec.pipeline.active_learning import run_active_learning
     from mlip_autopipec.pipeline.fits import latest_fit
 
     workdir = tmp_path / "copy"
     shutil.copytree(al_run["workdir"], workdir)
     cfg = al_run["config"]
-    rows = _state(workdir)["active_learning"]["generations"]
-    used = rows[0]["selected"] + rows[1]["selected"]
+    rows = _al(workdir).generations
+    used = rows[0].selected + rows[1].selected
     fit = latest_fit(workdir)
+    assert fit.output_dir.parent == workdir / "fits"  # the copy's own fit
 
     def run(**al_changes):
         c = cfg.model_copy(update={"active_learning": cfg.active_learning.model_copy(update=al_changes)})
         ctx = RunContext(c, workdir, open_database(c, workdir), progress=False)
         try:
-            return run_active_learning(ctx, fit), _state(workdir)["active_learning"]
+            return run_active_learning(ctx, fit), _al(workdir)
         finally:
             ctx.db.close()
 
     final, al = run(max_generations=5, max_oracle_calls=used)
-    assert al["stop_reason"].startswith(f"max_oracle_calls ({used}) spent")
-    assert len(al["generations"]) == 2 and final.output_dir == fit.output_dir
+    assert al.stop_reason.startswith(f"max_oracle_calls ({used}) spent")
+    assert len(al.generations) == 2 and final.output_dir == fit.output_dir
 
-    final, al = run(max_generations=5, gamma_halt=1e6, temperatures=[300.0], ensembles=["nvt"], trajectories_per_condition=1)
-    assert al["stop_reason"].startswith("converged"), al["stop_reason"]
-    row = al["generations"][2]
-    assert row["generation"] == 3 and row["step"] == "explored" and row["halts"] == 0
+    # a tiny potential may heat a trajectory past the blow-up limits: widen them, this checks the γ rule
+    final, al = run(max_generations=5, gamma_halt=1e6, temperatures=[300.0], ensembles=["nvt"], trajectories_per_condition=1,
+                    max_temperature_ratio=1e3, min_distance_fraction=0.01)  # fmt: skip
+    assert al.stop_reason.startswith("converged"), al.stop_reason
+    row = al.generations[2]
+    from mlip_autopipec.pipeline.exploration import read_trajectories
+
+    assert row.generation == 3 and row.step == "explored" and row.halts == 0, read_trajectories(workdir, 3)
     assert final.output_dir == fit.output_dir
     with DatabaseManager(workdir / "structures.db") as db:
         assert db.count(generation=3) == 0  # nothing labelled once converged
+
+
+def _oracle_and_fit_dirs(workdir: Path) -> tuple[set[str], set[str]]:
+    return {p.name for p in (workdir / "oracle").iterdir()}, {p.name for p in (workdir / "fits").iterdir() if p.is_dir()}
+
+
+def _rows(workdir: Path) -> dict[int, tuple]:
+    with DatabaseManager(workdir / "structures.db") as db:
+        return {rec.id: (rec.status, (rec.label_info or {}).get("oracle_worker")) for rec in db.select()} | {
+            "validation": tuple(db.ids(label="validation"))
+        }
+
+
+def _rerun_elsewhere(al_run, workdir: Path, fit_records_rewritten: bool = True):
+    """Run the finished run's config again in ``workdir``: what it changed and what it reported.
+
+    ``fit_records_rewritten``: the fits' result.json were written by this version (an older one's are only read).
+    """
+    before = _rows(workdir), _oracle_and_fit_dirs(workdir)
+    summary = run_pipeline(al_run["config"].model_copy(update={"workdir": workdir}), progress=False)
+    assert _rows(workdir) == before[0], "a structure was added or labelled again"
+    assert _oracle_and_fit_dirs(workdir) == before[1], "an oracle call or a fit was made again"
+    assert summary.timings.pacemaker_s == 0.0
+    assert summary.workdir == workdir and summary.potential.yace.parent.parent == workdir / "fits"
+    assert summary.potential.yace.is_file()
+    assert all(r.fit_dir.parent == workdir / "fits" for r in summary.active_learning.generations)
+    original = str(al_run["workdir"])
+    results = list((workdir / "fits").glob("*/result.json")) if fit_records_rewritten else []
+    for path in [workdir / "state.json", workdir / "report" / "summary.json", workdir / "fits" / "latest.json", *results]:
+        assert original not in path.read_text(), f"{path} still names the original work directory"
+    assert str(workdir) in (workdir / "report" / "summary.md").read_text()
+    return summary
+
+
+def test_a_moved_work_directory_reruns_without_oracle_calls_or_fits(al_run, tmp_path):
+    workdir = tmp_path / "elsewhere" / "run"
+    shutil.copytree(al_run["workdir"], workdir)
+    summary = _rerun_elsewhere(al_run, workdir)
+    assert summary.active_learning.stop_reason == _al(al_run["workdir"]).stop_reason
+    assert summary.validation.force_rmse_mev_per_angstrom == pytest.approx(al_run["summary"].validation.force_rmse_mev_per_angstrom)
+
+
+def test_a_work_directory_of_the_previous_layout_resumes(al_run, tmp_path):
+    """Records as the version before typed records wrote them (absolute paths of where the run was made), moved."""
+    workdir = tmp_path / "old" / "run"
+    shutil.copytree(al_run["workdir"], workdir)
+    original = al_run["workdir"]
+    state = json.loads((workdir / "state.json").read_text())
+    state.pop("schema_version")
+    state["config"]["workdir"] = str(original)
+    al = state["active_learning"]
+    al["initial"]["fit_dir"] = str(original / al["initial"]["fit_dir"])
+    for row in al["generations"]:
+        row.update(fit_dir=str(original / row["fit_dir"]), active_set=str(original / row["active_set"]))
+    (workdir / "state.json").write_text(json.dumps(state))
+    for result in (workdir / "fits").glob("*/result.json"):
+        data = json.loads(result.read_text())
+        data.pop("schema_version")
+        for key in ("potential_yace", "potential_yaml", "log_path", "input_yaml", "output_dir"):
+            data[key] = str(original / data[key])
+        result.write_text(json.dumps(data))
+    latest = json.loads((workdir / "fits" / "latest.json").read_text())
+    (workdir / "fits" / "latest.json").write_text(json.dumps({"fit": Path(latest["fit_dir"]).name}))
+    for trajectories in (workdir / "al").glob("gen_*/trajectories.json"):
+        trajectories.write_text(json.dumps(json.loads(trajectories.read_text())["trajectories"]))
+    assert "active learning:" in "\n".join(status_lines(workdir))
+    _rerun_elsewhere(al_run, workdir, fit_records_rewritten=False)
+    assert json.loads((workdir / "state.json").read_text())["schema_version"] == 1

@@ -80,7 +80,8 @@ def test_end_to_end_report(finished_run):
     assert on_disk["counts"]["total"] == 24
     assert on_disk["counts"]["by_status"] == {"labelled": 24}
     assert on_disk["timings"]["pacemaker_s"] > 0 and on_disk["timings"]["total_s"] > 0
-    assert Path(on_disk["potential"]["yace"]).is_file()
+    assert (workdir / on_disk["potential"]["yace"]).is_file() and summary.potential.yace.is_file()
+    assert on_disk["schema_version"] == 1 and on_disk["workdir"] == "."
     assert list((workdir / "logs").glob("run-*.log"))
     # the validation split really was held out of the training file
     import pandas as pd
@@ -96,9 +97,9 @@ def test_second_run_skips_finished_work(finished_run):
     t0 = time.perf_counter()
     again = run_pipeline(cfg, progress=False)
     assert time.perf_counter() - t0 < 30  # no labelling, no fit: only the report is redone
-    assert again["potential"] == first["potential"]
-    assert again["timings"]["pacemaker_s"] == 0.0
-    assert again["validation"] == pytest.approx(first["validation"])
+    assert again.potential == first.potential
+    assert again.timings.pacemaker_s == 0.0
+    assert again.validation.model_dump() == pytest.approx(first.validation.model_dump())
 
 
 def test_changed_config_is_refused_then_forced(finished_run, tmp_path):

@@ -33,7 +33,7 @@ def test_si_qe_example_reduced(tmp_path):
     assert db.count(status="labelled") == 10
     rec = next(iter(db.select(status="labelled")))
     assert rec.label_info and "pw.x" in str(rec.label_info)
-    assert math.isfinite(summary["validation"]["force_rmse_mev_per_angstrom"])
-    assert math.isfinite(summary["eos"]["oracle"]["bulk_modulus_gpa"])
+    assert math.isfinite(summary.validation.force_rmse_mev_per_angstrom)
+    assert math.isfinite(summary.eos.oracle.bulk_modulus_gpa)
     # PBE silicon with this small basis: B of order 80-100 GPa
-    assert 20 < summary["eos"]["oracle"]["bulk_modulus_gpa"] < 200
+    assert 20 < summary.eos.oracle.bulk_modulus_gpa < 200

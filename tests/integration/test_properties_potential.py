@@ -13,7 +13,7 @@ from conftest import require_executable
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
 from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
 from mlip_autopipec.explore import build_active_set
-from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 from mlip_autopipec.report.properties import (
     CachedCalculator,
     compute_properties,

@@ -30,7 +30,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from conftest import require_executable
 from mlip_autopipec.config.schemas.oracle import DEFAULT_PSEUDO_DIR
 from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
-from mlip_autopipec.explore.pyace_import import import_pyace_calculator
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 from mlip_autopipec.oracle import make_oracle
 from mlip_autopipec.report.validate import energy_shift, error_metrics, predict
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner

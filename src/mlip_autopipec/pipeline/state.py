@@ -1,6 +1,6 @@
 """What a work directory was made with, and whether a new config may continue it.
 
-``workdir/state.json`` keeps a fingerprint of every config section whose change
+``workdir/state.json`` (:class:`~mlip_autopipec.pipeline.records.RunState`) keeps a fingerprint of every config section whose change
 would invalidate finished work (the seed, the pool, the labels, the split, the
 fit).  Settings that change how, not what, is computed (commands, worker
 counts, timeouts, the report's targets) are left out, so they can change freely
@@ -18,7 +18,9 @@ from typing import Any
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
-from mlip_autopipec.fileio import atomic_path
+from mlip_autopipec.pipeline import migrate
+from mlip_autopipec.pipeline.migrate import read_record
+from mlip_autopipec.pipeline.records import ActiveLearningRecord, RunState, dump_record
 
 STATE_FILE = "state.json"
 
@@ -51,26 +53,23 @@ def section_fingerprints(cfg: PipelineConfig) -> dict[str, str]:
     return out
 
 
-def read_state(workdir: Path) -> dict[str, Any] | None:
-    path = workdir / STATE_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+def read_state(workdir: Path) -> RunState | None:
+    """``workdir/state.json`` (None: a new work directory); the layout of version 0 is migrated."""
+    workdir = Path(workdir)
+    return read_record(workdir / STATE_FILE, RunState, workdir, lambda data: migrate.state_v0(data, workdir))
 
 
-def write_state(workdir: Path, cfg: PipelineConfig, extra: dict[str, Any] | None = None) -> None:
-    state = read_state(workdir) or {}
-    state.update(
-        {
-            "fingerprints": section_fingerprints(cfg),
-            "config": cfg.model_dump(mode="json"),
-            "updated": _dt.datetime.now().isoformat(timespec="seconds"),
-        }
+def write_state(workdir: Path, cfg: PipelineConfig, active_learning: ActiveLearningRecord | None = None) -> RunState:
+    """Record ``cfg`` (and active learning's progress, when given; else the recorded one is kept) in ``state.json``."""
+    old = read_state(workdir)
+    state = RunState(
+        fingerprints=section_fingerprints(cfg),
+        config=cfg.model_copy(update={"workdir": Path(".")}),
+        updated=_dt.datetime.now().isoformat(timespec="seconds"),
+        active_learning=active_learning if active_learning is not None else (old.active_learning if old else None),
     )
-    if extra:
-        state.update(extra)
-    with atomic_path(workdir / STATE_FILE) as tmp:
-        tmp.write_text(json.dumps(state, indent=2))
+    dump_record(workdir / STATE_FILE, state, workdir)
+    return state
 
 
 def changed_sections(workdir: Path, cfg: PipelineConfig) -> list[str]:
@@ -78,7 +77,7 @@ def changed_sections(workdir: Path, cfg: PipelineConfig) -> list[str]:
     state = read_state(workdir)
     if state is None:
         return []
-    old = state.get("fingerprints", {})
+    old = state.fingerprints
     new = section_fingerprints(cfg)
     return [s for s in INVALIDATING if s in old and old[s] != new[s]]
 

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
+from mlip_autopipec.database import DatabaseManager
+from mlip_autopipec.pipeline.context import open_database
 from mlip_autopipec.pipeline.fits import latest_fit
-from mlip_autopipec.pipeline.run import open_database
 from mlip_autopipec.pipeline.state import read_state
+from mlip_autopipec.pipeline.summary import read_summary
 
 
-def open_workdir(workdir: Path):
+def open_workdir(workdir: Path) -> tuple[PipelineConfig, DatabaseManager]:
     """The config a work directory was run with and its database."""
     workdir = Path(workdir).absolute()
     state = read_state(workdir)
     if state is None:
         raise ConfigurationError(f"{workdir} is not a mlip-autopipec work directory (no state.json): run `mlip-autopipec run` first")
-    cfg = PipelineConfig.model_validate(state["config"])
-    return cfg, open_database(cfg, workdir)
+    return state.config, open_database(state.config, workdir)
 
 
 def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
@@ -46,19 +46,20 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
             lines.append(f"  id {sid} {formula}: {first}")
         if len(failures) > max_failures:
             lines.append(f"  ... and {len(failures) - max_failures} more")
-    al = read_state(workdir).get("active_learning")
-    if al:
+    al = read_state(workdir).active_learning
+    if al is not None:
         lines.append("active learning:")
         lines.append(f"  {'gen':>3} {'candidates':>10} {'selected':>8} {'labelled':>8} {'failed':>6} {'halts':>5} {'max γ':>8} {'val F RMSE':>11}")
-        for g in al.get("generations", []):
-            rmse = g.get("validation_force_rmse_mev_per_angstrom")
+        for g in al.generations:
+            rmse = g.validation_force_rmse_mev_per_angstrom
+            max_gamma = float("nan") if g.max_gamma is None else g.max_gamma
             lines.append(
-                f"  {g['generation']:>3} {g.get('candidates', 0):>10} {g.get('selected', 0):>8} {g.get('labelled', 0):>8} "
-                f"{g.get('failed', 0):>6} {g.get('halts', 0):>5} {g.get('max_gamma', float('nan')):>8.2f} "
+                f"  {g.generation:>3} {g.candidates or 0:>10} {g.selected or 0:>8} {g.labelled or 0:>8} "
+                f"{g.failed or 0:>6} {g.halts or 0:>5} {max_gamma:>8.2f} "
                 f"{('%.1f meV/Å' % rmse) if rmse is not None else 'n/a':>11}"
             )
-        if al.get("stop_reason"):
-            lines.append(f"  stopped: {al['stop_reason']}")
+        if al.stop_reason:
+            lines.append(f"  stopped: {al.stop_reason}")
     fit = latest_fit(workdir)
     if fit is None:
         lines.append("fit: none yet")
@@ -73,14 +74,13 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
                 else ""
             )
         )
-    summary = workdir / "report" / "summary.json"
-    if summary.is_file():
-        val = json.loads(summary.read_text()).get("validation", {})
-        if val.get("n_structures"):
-            lines.append(
-                f"  validation: {val['energy_rmse_mev_per_atom']:.2f} meV/atom, {val['force_rmse_mev_per_angstrom']:.1f} meV/Å "
-                f"({val['n_structures']} structures; report in {summary.parent})"
-            )
+    summary = read_summary(workdir)
+    if summary is not None and summary.validation.n_structures:
+        val = summary.validation
+        lines.append(
+            f"  validation: {val.energy_rmse_mev_per_atom:.2f} meV/atom, {val.force_rmse_mev_per_angstrom:.1f} meV/Å "
+            f"({val.n_structures} structures; report in {workdir / 'report'})"
+        )
     return lines
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -67,26 +69,34 @@ def eos_plot(eos: EOSComparison, directory: Path) -> Path:
     return _save(fig, directory / "eos.png")
 
 
-def active_learning_plot(al: dict, directory: Path) -> Path | None:
+class CurvePoint(NamedTuple):
+    """The validation force RMSE (meV/Å) after a fit, with the labelled structures it was fitted on."""
+
+    n_labelled: int
+    force_rmse_mev_per_angstrom: float
+    generation: int
+
+
+class GenerationHalts(NamedTuple):
+    """How one generation's exploration ended: trajectories run, halted by γ, blown up."""
+
+    generation: int
+    trajectories: int
+    gamma_halts: int
+    blowups: int
+
+
+def active_learning_plot(points: Sequence[CurvePoint], halts: Sequence[GenerationHalts], directory: Path) -> Path | None:
     """Validation force RMSE against labelled structures, and halted trajectories per generation (``active_learning.png``).
 
-    ``al`` is the ``active_learning`` record of ``state.json``: ``initial`` (the
-    first fit) and ``generations`` (one row per generation).  None when there is
-    nothing to draw.
+    ``points``: one per fit (generation 0 is the fit active learning started
+    from); ``halts``: one per explored generation.  None when there is nothing to draw.
     """
-    rows = list(al.get("generations", []))
-    key = "validation_force_rmse_mev_per_angstrom"
-    points = []
-    initial = al.get("initial") or {}
-    if initial.get(key) is not None and initial.get("n_labelled_total") is not None:
-        points.append((initial["n_labelled_total"], initial[key], 0))
-    points += [(r["n_labelled_total"], r[key], r["generation"]) for r in rows if r.get(key) is not None and r.get("n_labelled_total") is not None]
-    explored = [r for r in rows if "trajectories" in r]
-    if not points and not explored:
+    if not points and not halts:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     if points:
-        x, y, gens = zip(*points)
+        x, y, _gens = zip(*points)
         left.plot(x, y, "o-")
         if min(y) > 0 and max(y) / min(y) > 20:
             left.set_yscale("log")
@@ -95,13 +105,13 @@ def active_learning_plot(al: dict, directory: Path) -> Path | None:
     left.set_xlabel("labelled structures")
     left.set_ylabel("validation force RMSE (meV/Å)")
     left.set_title("validation error after each fit")
-    if explored:
-        gens = [r["generation"] for r in explored]
-        gamma = [r.get("gamma_halts", r.get("halts", 0)) for r in explored]
-        blow = [r.get("blowups", 0) for r in explored]
+    if halts:
+        gens = [h.generation for h in halts]
+        gamma = [h.gamma_halts for h in halts]
+        blow = [h.blowups for h in halts]
         right.bar(gens, gamma, label="halted by γ")
         right.bar(gens, blow, bottom=gamma, label="blew up")
-        totals = [r["trajectories"] for r in explored]
+        totals = [h.trajectories for h in halts]
         right.plot(gens, totals, "k_", markersize=24, markeredgewidth=2, label="trajectories run")
         right.set_ylim(0, 1.25 * max(max(totals), 1))
         right.yaxis.get_major_locator().set_params(integer=True)

@@ -1,13 +1,15 @@
 """Figures of merit of a fitted potential: validation errors and the equation of state.
 
-Pure numerics on plain arrays and ASE objects; no file I/O (plots and the
-summary live in :mod:`plots` and :mod:`summary`).
+Numerics on plain arrays and ASE objects; :func:`validation_errors` is the one
+place that evaluates a potential on the labelled validation split (the report
+and every active-learning generation call it).  Plots live in :mod:`plots`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -15,6 +17,7 @@ from ase.calculators.calculator import Calculator
 from ase.eos import EquationOfState
 from ase.units import GPa
 
+from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.exceptions import MlipAutopipecError
 
 
@@ -196,3 +199,27 @@ def compare_eos(
     except MlipAutopipecError as err:
         potential, failure = None, str(err)
     return EOSComparison(volumes, ref, pred, oracle, potential, failure)
+
+
+@dataclass
+class Validation:
+    """A potential's predictions on the labelled validation split and their errors."""
+
+    predictions: Predictions
+    metrics: ErrorMetrics
+
+
+def validation_errors(db: DatabaseManager, potential_yace: Path, reference_energy: dict[str, float] | None) -> Validation | None:
+    """Evaluate the potential ``potential_yace`` on the labelled validation structures of ``db`` (None: there are none).
+
+    ``reference_energy``: the per-element energies (eV) pacemaker subtracted
+    (``TrainingResult.reference_energy``), added back to each prediction.
+    """
+    structures = [rec.atoms for rec in db.select(label="validation", status="labelled")]
+    if not structures:
+        return None
+    from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
+
+    calc = import_pyace_calculator()(str(potential_yace))
+    predictions = predict(structures, calc, energy_shift(reference_energy))
+    return Validation(predictions, error_metrics(predictions))

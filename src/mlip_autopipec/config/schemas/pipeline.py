@@ -40,6 +40,19 @@ class ReportConfig(StrictModel):
     target_bulk_modulus_error_percent: float = Field(5.0, gt=0, description="Quality bar: |bulk modulus error| (%) against the oracle.")
 
 
+def _same_seed(structure: Any, seeds: Any) -> bool:
+    """True when ``seeds`` is exactly the one seed ``structure`` stands for (as in a dumped config)."""
+    if not isinstance(seeds, list) or len(seeds) != 1:
+        return False
+    try:
+        spec = structure.model_dump(exclude_unset=True) if isinstance(structure, StructureConfig) else structure
+        mine = SeedConfig.model_validate(spec).model_dump()
+        given = seeds[0] if isinstance(seeds[0], SeedConfig) else SeedConfig.model_validate(seeds[0])
+        return mine == given.model_dump()
+    except (ValueError, TypeError):
+        return False
+
+
 class PipelineConfig(StrictModel):
     """Everything a run needs.  Relative file paths inside sections are relative to the config file;
     ``workdir`` is relative to the directory the command is started from."""
@@ -73,6 +86,8 @@ class PipelineConfig(StrictModel):
             return data
         structure, seeds = data.get("structure"), data.get("seeds")
         if structure is not None and seeds:
+            if _same_seed(structure, seeds):  # a dumped config (state.json) carries both: the seeds were made from it
+                return data
             raise ValueError("give `structure` (one seed) or `seeds` (a list), not both")
         if structure is None and not seeds:
             raise ValueError("the campaign needs `seeds` (a list of structures) or `structure` (one seed)")

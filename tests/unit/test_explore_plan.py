@@ -1,24 +1,12 @@
-"""Pure parts of the active-learning loop: the trajectory plan, candidate provenance, the candidates file, the plot."""
+"""Pure building blocks of exploration: the trajectory plan, the start order, candidate provenance."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
 from ase.build import bulk
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
-from mlip_autopipec.database import DatabaseManager, StructureMetadata
-from mlip_autopipec.explore.loop import (
-    SEED_LABEL,
-    candidate_metadata,
-    read_candidates,
-    sampled_source,
-    stored_already,
-    trajectory_plan,
-    write_candidates,
-)
 from mlip_autopipec.explore.md import MDCondition
-from mlip_autopipec.report.plots import active_learning_plot
+from mlip_autopipec.explore.plan import SEED_LABEL, candidate_metadata, order_starts, sampled_source, trajectory_plan
 
 
 def _starts(n_db: int):
@@ -59,43 +47,13 @@ def test_halting_frames_keep_md_halt_and_samples_get_the_generation_source():
     assert sampled_source(3) == "active_learning_iter_3"
 
 
-def test_candidates_file_round_trip(tmp_path):
-    a = bulk("Cu", cubic=True)
-    a.info.update(source="md_halt", md_start="12", max_gamma=3.5, rattled=True, md_condition="npt_900K_0GPa")
-    path = tmp_path / "candidates.xyz"
-    write_candidates(path, [a, a.copy()])
-    back = read_candidates(path)
-    assert len(back) == 2 and np.allclose(back[0].positions, a.positions)
-    assert back[0].info["source"] == "md_halt" and back[0].info["max_gamma"] == pytest.approx(3.5)
-    assert candidate_metadata(back[0], 1).parent_id == 12
-    write_candidates(path, [])
-    assert read_candidates(path) == []
-
-
-def test_stored_already_finds_exact_copies_only(tmp_path):
-    with DatabaseManager(tmp_path / "s.db") as db:
-        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
-        atoms.positions[0] += 0.1
-        db.add_structure(atoms, StructureMetadata(source="initial_random"))
-        known = stored_already(db)
-        assert known(atoms.copy())
-        moved = atoms.copy()
-        moved.positions[1] += 0.01
-        assert not known(moved)
-        broken = moved.copy()
-        broken.positions[2, 0] = np.nan
-        assert known(broken)  # the database would refuse it: never selected
-
-
-def test_active_learning_plot(tmp_path):
-    al = {
-        "initial": {"n_labelled_total": 20, "validation_force_rmse_mev_per_angstrom": 80.0},
-        "generations": [
-            {"generation": 1, "trajectories": 4, "halts": 3, "gamma_halts": 2, "blowups": 1, "n_labelled_total": 24,
-             "validation_force_rmse_mev_per_angstrom": 50.0},
-            {"generation": 2, "trajectories": 4, "halts": 0, "gamma_halts": 0, "blowups": 0},
-        ],
-    }  # fmt: skip
-    path = active_learning_plot(al, tmp_path)
-    assert path == tmp_path / "active_learning.png" and path.read_bytes()[:4] == b"\x89PNG"
-    assert active_learning_plot({"generations": []}, tmp_path / "none") is None
+def test_start_order_alternates_defects_and_others_reproducibly():
+    seed = bulk("Cu", "fcc", a=3.61, cubic=True)
+    defects = [(f"d{i}", seed) for i in range(2)]
+    others = [(f"o{i}", seed) for i in range(4)]
+    starts = order_starts(seed, defects, others, seed=7, generation=1)
+    labels = [label for label, _ in starts]
+    assert labels[0] == SEED_LABEL and len(labels) == 7
+    assert [label[0] for label in labels[1:]] == ["d", "o", "d", "o", "o", "o"]
+    assert labels == [label for label, _ in order_starts(seed, defects, others, seed=7, generation=1)]
+    assert sorted(labels[1:]) == sorted(label for label, _ in defects + others)

@@ -1,0 +1,194 @@
+"""Active learning: explore with the fitted potential, catch extrapolation with γ, label what is new, refit.
+
+Generations g = 1, 2, ... each run the steps of
+:mod:`mlip_autopipec.pipeline.generation` (active set → explore → select →
+label → refit); each finished step is written at once to ``state.json``
+(:class:`~mlip_autopipec.pipeline.records.ActiveLearningRecord`).
+
+Stop rules, checked in this order: a generation whose trajectories all ran their
+full length without a γ halt or a blow-up ("converged": its potential is
+final, nothing is labelled); ``max_generations`` generations done; the oracle
+budget ``max_oracle_calls`` spent (oracle calls = structures added by active
+learning, labelled, failed or pending); a generation that found nothing new to
+label.  The reason is logged and recorded as ``stop_reason``.
+
+Resume: a killed run, started again, skips every finished step: exploration is
+read back from its files, a selection already in the database is not made
+again, labelling only touches pending structures, and fits are reused by their
+content key.  The record of the initial fit is kept, so later generations
+continue from the same potentials.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
+from mlip_autopipec.exceptions import TrainerError
+from mlip_autopipec.explore.activeset import asi_path_for
+from mlip_autopipec.pipeline.context import RunContext
+from mlip_autopipec.pipeline.fits import load_fit, mark_latest
+from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FILE, LazyClient, generation_dir
+from mlip_autopipec.pipeline.generation import (
+    fit_validation,
+    oracle_calls_used,
+    step_active_set,
+    step_explore,
+    step_label,
+    step_refit,
+    step_select,
+)
+from mlip_autopipec.pipeline.records import ActiveLearningRecord, GenerationRecord, InitialFit
+from mlip_autopipec.pipeline.state import read_state, section_fingerprints, write_state
+from mlip_autopipec.trainer.pace import TrainingResult
+
+log = logging.getLogger("mlip_autopipec")
+
+
+def _training(ctx: RunContext) -> str:
+    return section_fingerprints(ctx.config)["training"]
+
+
+def _save(ctx: RunContext) -> None:
+    write_state(ctx.workdir, ctx.config, active_learning=ctx.active_learning)
+
+
+def _stop(ctx: RunContext, reason: str) -> None:
+    ctx.active_learning.stop_reason = reason
+    _save(ctx)
+    log.info("active learning stopped: %s", reason)
+
+
+def resumed_initial_fit(ctx: RunContext) -> TrainingResult | None:
+    """The fit active learning started from, when a previous run of this work directory recorded one.
+
+    On a resumed run the pipeline's first fit would otherwise be made again on
+    every labelled structure, those of active learning included; the pipeline
+    can take this one instead (None: no record, or the training settings changed).
+    """
+    state = read_state(ctx.workdir)
+    initial = state.active_learning.initial if state and state.active_learning else None
+    if initial is None or initial.training != _training(ctx):
+        return None
+    return load_fit(ctx.workdir, initial.fit_dir)
+
+
+def run_active_learning(ctx: RunContext, fit: TrainingResult) -> TrainingResult:
+    """Run (or continue) active learning from ``fit``; return the final potential's fit.
+
+    Progress is written to ``state.json`` after every step and kept in ``ctx.active_learning`` for the report.
+    """
+    settings = ctx.config.active_learning
+    if settings is None:
+        return fit
+    state = read_state(ctx.workdir)
+    ctx.active_learning = (state.active_learning if state else None) or ActiveLearningRecord()
+    recorded = resumed_initial_fit(ctx)
+    if recorded is not None:
+        fit = recorded
+    else:
+        ctx.active_learning.initial = InitialFit(
+            fit_dir=fit.output_dir,
+            training=_training(ctx),
+            n_labelled_total=ctx.db.count(status="labelled"),
+            **dict(fit_validation(ctx, fit)),
+        )
+        _save(ctx)
+    client = LazyClient(ctx.config.compute)
+    try:
+        fit = _generations(ctx, settings, fit, client)
+    finally:
+        client.close()
+    mark_latest(ctx.workdir, fit)
+    _save(ctx)
+    return fit
+
+
+def _budget_stop(ctx: RunContext, settings: ActiveLearningConfig, g: int) -> str | None:
+    """Why generation ``g`` may not start (None: it may)."""
+    if g > settings.max_generations:
+        return f"max_generations ({settings.max_generations}) reached"
+    used = oracle_calls_used(ctx.db)
+    if settings.max_oracle_calls is not None and used >= settings.max_oracle_calls:
+        return f"max_oracle_calls ({settings.max_oracle_calls}) spent: {used} oracle calls by active learning"
+    return None
+
+
+def _finished_fit(ctx: RunContext, gen: GenerationRecord | None, training: str) -> tuple[bool, TrainingResult | None]:
+    """For a generation recorded as fitted: (skip it, its fit to continue from). Its fit gone: fit it again."""
+    if gen is None or not gen.done("fitted"):
+        return False, None
+    done_fit = load_fit(ctx.workdir, gen.fit_dir)
+    if done_fit is None:
+        gen.step = "labelled"  # the fit's files are gone: fit again
+        return False, None
+    if gen.training != training:
+        log.warning("active learning: the training settings changed since generation %d; continuing from the current fit", gen.generation)
+        return True, None
+    return True, done_fit
+
+
+def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingResult, client: LazyClient) -> TrainingResult:
+    record = ctx.active_learning
+    training = _training(ctx)
+    g = 0
+    while True:
+        g += 1
+        gen = record.generation(g)
+        skip, done_fit = _finished_fit(ctx, gen, training)
+        if skip:
+            fit = done_fit or fit
+            continue
+        if gen is None or not gen.done("explored"):
+            reason = _budget_stop(ctx, settings, g)
+            if reason:
+                _stop(ctx, reason)
+                return fit
+        gen = record.start_generation(g, training)
+        record.stop_reason = None
+        fit, reason = _generation(ctx, settings, gen, fit, client, training)
+        if reason is not None:
+            _stop(ctx, reason)
+            return fit
+
+
+def _generation(
+    ctx: RunContext, settings: ActiveLearningConfig, gen: GenerationRecord, fit: TrainingResult, client: LazyClient, training: str
+) -> tuple[TrainingResult, str | None]:
+    """Run the unfinished steps of one generation; return its fit and, when active learning stops here, why."""
+    g = gen.generation
+    gen_dir = generation_dir(ctx.workdir, g)
+    gen_dir.mkdir(parents=True, exist_ok=True)
+    asi = asi_path_for(fit.potential_yaml)
+    if gen.done("explored") and not gen.done("selected") and not (gen_dir / CANDIDATES_FILE).is_file():
+        log.warning("active learning: %s is missing: exploring generation %d again", gen_dir / CANDIDATES_FILE, g)
+        gen.step = "active_set"
+
+    if not gen.done("selected") and (not gen.done("active_set") or not asi.is_file()):
+        asi = step_active_set(ctx, gen, fit)
+        _save(ctx)
+    if not gen.done("explored"):
+        step_explore(ctx, gen, fit, asi, client)
+        _save(ctx)
+    if not gen.halts:
+        n, skipped = gen.trajectories or 0, gen.not_started or 0
+        if skipped == n:
+            raise TrainerError(
+                f"active learning generation {g}: none of the {n} exploration trajectories could start "
+                f"(see the log and {gen_dir / TRAJECTORIES_FILE})"
+            )
+        return fit, (
+            f"converged: all {n - skipped} trajectories of generation {g} ran their full {settings.n_steps} steps at every "
+            "condition without a γ halt or a blow-up" + (f" ({skipped} could not start)" if skipped else "")
+        )
+    if not gen.done("selected"):
+        step_select(ctx, gen, fit, asi)
+        _save(ctx)
+    if not gen.selected:
+        return fit, f"nothing new to label in generation {g}: {gen.candidates or 0} candidates, {gen.excluded or 0} already in the database"
+    if not gen.done("labelled"):
+        step_label(ctx, gen, client)
+        _save(ctx)
+    fit = step_refit(ctx, gen, fit, training)
+    _save(ctx)
+    return fit, None
