@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from mlip_autopipec.config.schemas.oracle import validate_compute_config
+from mlip_autopipec.config import ComputeConfig, validate_config
 from mlip_autopipec.exceptions import ConfigurationError, OracleError
 from mlip_autopipec.oracle.compute import dask_client, default_n_workers, make_cluster
 
 
 def test_slurm_job_script_carries_the_config():
-    cfg = validate_compute_config(
+    cfg = validate_config(ComputeConfig, 
         {
             "type": "slurm",
             "cores": 1,
@@ -39,7 +39,7 @@ def test_slurm_job_script_carries_the_config():
 
 
 def test_pbs_job_script_carries_the_config():
-    cfg = validate_compute_config({"type": "pbs", "cores": 8, "memory": "16GiB", "processes": 2, "resource_spec": "select=1:ncpus=8", "walltime": "01:00:00"})
+    cfg = validate_config(ComputeConfig, {"type": "pbs", "cores": 8, "memory": "16GiB", "processes": 2, "resource_spec": "select=1:ncpus=8", "walltime": "01:00:00"})
     cluster = make_cluster(cfg)
     try:
         script = cluster.job_script()
@@ -67,7 +67,7 @@ def test_slurm_client_submits_the_configured_jobs_and_cancels_them_on_exit(tmp_p
     log = tmp_path / "calls.log"
     _fake_slurm(bindir, log)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    with dask_client({"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 1, "jobs": 3}) as client:
+    with dask_client(validate_config(ComputeConfig, {"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 1, "jobs": 3})) as client:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (not log.exists() or log.read_text().count("sbatch") < 3):
             time.sleep(0.1)
@@ -77,15 +77,17 @@ def test_slurm_client_submits_the_configured_jobs_and_cancels_them_on_exit(tmp_p
     assert any(c.startswith("scancel") for c in calls)  # the jobs are cancelled when the client closes
 
 
-def test_compute_dicts_are_validated_at_once():
+def test_compute_dicts_are_validated_at_the_door_and_refused_inside():
     with pytest.raises(ConfigurationError, match="local.n_workers"):
-        with dask_client({"type": "local", "n_workers": -1}):
+        validate_config(ComputeConfig, {"type": "local", "n_workers": -1}, "compute")
+    with pytest.raises(ConfigurationError, match="compute takes a configuration model .*not a dict"):
+        with dask_client({"type": "local", "n_workers": 1}):
             pass
 
 
 def test_unreachable_scheduler_is_an_oracle_error():
     with pytest.raises(OracleError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
-        with dask_client({"type": "dask", "address": "tcp://127.0.0.1:1", "timeout_s": 1}):
+        with dask_client(validate_config(ComputeConfig, {"type": "dask", "address": "tcp://127.0.0.1:1", "timeout_s": 1})):
             pass
 
 

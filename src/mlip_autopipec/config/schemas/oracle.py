@@ -6,8 +6,9 @@
 ``slurm``, ``pbs``): where the Dask workers that run the oracle come from.
 
 Both are plain aliases of ``Annotated[Union[...], Discriminator]``: use them as
-field types, or validate a mapping with :func:`validate_oracle_config` /
-:func:`validate_compute_config` (errors are :class:`ConfigurationError`).
+field types, or validate a mapping at the door with
+``mlip_autopipec.config.validate_config(OracleConfig, data)`` (errors are
+:class:`ConfigurationError`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
-from mlip_autopipec.config.schemas.base import StrictModel
-from mlip_autopipec.exceptions import ConfigurationError
+from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
 
 DEFAULT_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 
@@ -143,6 +143,10 @@ class EspressoOracleConfig(_OracleBase):
                 raise ValueError(f"{section}: {reserved} are set by the oracle and cannot be overridden")
             out[key] = {p.lower(): val for p, val in params.items()}
         return out
+
+    def resolve_paths(self, base: Path) -> "EspressoOracleConfig":
+        """A copy whose relative ``pseudo_dir`` is taken relative to ``base`` (the config file's folder)."""
+        return self.model_copy(update={"pseudo_dir": resolve_path(self.pseudo_dir, base)})
 
     def resolved_pseudo_dir(self) -> Path | None:
         """The pseudopotential folder: the configured one, else the Debian default where it exists, else None."""
@@ -295,29 +299,3 @@ ComputeConfig = Annotated[
     Discriminator(_compute_tag, custom_error_type="compute_type", custom_error_message="unknown compute type; the type must be one of local, dask, slurm, pbs"),
 ]
 """Where the oracle runs: a discriminated union on ``type``; a mapping without ``type`` is a local cluster."""
-
-_ORACLE_ADAPTER: TypeAdapter[Any] = TypeAdapter(OracleConfig)
-_COMPUTE_ADAPTER: TypeAdapter[Any] = TypeAdapter(ComputeConfig)
-
-
-def _validate(adapter: TypeAdapter[Any], data: Any, source: str) -> Any:
-    from mlip_autopipec.config.loader import format_validation_error
-
-    try:
-        return adapter.validate_python(data)
-    except ValidationError as err:
-        raise ConfigurationError(format_validation_error(err, source)) from None
-
-
-def validate_oracle_config(data: Any, source: str = "oracle") -> EMTOracleConfig | EspressoOracleConfig | GPAWOracleConfig | ASEOracleConfig:
-    """Validate a mapping (or pass through a model) as an :data:`OracleConfig`; errors name ``source``."""
-    if isinstance(data, (EMTOracleConfig, EspressoOracleConfig, GPAWOracleConfig, ASEOracleConfig)):
-        return data
-    return _validate(_ORACLE_ADAPTER, data, source)
-
-
-def validate_compute_config(data: Any, source: str = "compute") -> LocalComputeConfig | DaskComputeConfig | SlurmComputeConfig | PBSComputeConfig:
-    """Validate a mapping (or pass through a model) as a :data:`ComputeConfig`; errors name ``source``."""
-    if isinstance(data, (LocalComputeConfig, DaskComputeConfig, SlurmComputeConfig, PBSComputeConfig)):
-        return data
-    return _validate(_COMPUTE_ADAPTER, data, source)

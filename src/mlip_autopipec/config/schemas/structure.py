@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
 
 Lattice = Literal["sc", "fcc", "bcc", "hcp", "diamond", "zincblende", "rocksalt", "cesiumchloride", "fluorite", "wurtzite"]
 
@@ -36,6 +36,4 @@ class StructureConfig(StrictModel):
 
     def resolve_paths(self, base: Path) -> "StructureConfig":
         """Return a copy whose relative ``file`` is taken relative to ``base``."""
-        if self.file is not None and not self.file.is_absolute():
-            return self.model_copy(update={"file": (base / self.file).resolve()})
-        return self
+        return self.model_copy(update={"file": resolve_path(self.file, base)})
