@@ -189,9 +189,9 @@ def _alive(pid: int) -> bool:
 def test_compute_and_oracle_mappings_are_refused_before_anything_runs(tmp_path):
     db, _ = make_db(tmp_path / "pool.db", cu_pool(2))
     with pytest.raises(ConfigurationError, match="compute takes a configuration model .*not a dict"):
-        label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=1))
+        label_pending(db, EMTOracleConfig(), {"type": "local", "n_workers": 1})
     with pytest.raises(ConfigurationError, match="make_oracle takes a configuration model .*not a dict"):
-        label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=1))
+        label_pending(db, {"type": "emt"}, LocalComputeConfig(n_workers=1))
     assert db.count(status="pending") == 2
 
 

@@ -62,7 +62,7 @@ _QE_RESERVED = {"calculation", "tprnfor", "tstress", "pseudo_dir", "outdir", "pr
 class EspressoOracleConfig(_OracleBase):
     """Quantum ESPRESSO ``pw.x`` through ASE's Espresso calculator: one SCF per structure, forces and stress always on."""
 
-    type: Literal["espresso"] = Field(description="Oracle kind: Quantum ESPRESSO pw.x.")
+    type: Literal["espresso"] = Field("espresso", description="Oracle kind: Quantum ESPRESSO pw.x.")
     command: str = Field(
         "pw.x", min_length=1, description="How to start pw.x, split like a shell would (no shell is used): e.g. 'pw.x' or 'mpirun -np 4 pw.x'."
     )
@@ -158,7 +158,7 @@ class EspressoOracleConfig(_OracleBase):
 class GPAWOracleConfig(_OracleBase):
     """Plane-wave GPAW (an optional extra: ``pip install mlip-autopipec[gpaw]``) with the same k-point density convention."""
 
-    type: Literal["gpaw"] = Field(description="Oracle kind: GPAW in plane-wave mode.")
+    type: Literal["gpaw"] = Field("gpaw", description="Oracle kind: GPAW in plane-wave mode.")
     ecut: float = Field(400.0, gt=0, description="Plane-wave cutoff (eV).")
     xc: str = Field("PBE", min_length=1, description="Exchange-correlation functional, as GPAW names it (e.g. 'PBE', 'LDA').")
     kspacing: float = Field(
@@ -177,7 +177,7 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([.:][A-Za-z_]\w*)
 class ASEOracleConfig(_OracleBase):
     """Any ASE calculator, by import path and keyword arguments (how VASP, CP2K or a Lennard-Jones toy plug in)."""
 
-    type: Literal["ase"] = Field(description="Oracle kind: an ASE calculator class given by import path.")
+    type: Literal["ase"] = Field("ase", description="Oracle kind: an ASE calculator class given by import path.")
     calculator: str = Field(
         description="Import path of the calculator class (or factory), 'package.module.Class' or 'package.module:Class', "
         "e.g. 'ase.calculators.lj.LennardJones'."
@@ -235,7 +235,7 @@ class LocalComputeConfig(StrictModel):
 class DaskComputeConfig(StrictModel):
     """An already running Dask scheduler, by address."""
 
-    type: Literal["dask"] = Field(description="Compute kind: connect to a running Dask scheduler.")
+    type: Literal["dask"] = Field("dask", description="Compute kind: connect to a running Dask scheduler.")
     address: str = Field(min_length=1, description="Scheduler address, e.g. 'tcp://host:8786'.")
     timeout_s: float = Field(30.0, gt=0, description="How long to wait for the scheduler to answer (s).")
 
@@ -267,7 +267,7 @@ class _JobqueueBase(StrictModel):
 class SlurmComputeConfig(_JobqueueBase):
     """Dask workers in SLURM batch jobs (dask-jobqueue's SLURMCluster)."""
 
-    type: Literal["slurm"] = Field(description="Compute kind: SLURM batch jobs.")
+    type: Literal["slurm"] = Field("slurm", description="Compute kind: SLURM batch jobs.")
     job_cpu: int | None = Field(
         None,
         ge=1,
@@ -279,7 +279,7 @@ class SlurmComputeConfig(_JobqueueBase):
 class PBSComputeConfig(_JobqueueBase):
     """Dask workers in PBS batch jobs (dask-jobqueue's PBSCluster)."""
 
-    type: Literal["pbs"] = Field(description="Compute kind: PBS batch jobs.")
+    type: Literal["pbs"] = Field("pbs", description="Compute kind: PBS batch jobs.")
     resource_spec: str | None = Field(None, description="PBS resource request, e.g. 'select=1:ncpus=24:mem=100GB'.")
 
 
