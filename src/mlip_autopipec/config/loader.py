@@ -22,10 +22,12 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, overloa
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
 
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", bound=StrictModel)
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -113,7 +115,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 @overload
 def load_config(path: str | Path) -> PipelineConfig: ...
 @overload
-def load_config(path: str | Path, model: type[M]) -> M: ...
+def load_config(path: str | Path, model: type[S]) -> S: ...
 def load_config(path: str | Path, model: Any = PipelineConfig) -> Any:
     """Load and validate the YAML file at ``path`` as ``model`` (default: the whole run, :class:`PipelineConfig`).
 
