@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlip_autopipec.config.loader import require_config
 from mlip_autopipec.config.schemas.oracle import (
     ASEOracleConfig,
     EMTOracleConfig,
@@ -9,7 +10,6 @@ from mlip_autopipec.config.schemas.oracle import (
     GPAWOracleConfig,
     OracleConfig,
 )
-from mlip_autopipec.config.loader import require_config
 from mlip_autopipec.oracle.base import Oracle
 
 

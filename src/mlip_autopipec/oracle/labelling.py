@@ -173,8 +173,8 @@ def label_pending(
     oracle:
         An :class:`Oracle` or an ``OracleConfig`` model (default EMT).
     compute:
-        A ``ComputeConfig`` model or an open ``distributed.Client`` to reuse (left open).  Default: a local cluster with
-        one worker process per core.
+        A ``ComputeConfig`` model or an open ``distributed.Client`` to reuse (left
+        open).  Default: a local cluster with one worker process per core.
     workdir:
         Each structure's calculation runs in ``workdir/structure_<id>``; default
         ``oracle/`` beside the database file.  Must be reachable from the workers.
@@ -278,4 +278,3 @@ def label_pending(
             f"examples: {examples}"
         )
     return summary
-
