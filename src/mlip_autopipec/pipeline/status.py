@@ -6,11 +6,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+from mlip_autopipec.config import PipelineConfig, validate_config
 from mlip_autopipec.exceptions import ConfigurationError
 from mlip_autopipec.pipeline.fits import latest_fit
 from mlip_autopipec.pipeline.run import open_database
-from mlip_autopipec.pipeline.state import read_state
+from mlip_autopipec.pipeline.state import STATE_FILE, read_state
 
 
 def open_workdir(workdir: Path):
@@ -19,7 +19,7 @@ def open_workdir(workdir: Path):
     state = read_state(workdir)
     if state is None:
         raise ConfigurationError(f"{workdir} is not a mlip-autopipec work directory (no state.json): run `mlip-autopipec run` first")
-    cfg = PipelineConfig.model_validate(state["config"])
+    cfg = validate_config(PipelineConfig, state["config"], f"{workdir / STATE_FILE}: config")
     return cfg, open_database(cfg, workdir)
 
 
