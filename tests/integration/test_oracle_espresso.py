@@ -8,6 +8,7 @@ from ase.build import bulk
 from ase.calculators.espresso import Espresso, EspressoProfile
 
 from conftest import require_executable
+from mlip_autopipec.config import OracleConfig, validate_config
 from mlip_autopipec.config.schemas.oracle import DEFAULT_PSEUDO_DIR
 from mlip_autopipec.oracle import LabelFailed, kpoint_mesh, label_one, make_oracle
 
