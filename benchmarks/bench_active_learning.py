@@ -197,6 +197,7 @@ def stability(fit, train_data: Path, gamma_halt: float, s: Sizes, workers: int) 
     from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
     from mlip_autopipec.explore import MDCondition, build_active_set, run_trajectory
     from mlip_autopipec.explore.activeset import asi_path_for
+    from mlip_autopipec.config import LocalComputeConfig
     from mlip_autopipec.oracle.compute import dask_client
 
     asi = asi_path_for(fit.potential_yaml)
@@ -206,7 +207,7 @@ def stability(fit, train_data: Path, gamma_halt: float, s: Sizes, workers: int) 
     cfg = ActiveLearningConfig(n_steps=steps, timestep=2.0, sample_interval=100, gamma_select=gamma_halt * 0.999,
                                gamma_halt=gamma_halt, md_min_atoms=32, n_rattled_copies=0)  # fmt: skip
     seed_crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    with dask_client({"type": "local", "n_workers": workers}) as client:
+    with dask_client(LocalComputeConfig(n_workers=workers)) as client:
         futures = [
             client.submit(run_trajectory, seed_crystal, str(fit.potential_yaml), str(asi), MDCondition("nvt", 1300.0), cfg, 1000 + k, pure=False)
             for k in range(s.stability_trajectories)

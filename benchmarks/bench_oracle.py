@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from ase.build import bulk  # noqa: E402
 from ase.calculators.emt import EMT  # noqa: E402
 
+from mlip_autopipec.config import EMTOracleConfig, EspressoOracleConfig  # noqa: E402
 from mlip_autopipec.database import DatabaseManager, StructureMetadata  # noqa: E402
 from mlip_autopipec.oracle import label_pending, make_oracle  # noqa: E402
 from mlip_autopipec.oracle.qe_output import parse_pw_output  # noqa: E402
@@ -89,9 +90,7 @@ def bench_pw(args, root: Path) -> None:
     if shutil.which("pw.x") is None:
         print("pw.x: not installed, skipped")
         return
-    oracle = make_oracle(
-        {"type": "espresso", "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"}, "ecutwfc": args.ecutwfc, "kspacing": args.kspacing}
-    )
+    oracle = make_oracle(EspressoOracleConfig(pseudopotentials={"Si": "Si.pbe-rrkj.UPF"}, ecutwfc=args.ecutwfc, kspacing=args.kspacing))
     cells = si_cells(args.structures)
     rates = {}
     for n_workers in (1, 2):
@@ -129,7 +128,7 @@ def bench_emt(args, root: Path) -> None:
     try:
         for r in range(args.repeats):
             db = fresh_db(root, f"emt_{r}", cells)
-            pending_times.append(timed_label(db, make_oracle({"type": "emt"}), client, root / f"emt_runs_{r}"))
+            pending_times.append(timed_label(db, make_oracle(EMTOracleConfig()), client, root / f"emt_runs_{r}"))
             db.close()
     finally:
         client.close()

@@ -10,7 +10,7 @@ every worker: everything that does work must sit under the
 
 from ase.build import bulk
 
-from mlip_autopipec.config import GeneratorConfig
+from mlip_autopipec.config import EMTOracleConfig, GeneratorConfig, LocalComputeConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.generator.explorer import InitialExplorer
 from mlip_autopipec.oracle import label_pending
@@ -19,5 +19,5 @@ if __name__ == "__main__":
     pool = InitialExplorer(GeneratorConfig(seed=1)).generate(bulk("Cu", cubic=True).repeat(2), 20)
     with DatabaseManager("label_library.db") as db:
         db.add_structures(pool, StructureMetadata(source="initial_random", generation=0))
-        summary = label_pending(db, {"type": "emt"}, {"type": "local", "n_workers": 2})
+        summary = label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=2))
         print(f"labelled {len(summary.labelled)}, failed {len(summary.failed)}; {db.count(status='labelled')} labelled in the database")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): sets up .venv if needed, makes sure Quantum ESPRESSO
 # is there for the real pw.x tests, starts a local SLURM cluster and PostgreSQL
-# server (as root), then runs the whole suite.
+# server (as root), checks the import layers (lint-imports), then runs the whole suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k database -x`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,4 +32,6 @@ fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export MPLBACKEND=Agg
+# The layers first (pyproject.toml [tool.importlinter]): an upward import or a cycle fails here, before any test runs.
+PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" "$root/.venv/bin/lint-imports" --no-logo --no-cache pyproject.toml
 exec "$root/.venv/bin/python" -m pytest "$@"

@@ -18,6 +18,7 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from mlip_autopipec.config import ASEOracleConfig, DaskComputeConfig, EMTOracleConfig, LocalComputeConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.exceptions import ConfigurationError, OracleError
 from mlip_autopipec.oracle import label_pending, make_oracle
@@ -52,7 +53,7 @@ def make_db(path: Path, structures: list) -> tuple[DatabaseManager, list[int]]:
 
 
 def slow_oracle(log: Path, delay_s: float = 0.3):
-    return make_oracle({"type": "ase", "calculator": "mlip_autopipec.oracle.testing.SlowEMT", "kwargs": {"delay_s": delay_s, "log_file": str(log)}})
+    return make_oracle(ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": delay_s, "log_file": str(log)}))
 
 
 def log_events(log: Path) -> list[tuple[str, int, int]]:
@@ -67,7 +68,7 @@ def log_events(log: Path) -> list[tuple[str, int, int]]:
 def test_emt_labels_through_dask_equal_a_direct_emt_call(client, tmp_path):
     pool = cu_pool(8)
     db, ids = make_db(tmp_path / "pool.db", pool)
-    summary = label_pending(db, {"type": "emt"}, client, workdir=tmp_path / "runs", progress=True)
+    summary = label_pending(db, EMTOracleConfig(), client, workdir=tmp_path / "runs", progress=True)
     assert sorted(summary.labelled) == ids and summary.failed == {} and summary.n_remaining == 0
     assert db.count(status="labelled") == 8 and db.count(status="pending") == 0
     for rec in db.select():
@@ -80,14 +81,14 @@ def test_emt_labels_through_dask_equal_a_direct_emt_call(client, tmp_path):
     workers = {rec.label_info["oracle_worker"] for rec in db.select()}
     assert os.getpid() not in {int(w.rsplit(":", 1)[1]) for w in workers}  # computed in the worker processes, not here
     # nothing pending: a second call does nothing and starts no cluster (this address would not answer)
-    again = label_pending(db, {"type": "emt"}, {"type": "dask", "address": "tcp://127.0.0.1:1"})
+    again = label_pending(db, EMTOracleConfig(), DaskComputeConfig(address="tcp://127.0.0.1:1"))
     assert again.n_pending == 0 and again.labelled == []
 
 
 def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(client, tmp_path):
     pool = cu_pool(5) + [bulk("Si", "diamond", a=5.43)]
     db, ids = make_db(tmp_path / "pool.db", pool)
-    summary = label_pending(db, {"type": "emt"}, client, workdir=tmp_path / "runs", max_failure_fraction=0.5, progress=False)
+    summary = label_pending(db, EMTOracleConfig(), client, workdir=tmp_path / "runs", max_failure_fraction=0.5, progress=False)
     assert sorted(summary.labelled) == ids[:5] and list(summary.failed) == [ids[5]]
     rec = db.record(ids[5])
     assert rec.status == "failed" and "EMT has no parameters for Si" in rec.failure_reason
@@ -97,12 +98,12 @@ def test_too_many_failures_stop_the_run_with_a_clear_error(client, tmp_path):
     pool = [bulk("Si", "diamond", a=5.43 + 0.01 * i) for i in range(3)] + cu_pool(5)
     db, ids = make_db(tmp_path / "pool.db", pool)
     with pytest.raises(OracleError, match=r"of 8 structures failed, more than max_failure_fraction=0.2 allows \(1\)") as err:
-        label_pending(db, {"type": "emt", "max_failure_fraction": 0.2}, client, workdir=tmp_path / "runs", progress=False)
+        label_pending(db, EMTOracleConfig(max_failure_fraction=0.2), client, workdir=tmp_path / "runs", progress=False)
     assert f"structure {ids[0]}: EMT has no parameters for Si" in str(err.value)
     n_failed, n_labelled, n_pending = (db.count(status=s) for s in ("failed", "labelled", "pending"))
     assert n_failed >= 2 and n_failed + n_labelled + n_pending == 8  # what finished was written; the rest stays pending
     # the next run picks up exactly what is left
-    rest = label_pending(db, {"type": "emt"}, client, workdir=tmp_path / "runs", max_failure_fraction=1.0, progress=False)
+    rest = label_pending(db, EMTOracleConfig(), client, workdir=tmp_path / "runs", max_failure_fraction=1.0, progress=False)
     assert rest.n_pending == n_pending and db.count(status="pending") == 0
 
 
@@ -185,12 +186,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_compute_and_oracle_dicts_are_validated_before_anything_runs(tmp_path):
+def test_compute_and_oracle_mappings_are_refused_before_anything_runs(tmp_path):
     db, _ = make_db(tmp_path / "pool.db", cu_pool(2))
-    with pytest.raises(ConfigurationError, match="compute: local.n_workers"):
-        label_pending(db, {"type": "emt"}, {"type": "local", "n_workers": 0})
-    with pytest.raises(ConfigurationError, match="oracle: emt.max_force"):
-        label_pending(db, {"type": "emt", "max_force": -1}, {"type": "local"})
+    with pytest.raises(ConfigurationError, match="compute takes a configuration model .*not a dict"):
+        label_pending(db, EMTOracleConfig(), {"type": "local", "n_workers": 1})
+    with pytest.raises(ConfigurationError, match="make_oracle takes a configuration model .*not a dict"):
+        label_pending(db, {"type": "emt"}, LocalComputeConfig(n_workers=1))
     assert db.count(status="pending") == 2
 
 
@@ -198,14 +199,15 @@ DRIVER = """
 import sys
 from pathlib import Path
 
+from mlip_autopipec.config import ASEOracleConfig, LocalComputeConfig
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.oracle import label_pending, make_oracle
 
 if __name__ == "__main__":  # Dask's spawned workers re-import this script
     folder = Path(sys.argv[1])
-    oracle = make_oracle({"type": "ase", "calculator": "mlip_autopipec.oracle.testing.SlowEMT",
-                          "kwargs": {"delay_s": 0.3, "log_file": str(folder / "calls.log")}})
-    label_pending(DatabaseManager(folder / "pool.db"), oracle, {"type": "local", "n_workers": 2}, workdir=folder / "runs", progress=False)
+    oracle = make_oracle(ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT",
+                                         kwargs={"delay_s": 0.3, "log_file": str(folder / "calls.log")}))
+    label_pending(DatabaseManager(folder / "pool.db"), oracle, LocalComputeConfig(n_workers=2), workdir=folder / "runs", progress=False)
 """
 
 
@@ -247,11 +249,11 @@ def test_a_structure_that_keeps_killing_its_worker_is_recorded_as_failed(tmp_pat
     pool = cu_pool(3) + [bulk("Ag", "fcc", a=4.09, cubic=True)]
     db, ids = make_db(tmp_path / "pool.db", pool)
     oracle = make_oracle(
-        {"type": "ase", "calculator": "mlip_autopipec.oracle.testing.SlowEMT", "kwargs": {"delay_s": 0.0, "crash_element": "Ag"}}
+        ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": 0.0, "crash_element": "Ag"})
     )
     # allowed-failures=0: the first worker death is final (default 3 reschedules, which only costs time here)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        summary = label_pending(db, oracle, {"type": "local", "n_workers": 1}, workdir=tmp_path / "runs", max_failure_fraction=0.5, progress=False)
+        summary = label_pending(db, oracle, LocalComputeConfig(n_workers=1), workdir=tmp_path / "runs", max_failure_fraction=0.5, progress=False)
     assert sorted(summary.labelled) == ids[:3] and list(summary.failed) == [ids[3]]
     reason = db.record(ids[3]).failure_reason
     assert reason.startswith("Dask task failed: KilledWorker") and "died" in reason

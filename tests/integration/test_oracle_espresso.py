@@ -8,6 +8,7 @@ from ase.build import bulk
 from ase.calculators.espresso import Espresso, EspressoProfile
 
 from conftest import require_executable
+from mlip_autopipec.config import OracleConfig, validate_config
 from mlip_autopipec.config.schemas.oracle import DEFAULT_PSEUDO_DIR
 from mlip_autopipec.oracle import LabelFailed, kpoint_mesh, label_one, make_oracle
 
@@ -15,6 +16,10 @@ pytestmark = [pytest.mark.qe, pytest.mark.slow]
 
 PSEUDO = "Si.pbe-rrkj.UPF"
 BASE = {"type": "espresso", "pseudopotentials": {"Si": PSEUDO}, "ecutwfc": 12.0, "kspacing": 1.2, "degauss": 0.01, "conv_thr": 1e-8}
+
+
+def oracle_from(data):
+    return make_oracle(validate_config(OracleConfig, data, "oracle"))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def direct(pw, tmp_path_factory):
 
 def test_pw_labels_agree_with_a_direct_ase_espresso_call(pw, direct, si2, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    result = make_oracle(BASE).label(si2, tmp_path / "structure_1")
+    result = oracle_from(BASE).label(si2, tmp_path / "structure_1")
     energy, forces, stress = direct
     assert result.energy == pytest.approx(energy, abs=1e-6)  # eV
     assert np.abs(result.forces - forces).max() < 1e-5  # eV/Å
@@ -68,7 +73,7 @@ def test_pw_labels_agree_with_a_direct_ase_espresso_call(pw, direct, si2, tmp_pa
 
 def test_forced_non_convergence_is_healed_by_the_ladder(pw, direct, si2, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    result = make_oracle({**BASE, "electron_maxstep": 1, "max_attempts": 3}).label(si2, tmp_path / "s")
+    result = oracle_from({**BASE, "electron_maxstep": 1, "max_attempts": 3}).label(si2, tmp_path / "s")
     assert [a.number for a in result.attempts] == [1, 2]
     assert result.attempts[0].outcome == "SCF not converged after 1 iterations"
     assert result.attempts[1].outcome.startswith("converged")
@@ -81,7 +86,7 @@ def test_forced_non_convergence_is_healed_by_the_ladder(pw, direct, si2, tmp_pat
 
 def test_hopeless_case_ends_failed_with_its_reason(pw, si2, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    outcome = label_one(make_oracle({**BASE, "electron_maxstep": 1, "max_attempts": 1}), si2, str(tmp_path / "s"), 5)
+    outcome = label_one(oracle_from({**BASE, "electron_maxstep": 1, "max_attempts": 1}), si2, str(tmp_path / "s"), 5)
     assert not outcome.ok and outcome.structure_id == 5
     assert outcome.reason.startswith("SCF did not converge in 1 attempt(s)")
     assert "convergence NOT achieved after   1 iterations" in outcome.output_tail
@@ -90,10 +95,10 @@ def test_hopeless_case_ends_failed_with_its_reason(pw, si2, tmp_path, monkeypatc
 
 def test_a_pw_error_is_not_retried_and_names_the_message(pw, si2, tmp_path):
     with pytest.raises(LabelFailed, match=r"pw.x failed on attempt 1: pw.x error: Error in routine setup \(1\): too few bands") as err:
-        make_oracle({**BASE, "input_data": {"system": {"nbnd": 1}}}).label(si2, tmp_path / "s")
+        oracle_from({**BASE, "input_data": {"system": {"nbnd": 1}}}).label(si2, tmp_path / "s")
     assert len(err.value.attempts) == 1 and "too few bands" in err.value.output_tail
 
 
 def test_a_run_past_its_time_limit_is_killed(pw, si2, tmp_path):
     with pytest.raises(LabelFailed, match=r"ran past timeout_s=0.05 s"):
-        make_oracle({**BASE, "timeout_s": 0.05}).label(si2, tmp_path / "s")
+        oracle_from({**BASE, "timeout_s": 0.05}).label(si2, tmp_path / "s")

@@ -402,10 +402,11 @@ def test_two_processes_opening_a_fresh_database_at_once_both_succeed(pg_url, tmp
 # ---------------------------------------------------------------- labelling on the shared store
 @pytest.mark.slow
 def test_label_pending_writes_its_results_to_postgres(db, tmp_path):
+    from mlip_autopipec.config import EMTOracleConfig, LocalComputeConfig
     from mlip_autopipec.oracle import label_pending
 
     ids = db.add_structures([cu(i) for i in range(4)], META)
-    summary = label_pending(db, {"type": "emt"}, {"type": "local", "n_workers": 1}, workdir=tmp_path / "runs", progress=False)
+    summary = label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=1), workdir=tmp_path / "runs", progress=False)
     assert sorted(summary.labelled) == ids and db.count(status="labelled") == 4
     for rec in db.select():
         ref = rec.atoms.copy()

@@ -23,6 +23,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from conftest import require_slurm
 
+from mlip_autopipec.config import EMTOracleConfig, SlurmComputeConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.oracle import label_pending
 
@@ -66,7 +67,7 @@ def run_seconds(text: str) -> int:
     return int(days or 0) * 86400 + h * 3600 + m * 60 + sec
 
 
-def compute(name: str, tmp_path: Path, **over) -> dict:
+def compute(name: str, tmp_path: Path, **over) -> SlurmComputeConfig:
     """One job of two 1-core workers (this test node has 2 cores), its logs under tmp_path/joblogs."""
     cfg = {
         "type": "slurm",
@@ -79,7 +80,7 @@ def compute(name: str, tmp_path: Path, **over) -> dict:
         "log_directory": str(tmp_path / "joblogs"),
     }
     cfg.update(over)
-    return cfg
+    return SlurmComputeConfig(**cfg)
 
 
 def cu_pool(n: int, seed: int = 0) -> list:
@@ -112,7 +113,7 @@ def labelled_once(db: DatabaseManager, ids: list[int], written: Counter) -> None
 
 def test_labelling_runs_in_slurm_jobs_that_the_scheduler_records_with_their_logs_where_configured(job_name, tmp_path):
     db, ids = make_db(tmp_path / "pool.db", 6)
-    summary = label_pending(db, {"type": "emt"}, compute(job_name, tmp_path), workdir=tmp_path / "runs", progress=False)
+    summary = label_pending(db, EMTOracleConfig(), compute(job_name, tmp_path), workdir=tmp_path / "runs", progress=False)
     assert sorted(summary.labelled) == ids and summary.failed == {}
 
     jobs = slurm_jobs(job_name)
@@ -199,7 +200,7 @@ def test_jobs_that_cannot_start_end_the_run_with_an_error_naming_their_logs(job_
     db, ids = make_db(tmp_path / "pool.db", 2)
     cfg = compute(job_name, tmp_path, python=str(tmp_path / "no-such-python"), start_timeout_s=20)
     with pytest.raises(OracleError, match="no Dask worker connected within start_timeout_s=20") as err:
-        label_pending(db, {"type": "emt"}, cfg, workdir=tmp_path / "runs", progress=False)
+        label_pending(db, EMTOracleConfig(), cfg, workdir=tmp_path / "runs", progress=False)
     assert str((tmp_path / "joblogs").resolve()) in str(err.value)
     assert db.count(status="pending") == 2  # nothing lost, nothing marked failed: a rerun with a fixed config labels them
     jobs = slurm_jobs(job_name)

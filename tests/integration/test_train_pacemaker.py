@@ -12,6 +12,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from conftest import require_executable
 
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
 
@@ -78,7 +79,7 @@ def fit(cu_structures, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fit")
     dataset = write_dataset(tmp / "cu.pckl.gzip", cu_structures)
     reports = []
-    result = PacemakerRunner(TINY, profile, on_progress=reports.append).train(dataset, tmp / "gen0")
+    result = PacemakerRunner(TrainingConfig(**TINY), profile, on_progress=reports.append).train(dataset, tmp / "gen0")
     return result, reports, dataset
 
 
@@ -125,7 +126,7 @@ def test_broken_dataset_raises_with_pacemakers_message(cu_structures, tmp_path):
     profile = pacemaker_profile()
     dataset = write_dataset(tmp_path / "broken.pckl.gzip", cu_structures[:4], drop=("forces",))
     with pytest.raises(TrainerError) as err:
-        PacemakerRunner(TINY, profile).train(dataset, tmp_path / "fit")
+        PacemakerRunner(TrainingConfig(**TINY), profile).train(dataset, tmp_path / "fit")
     first_line = str(err.value).splitlines()[0]
     assert "Column `forces` not found in dataset" in first_line
     assert str((tmp_path / "fit").absolute()) in first_line
@@ -136,7 +137,7 @@ def test_continue_from_an_earlier_fit(fit, tmp_path):
     result0, reports0, dataset = fit
     reports = []
     config = {**TINY, "initial_potential": result0.potential_yaml, "max_num_epochs": 3, "evaluator": "pyace"}
-    result = PacemakerRunner(config, pacemaker_profile(), on_progress=reports.append).train(dataset, tmp_path / "gen1")
+    result = PacemakerRunner(TrainingConfig(**config), pacemaker_profile(), on_progress=reports.append).train(dataset, tmp_path / "gen1")
     start = next(r for r in reports if r.phase == "train" and r.iteration == 0)
     fresh_start = reports0[0].loss
     assert start.loss == pytest.approx(result0.metrics.train_loss, rel=0.05)

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mlip_autopipec.config import GeneratorConfig, load_config
-from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+from mlip_autopipec.config import (
+    ComputeConfig,
+    DaskComputeConfig,
+    EMTOracleConfig,
+    GeneratorConfig,
+    LocalComputeConfig,
+    OracleConfig,
+    PipelineConfig,
+    TrainingConfig,
+    load_config,
+    require_config,
+    validate_config,
+)
+from mlip_autopipec.examples import EXAMPLES, example_text
 from mlip_autopipec.exceptions import ConfigurationError, MlipAutopipecError
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "mlip_autopipec"
 
 
 def write(tmp_path, text):
@@ -64,3 +81,52 @@ def test_errors_share_one_base():
     assert issubclass(ConfigurationError, MlipAutopipecError)
     every_field_described = all(f.description for f in GeneratorConfig.model_fields.values())
     assert every_field_described
+
+
+def test_every_sections_relative_paths_follow_the_config(tmp_path):
+    path = write(
+        tmp_path,
+        "structure: {file: seed.cif}\n"
+        "oracle: {type: espresso, pseudopotentials: {Si: Si.UPF}, pseudo_dir: pseudo}\n"
+        "training: {initial_potential: pots/gen0.yaml}\n",
+    )
+    cfg = load_config(path)
+    assert cfg.structure.file == tmp_path / "seed.cif"
+    assert cfg.oracle.pseudo_dir == tmp_path / "pseudo"
+    assert cfg.training.initial_potential == tmp_path / "pots" / "gen0.yaml"
+    absolute = load_config(write(tmp_path, "structure: {element: Cu}\ntraining: {initial_potential: /abs/gen0.yaml}\n"))
+    assert str(absolute.training.initial_potential) == "/abs/gen0.yaml"
+
+
+def test_validate_config_is_the_one_door_for_models_and_unions():
+    assert validate_config(OracleConfig, {}, "oracle") == EMTOracleConfig()
+    assert isinstance(validate_config(ComputeConfig, {"type": "dask", "address": "tcp://h:1"}), DaskComputeConfig)
+    model = LocalComputeConfig(n_workers=2)
+    assert validate_config(ComputeConfig, model) is model  # a model passes as it is
+    with pytest.raises(ConfigurationError, match=r"my\.yaml: oracle: .*unknown oracle type"):
+        validate_config(OracleConfig, {"type": "vasp"}, "my.yaml: oracle")
+    with pytest.raises(ConfigurationError, match=r"in training:\n  training: cutoff"):
+        validate_config(TrainingConfig, {"cutoff": -1}, "training")
+
+
+def test_inside_the_package_mappings_are_refused_with_the_way_in():
+    assert require_config(EMTOracleConfig(), OracleConfig, "make_oracle") == EMTOracleConfig()
+    with pytest.raises(ConfigurationError, match=r"InitialExplorer takes a configuration model \(GeneratorConfig\), not a dict: .*validate_config"):
+        require_config({"seed": 1}, GeneratorConfig, "InitialExplorer")
+
+
+def test_the_schemas_never_import_the_loader():
+    """The loader sits above the schemas (it was a cycle: schemas/oracle -> loader -> schemas/pipeline -> schemas/oracle)."""
+    for module in (SRC / "config" / "schemas").glob("*.py"):
+        assert "config.loader" not in module.read_text(), module.name
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_examples_exist_once(name):
+    """examples/*.yaml are the package's files (symlinks), so `init --example` and run_example.sh use one text."""
+    shipped = SRC / "examples" / EXAMPLES[name]
+    top = ROOT / "examples" / EXAMPLES[name]
+    assert top.is_symlink() and top.resolve() == shipped.resolve(), f"{top} must be a symlink to {shipped}"
+    assert top.read_bytes() == shipped.read_bytes() == example_text(name).encode()
+    cfg = load_config(top)
+    assert cfg == load_config(shipped) and isinstance(cfg, PipelineConfig)

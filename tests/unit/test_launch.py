@@ -22,6 +22,7 @@ from ase.build import bulk
 
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.launch import ProgramRun, run_program
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
 
 # A long program that also leaves a grandchild (as mpirun or a shell wrapper would) and records both pids.
@@ -169,9 +170,10 @@ def test_a_killed_driver_leaves_no_pacemaker_and_frees_the_fit_folder(tmp_path, 
     profile = PacemakerProfile(pacemaker=str(pacemaker), pace_yaml2yace=str(pacemaker))
     driver = start_driver(
         f"""
+        from mlip_autopipec.config import TrainingConfig
         from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
         profile = PacemakerProfile(pacemaker={str(pacemaker)!r}, pace_yaml2yace={str(pacemaker)!r})
-        PacemakerRunner({{"cutoff": 5.0}}, profile, show_progress=False).train({str(dataset)!r}, {str(fit)!r})
+        PacemakerRunner(TrainingConfig(cutoff=5.0), profile, show_progress=False).train({str(dataset)!r}, {str(fit)!r})
         """,
         tmp_path,
     )
@@ -179,7 +181,7 @@ def test_a_killed_driver_leaves_no_pacemaker_and_frees_the_fit_folder(tmp_path, 
 
     # a second fit into the same folder is refused, naming the folder and the holder
     with pytest.raises(TrainerError) as err:
-        PacemakerRunner({"cutoff": 5.0}, profile, show_progress=False).train(dataset, fit)
+        PacemakerRunner(TrainingConfig(cutoff=5.0), profile, show_progress=False).train(dataset, fit)
     assert f"fit folder {fit} is in use by another fit (pid {driver.pid} on " in str(err.value)
     assert alive(program), "the refused fit must not touch the running one"
 
@@ -191,7 +193,7 @@ def test_a_killed_driver_leaves_no_pacemaker_and_frees_the_fit_folder(tmp_path, 
     # the lock went with its holders: a new fit may use the folder
     script(pacemaker, "exit 7\n")
     with pytest.raises(TrainerError, match=r"pacemaker failed \(exit code 7\)"):
-        PacemakerRunner({"cutoff": 5.0}, profile, show_progress=False).train(dataset, fit)
+        PacemakerRunner(TrainingConfig(cutoff=5.0), profile, show_progress=False).train(dataset, fit)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")

@@ -15,7 +15,7 @@ from ase.calculators.lj import LennardJones
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlip_autopipec.config import ComputeConfig, OracleConfig
+from mlip_autopipec.config import ComputeConfig, OracleConfig, validate_config
 from mlip_autopipec.config.schemas.oracle import (
     ASEOracleConfig,
     EMTOracleConfig,
@@ -23,8 +23,6 @@ from mlip_autopipec.config.schemas.oracle import (
     GPAWOracleConfig,
     LocalComputeConfig,
     SlurmComputeConfig,
-    validate_compute_config,
-    validate_oracle_config,
 )
 from mlip_autopipec.exceptions import ConfigurationError, OracleError
 from mlip_autopipec.oracle import LabelFailed, LabelResult, kpoint_mesh, label_one, make_oracle
@@ -38,6 +36,18 @@ from mlip_autopipec.oracle.qe_output import parse_duration, parse_pw_output, pw_
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SI_QE = {"type": "espresso", "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"}, "ecutwfc": 30, "kspacing": 0.3}
+
+
+def validate_oracle_config(data):
+    return validate_config(OracleConfig, data, "oracle")
+
+
+def validate_compute_config(data):
+    return validate_config(ComputeConfig, data, "compute")
+
+
+def oracle_from(data):
+    return make_oracle(validate_oracle_config(data))
 
 
 # --- configuration ---------------------------------------------------------
@@ -74,7 +84,7 @@ def test_oracle_config_union_dispatches_on_type():
 )
 def test_bad_oracle_configs_name_the_field(data, fragment):
     with pytest.raises(ConfigurationError, match="oracle") as err:
-        make_oracle(data)
+        validate_oracle_config(data)
     assert fragment in str(err.value)
 
 
@@ -229,7 +239,7 @@ def test_emt_labels_equal_a_direct_emt_call(cu_fcc):
     atoms = cu_fcc.repeat(2)
     atoms.rattle(0.05, seed=3)
     before = atoms.positions.copy()
-    result = make_oracle({"type": "emt"}).label(atoms, None)
+    result = oracle_from({"type": "emt"}).label(atoms, None)
     ref = atoms.copy()
     ref.calc = EMT()
     assert abs(result.energy - ref.get_potential_energy()) < 1e-10
@@ -248,17 +258,19 @@ def test_emt_on_a_non_periodic_cluster_has_no_stress():
 
 def test_emt_names_elements_it_does_not_cover(si_diamond):
     with pytest.raises(LabelFailed, match="EMT has no parameters for Si"):
-        make_oracle({"type": "emt"}).label(si_diamond)
+        oracle_from({"type": "emt"}).label(si_diamond)
 
 
 def test_oracles_pickle_with_their_config():
     for cfg in ({"type": "emt"}, SI_QE, {"type": "gpaw"}, {"type": "ase", "calculator": "ase.calculators.lj.LennardJones"}):
-        oracle = make_oracle(cfg)
+        oracle = oracle_from(cfg)
         again = pickle.loads(pickle.dumps(oracle))
         assert type(again) is type(oracle) and again.config == oracle.config
-    assert isinstance(make_oracle({"type": "emt"}), EMTOracle) and isinstance(make_oracle(SI_QE), EspressoOracle)
-    oracle = make_oracle({})
+    assert isinstance(oracle_from({"type": "emt"}), EMTOracle) and isinstance(oracle_from(SI_QE), EspressoOracle)
+    oracle = make_oracle(None)
     assert make_oracle(oracle) is oracle
+    with pytest.raises(ConfigurationError, match=r"make_oracle takes a configuration model .*not a dict.*validate_config"):
+        make_oracle({"type": "emt"})  # mappings are validated at the door, not inside
 
 
 # --- plausibility ----------------------------------------------------------
@@ -292,13 +304,13 @@ def test_plausible_result_passes():
 def test_label_one_turns_an_implausible_result_into_a_failure_record(cu_fcc):
     squeezed = cu_fcc.copy()
     squeezed.positions[1] = squeezed.positions[0] + [0.3, 0, 0]  # atoms 0.3 Å apart: huge EMT forces
-    outcome = label_one(make_oracle({"type": "emt", "max_force": 50.0}), squeezed, None, 7)
+    outcome = label_one(oracle_from({"type": "emt", "max_force": 50.0}), squeezed, None, 7)
     assert not outcome.ok and outcome.structure_id == 7
     assert "exceeds max_force=50" in outcome.reason
 
 
 def test_label_one_never_raises(tmp_path, si_diamond):
-    oracle = make_oracle({"type": "ase", "calculator": "ase.calculators.emt.EMT"})  # EMT itself fails on Si
+    oracle = oracle_from({"type": "ase", "calculator": "ase.calculators.emt.EMT"})  # EMT itself fails on Si
     outcome = label_one(oracle, si_diamond, str(tmp_path), 4)
     assert not outcome.ok and outcome.structure_id == 4
     assert outcome.reason == f"NotImplementedError: No EMT-potential for Si (in {tmp_path})"
@@ -312,7 +324,7 @@ def test_ase_oracle_matches_the_calculator_it_names(tmp_path):
     atoms = bulk("Ar", "fcc", a=5.26, cubic=True)
     atoms.rattle(0.02, seed=1)
     kwargs = {"sigma": 3.4, "epsilon": 0.0104, "rc": 8.0}
-    oracle = make_oracle({"type": "ase", "calculator": "ase.calculators.lj:LennardJones", "kwargs": kwargs})
+    oracle = oracle_from({"type": "ase", "calculator": "ase.calculators.lj:LennardJones", "kwargs": kwargs})
     assert isinstance(oracle, ASEOracle)
     result = oracle.label(atoms, tmp_path / "s1")
     ref = atoms.copy()
@@ -326,12 +338,12 @@ def test_ase_oracle_matches_the_calculator_it_names(tmp_path):
 def test_ase_oracle_import_errors_name_the_path():
     for path, fragment in [("no_such_pkg.Calc", "cannot import the calculator module 'no_such_pkg'"), ("ase.calculators.lj.NoSuch", "has no 'NoSuch'")]:
         with pytest.raises(OracleError, match=fragment):
-            make_oracle({"type": "ase", "calculator": path}).label(bulk("Cu"))
+            oracle_from({"type": "ase", "calculator": path}).label(bulk("Cu"))
 
 
 def test_ase_oracle_points_file_calculators_at_the_structure_folder(tmp_path):
     log = tmp_path / "calls.log"
-    oracle = make_oracle(
+    oracle = oracle_from(
         {"type": "ase", "calculator": "mlip_autopipec.oracle.testing.SlowEMT", "kwargs": {"delay_s": 0.0, "log_file": str(log)}}
     )
     oracle.label(bulk("Cu", cubic=True), tmp_path / "structure_9")
@@ -362,7 +374,7 @@ def test_gpaw_missing_is_an_oracle_error_with_install_advice(si_diamond):
         pytest.skip("GPAW is installed here; the error path cannot be shown")
     except ImportError:
         pass
-    oracle = make_oracle({"type": "gpaw"})
+    oracle = oracle_from({"type": "gpaw"})
     assert isinstance(oracle, GPAWOracle)
     with pytest.raises(OracleError, match=r"GPAW is not installed.*mlip-autopipec\[gpaw\]"):
         oracle.label(si_diamond)

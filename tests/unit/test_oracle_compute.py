@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from mlip_autopipec.config.schemas.oracle import validate_compute_config
+from mlip_autopipec.config import ComputeConfig, validate_config
 from mlip_autopipec.exceptions import ConfigurationError, OracleError
 from mlip_autopipec.oracle.compute import dask_client, default_n_workers, make_cluster
 
 
 def test_slurm_job_script_carries_the_config():
-    cfg = validate_compute_config(
+    cfg = validate_config(ComputeConfig, 
         {
             "type": "slurm",
             "cores": 1,
@@ -39,7 +39,7 @@ def test_slurm_job_script_carries_the_config():
 
 
 def test_pbs_job_script_carries_the_config():
-    cfg = validate_compute_config({"type": "pbs", "cores": 8, "memory": "16GiB", "processes": 2, "resource_spec": "select=1:ncpus=8", "walltime": "01:00:00"})
+    cfg = validate_config(ComputeConfig, {"type": "pbs", "cores": 8, "memory": "16GiB", "processes": 2, "resource_spec": "select=1:ncpus=8", "walltime": "01:00:00"})
     cluster = make_cluster(cfg)
     try:
         script = cluster.job_script()
@@ -67,7 +67,7 @@ def test_slurm_client_submits_the_configured_jobs_and_cancels_them_on_exit(tmp_p
     log = tmp_path / "calls.log"
     _fake_slurm(bindir, log)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    with dask_client({"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 1, "jobs": 3}) as client:
+    with dask_client(validate_config(ComputeConfig, {"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 1, "jobs": 3})) as client:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (not log.exists() or log.read_text().count("sbatch") < 3):
             time.sleep(0.1)
@@ -77,15 +77,17 @@ def test_slurm_client_submits_the_configured_jobs_and_cancels_them_on_exit(tmp_p
     assert any(c.startswith("scancel") for c in calls)  # the jobs are cancelled when the client closes
 
 
-def test_compute_dicts_are_validated_at_once():
+def test_compute_dicts_are_validated_at_the_door_and_refused_inside():
     with pytest.raises(ConfigurationError, match="local.n_workers"):
-        with dask_client({"type": "local", "n_workers": -1}):
+        validate_config(ComputeConfig, {"type": "local", "n_workers": -1}, "compute")
+    with pytest.raises(ConfigurationError, match="compute takes a configuration model .*not a dict"):
+        with dask_client({"type": "local", "n_workers": 1}):
             pass
 
 
 def test_unreachable_scheduler_is_an_oracle_error():
     with pytest.raises(OracleError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
-        with dask_client({"type": "dask", "address": "tcp://127.0.0.1:1", "timeout_s": 1}):
+        with dask_client(validate_config(ComputeConfig, {"type": "dask", "address": "tcp://127.0.0.1:1", "timeout_s": 1})):
             pass
 
 
@@ -106,11 +108,11 @@ def test_walltimes_are_read_as_slurm_and_pbs_write_them(text, bare, seconds):
 def test_workers_leave_before_the_walltime_and_their_logs_go_where_the_config_says(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = {"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 2, "job_name": "label-cu", "log_directory": "joblogs"}
-    cfg = validate_compute_config({**base, "walltime": "01:00:00"})
+    cfg = validate_config(ComputeConfig, {**base, "walltime": "01:00:00"})
     assert cfg.worker_lifetime_s() == 3600 - 300  # default margin: 10 %, at most 5 min
-    assert validate_compute_config({**base, "walltime": "1"}).worker_lifetime_s() == 50  # at least 10 s
-    assert validate_compute_config({**base, "walltime": "1", "lifetime_margin_s": 0}).worker_lifetime_s() is None
-    assert validate_compute_config(base).worker_lifetime_s() is None
+    assert validate_config(ComputeConfig, {**base, "walltime": "1"}).worker_lifetime_s() == 50  # at least 10 s
+    assert validate_config(ComputeConfig, {**base, "walltime": "1", "lifetime_margin_s": 0}).worker_lifetime_s() is None
+    assert validate_config(ComputeConfig, base).worker_lifetime_s() is None
     cluster = make_cluster(cfg)
     try:
         script = cluster.job_script()
@@ -119,7 +121,7 @@ def test_workers_leave_before_the_walltime_and_their_logs_go_where_the_config_sa
     assert "--lifetime 3300s" in script and "#SBATCH -J label-cu" in script
     assert f"#SBATCH -e {tmp_path / 'joblogs'}/label-cu-%J.err" in script  # absolute: jobs may start elsewhere
     # a lifetime given by hand wins
-    own = validate_compute_config({**base, "walltime": "01:00:00", "worker_extra_args": ["--lifetime", "20m"]})
+    own = validate_config(ComputeConfig, {**base, "walltime": "01:00:00", "worker_extra_args": ["--lifetime", "20m"]})
     assert own.cluster_kwargs()["worker_extra_args"] == ["--lifetime", "20m"]
 
 
@@ -129,4 +131,4 @@ def test_workers_leave_before_the_walltime_and_their_logs_go_where_the_config_sa
 )
 def test_bad_walltimes_are_refused_at_validation(over, match):
     with pytest.raises(ConfigurationError, match=match):
-        validate_compute_config({"type": "slurm", "cores": 1, "memory": "1GiB", **over})
+        validate_config(ComputeConfig, {"type": "slurm", "cores": 1, "memory": "1GiB", **over})

@@ -17,6 +17,7 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
+from mlip_autopipec.config import EspressoOracleConfig
 from mlip_autopipec.oracle import LabelFailed, label_one, make_oracle
 from mlip_autopipec.oracle.espresso import PwProfile
 
@@ -70,8 +71,8 @@ def pseudo_dir(tmp_path):
 
 @pytest.fixture
 def qe_config(pseudo_dir):
-    def make(command: str, **extra) -> dict:
-        return {
+    def make(command: str, **extra) -> EspressoOracleConfig:
+        return EspressoOracleConfig(**{
             "type": "espresso",
             "command": command,
             "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"},
@@ -79,7 +80,7 @@ def qe_config(pseudo_dir):
             "ecutwfc": 12,
             "kspacing": 1.2,
             **extra,
-        }
+        })
 
     return make
 
@@ -142,7 +143,7 @@ def test_missing_program_and_missing_pseudopotentials_are_clear_failures(tmp_pat
     outcome = label_one(make_oracle(qe_config(str(tmp_path / "no-such-pw.x"))), si2(), str(tmp_path / "s"), 11)
     assert not outcome.ok and "pw.x wrote no output; FileNotFoundError" in outcome.reason and "no-such-pw.x" in outcome.reason
     with pytest.raises(LabelFailed, match=r"pseudopotential file\(s\) \['Nope.UPF'\] not found in"):
-        make_oracle({**qe_config("pw.x"), "pseudopotentials": {"Si": "Nope.UPF"}}).label(si2(), tmp_path / "t")
+        make_oracle(qe_config("pw.x").model_copy(update={"pseudopotentials": {"Si": "Nope.UPF"}})).label(si2(), tmp_path / "t")
     with pytest.raises(LabelFailed, match="no pseudopotential configured for Cu"):
         make_oracle(qe_config("pw.x")).label(bulk("Cu"), tmp_path / "u")
 

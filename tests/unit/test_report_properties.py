@@ -154,10 +154,11 @@ def test_oracle_results_are_cached_and_replayed(oracle):
 
 
 def test_the_oracle_itself_can_be_the_calculator(a0):
+    from mlip_autopipec.config import EMTOracleConfig
     from mlip_autopipec.oracle import make_oracle
 
     atoms = bulk("Cu", "fcc", a=a0, cubic=True)
-    ours = elastic_constants(atoms, OracleCalculator(make_oracle({"type": "emt"})))
+    ours = elastic_constants(atoms, OracleCalculator(make_oracle(EMTOracleConfig())))
     direct = elastic_constants(atoms, EMT())
     np.testing.assert_allclose(ours.matrix_gpa, direct.matrix_gpa, rtol=1e-9, atol=1e-9)
 

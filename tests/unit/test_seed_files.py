@@ -10,7 +10,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import write
 
-from mlip_autopipec.config import StructureConfig
+from mlip_autopipec.config import GeneratorConfig, StructureConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.exceptions import StructureError
 from mlip_autopipec.generator.explorer import InitialExplorer
@@ -59,7 +59,7 @@ def test_a_cif_seed_is_storable_in_the_database(tmp_path):
     """The bug of issue 12: atoms.info['spacegroup'] (a Spacegroup object) could not be stored at generate."""
     seed = build_seed(StructureConfig(file=EXAMPLE_CIF, repeat=(2, 2, 2)))
     assert len(seed) == 32 and set(seed.arrays) == {"numbers", "positions"}
-    pool = InitialExplorer({"seed": 3}).generate(seed, 5)
+    pool = InitialExplorer(GeneratorConfig(seed=3)).generate(seed, 5)
     with DatabaseManager(tmp_path / "db.db") as db:
         ids = db.add_structures(pool, StructureMetadata(source="initial_random"))
         _, meta = db.get(ids[0])

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from ase.build import bulk
 
-from mlip_autopipec.config import TrainingConfig
+from mlip_autopipec.config import TrainingConfig, validate_config
 from mlip_autopipec.exceptions import ConfigurationError, TrainerError
 from mlip_autopipec.trainer import PaceRunner, PacemakerProfile, PacemakerRunner
 from mlip_autopipec import launch
@@ -99,7 +99,7 @@ def test_mocked_launcher_runs_pacemaker_input_yaml_in_output_dir(tmp_path, datas
     out = tmp_path / "fit"
     reports = []
     profile = PacemakerProfile(pacemaker=pacemaker, pace_yaml2yace=yaml2yace, env={"OMP_NUM_THREADS": "2"})
-    runner = PacemakerRunner({**CONFIG, "timeout_s": 600}, profile, on_progress=reports.append)
+    runner = PacemakerRunner(TrainingConfig(**{**CONFIG, "timeout_s": 600}), profile, on_progress=reports.append)
     result = runner.train(dataset, out)
 
     (cmd, kwargs), (cmd2, kwargs2) = calls
@@ -127,7 +127,7 @@ def test_end_to_end_with_a_stand_in_pacemaker(tmp_path, dataset, bin_dir, yaml2y
     profile = profile_with(bin_dir, yaml2yace, body, CUDA_VISIBLE_DEVICES="3")
     reports = []
     out = tmp_path / "fit"
-    result = PacemakerRunner(CONFIG, profile, on_progress=reports.append).train(dataset, out)
+    result = PacemakerRunner(TrainingConfig(**CONFIG), profile, on_progress=reports.append).train(dataset, out)
 
     assert Path((out / "cwd.txt").read_text().strip()).resolve() == out.resolve()
     assert (out / "args.txt").read_text().strip() == "input.yaml"
@@ -150,7 +150,7 @@ def test_end_to_end_with_a_stand_in_pacemaker(tmp_path, dataset, bin_dir, yaml2y
 def test_metrics_from_log_and_test_predictions_when_tables_lack_them(tmp_path, dataset, bin_dir, yaml2yace):
     # the pyace evaluator prints no test errors; they come from test_pred.pckl.gzip
     body = replay("pacemaker_pyace.log", tables=False, extra="") + f"cp {q(DATA / 'pacemaker_test_pred.pckl.gzip')} test_pred.pckl.gzip\n"
-    result = PacemakerRunner({**CONFIG, "evaluator": "pyace"}, profile_with(bin_dir, yaml2yace, body)).train(dataset, tmp_path / "fit")
+    result = PacemakerRunner(TrainingConfig(**{**CONFIG, "evaluator": "pyace"}), profile_with(bin_dir, yaml2yace, body)).train(dataset, tmp_path / "fit")
     expected = prediction_errors(pd.read_pickle(DATA / "pacemaker_test_pred.pckl.gzip", compression="gzip"))
     assert result.metrics.train_energy_rmse_mev_per_atom == pytest.approx(67.53, abs=0.006)  # from the log
     assert (result.metrics.test_energy_rmse_mev_per_atom, result.metrics.test_force_rmse_mev_per_a) == pytest.approx(expected)
@@ -160,7 +160,7 @@ def test_nonzero_exit_reports_directory_message_and_log_tail_once(tmp_path, data
     body = replay("pacemaker_broken_dataset.log", potential=False, tables=False) + "exit 1\n"
     out = tmp_path / "fit"
     with caplog.at_level(logging.INFO, logger="mlip_autopipec"), pytest.raises(TrainerError) as err:
-        PacemakerRunner(CONFIG, profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
+        PacemakerRunner(TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
     text = str(err.value)
     assert text == (
         f"pacemaker failed (exit code 1) in {out.absolute()} (log {out.absolute() / 'pacemaker.log'}): "
@@ -178,14 +178,14 @@ def test_no_potential_is_an_error_even_with_a_stale_one(tmp_path, dataset, bin_d
     (out / "output_potential.yaml").write_text("from an earlier run")
     body = replay("pacemaker_tensorpot.log", potential=False) + "exit 0\n"
     with pytest.raises(TrainerError, match="wrote no output_potential.yaml"):
-        PacemakerRunner(CONFIG, profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
+        PacemakerRunner(TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
 
 
 def test_yace_made_in_process_when_pace_yaml2yace_is_this_environments(tmp_path, dataset, bin_dir):
     profile = PacemakerProfile(pacemaker=script(bin_dir / "pacemaker", replay("pacemaker_tensorpot.log")))
     if not profile.is_local("pace_yaml2yace"):
         pytest.skip("pace_yaml2yace/pyace not installed beside this Python")
-    result = PacemakerRunner(CONFIG, profile).train(dataset, tmp_path / "fit")
+    result = PacemakerRunner(TrainingConfig(**CONFIG), profile).train(dataset, tmp_path / "fit")
     from pyace import ACECTildeBasisSet
 
     assert ACECTildeBasisSet(str(result.potential_yace)).nelements == 1  # a real, loadable .yace
@@ -211,7 +211,7 @@ def test_failed_yace_conversion_is_an_error(tmp_path, dataset, bin_dir):
     bad = script(bin_dir / "bad_yaml2yace", "echo 'RuntimeError: broken basis'\nexit 2\n")
     profile = PacemakerProfile(pacemaker=script(bin_dir / "pacemaker", replay("pacemaker_tensorpot.log")), pace_yaml2yace=bad)
     with pytest.raises(TrainerError, match="pace_yaml2yace could not convert.*exit code 2"):
-        PacemakerRunner(CONFIG, profile).train(dataset, tmp_path / "fit")
+        PacemakerRunner(TrainingConfig(**CONFIG), profile).train(dataset, tmp_path / "fit")
 
 
 def test_timeout_stops_the_whole_process_group(tmp_path, dataset, bin_dir, yaml2yace):
@@ -219,7 +219,7 @@ def test_timeout_stops_the_whole_process_group(tmp_path, dataset, bin_dir, yaml2
     out = tmp_path / "fit"
     t0 = time.monotonic()
     with pytest.raises(TrainerError, match=r"pacemaker ran past its 1 s time limit in .*fit \(log .*pacemaker.log\) and was stopped") as err:
-        PacemakerRunner({**CONFIG, "timeout_s": 1}, profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
+        PacemakerRunner(TrainingConfig(**{**CONFIG, "timeout_s": 1}), profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
     assert time.monotonic() - t0 < 20
     assert str(out.absolute()) in str(err.value)
     child = int((out / "child.pid").read_text())
@@ -236,7 +236,7 @@ def test_timeout_stops_the_whole_process_group(tmp_path, dataset, bin_dir, yaml2
 def test_missing_executable_says_how_to_install(tmp_path, dataset):
     profile = PacemakerProfile(pacemaker="no-such-pacemaker-anywhere")
     with pytest.raises(TrainerError) as err:
-        PacemakerRunner(CONFIG, profile).train(dataset, tmp_path / "fit")
+        PacemakerRunner(TrainingConfig(**CONFIG), profile).train(dataset, tmp_path / "fit")
     assert "pip install python-ace==0.4.0rc1" in str(err.value) and "scripts/setup.sh" in str(err.value)
     with pytest.raises(TrainerError, match="pip install python-ace"):
         PacemakerProfile(pace_yaml2yace=str(tmp_path / "nowhere" / "pace_yaml2yace")).executable("pace_yaml2yace")
@@ -245,13 +245,13 @@ def test_missing_executable_says_how_to_install(tmp_path, dataset):
 def test_missing_dataset_and_initial_potential_are_errors(tmp_path, dataset, bin_dir, yaml2yace):
     profile = profile_with(bin_dir, yaml2yace, "exit 1\n")
     with pytest.raises(TrainerError, match="training dataset not found"):
-        PacemakerRunner(CONFIG, profile).train(tmp_path / "nope.pckl.gzip", tmp_path / "fit")
+        PacemakerRunner(TrainingConfig(**CONFIG), profile).train(tmp_path / "nope.pckl.gzip", tmp_path / "fit")
     with pytest.raises(TrainerError, match="initial_potential not found"):
-        PacemakerRunner({**CONFIG, "initial_potential": tmp_path / "gen0.yaml"}, profile).train(dataset, tmp_path / "fit")
+        PacemakerRunner(TrainingConfig(**{**CONFIG, "initial_potential": tmp_path / "gen0.yaml"}), profile).train(dataset, tmp_path / "fit")
     bad = tmp_path / "bad.pckl.gzip"
     bad.write_bytes(b"not a pickle")
     with pytest.raises(TrainerError, match="cannot read the training dataset"):
-        PacemakerRunner(CONFIG, profile).train(bad, tmp_path / "fit")
+        PacemakerRunner(TrainingConfig(**CONFIG), profile).train(bad, tmp_path / "fit")
 
 
 def test_initial_potential_is_copied_into_the_run(tmp_path, dataset, bin_dir, yaml2yace):
@@ -259,7 +259,7 @@ def test_initial_potential_is_copied_into_the_run(tmp_path, dataset, bin_dir, ya
     start.parent.mkdir()
     start.write_text((DATA / "pacemaker_output_potential.yaml").read_text())
     out = tmp_path / "gen1"
-    PacemakerRunner({**CONFIG, "initial_potential": start}, profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log"))).train(dataset, out)
+    PacemakerRunner(TrainingConfig(**{**CONFIG, "initial_potential": start}), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log"))).train(dataset, out)
     doc = yaml.safe_load((out / "input.yaml").read_text())
     assert doc["potential"] == {"filename": str(out.absolute() / "initial_potential.yaml")}
     assert (out / "initial_potential.yaml").read_text() == start.read_text()
@@ -268,7 +268,7 @@ def test_initial_potential_is_copied_into_the_run(tmp_path, dataset, bin_dir, ya
 def test_falls_back_to_pyace_without_tensorpotential(tmp_path, dataset, bin_dir, yaml2yace, monkeypatch, caplog):
     monkeypatch.setattr(PacemakerProfile, "has_tensorpotential", lambda self: False)
     with caplog.at_level(logging.WARNING, logger="mlip_autopipec.trainer.pace"):
-        result = PacemakerRunner(CONFIG, profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log"))).train(dataset, tmp_path / "fit")
+        result = PacemakerRunner(TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log"))).train(dataset, tmp_path / "fit")
     assert result.evaluator == "pyace"
     assert yaml.safe_load(result.input_yaml.read_text())["backend"]["evaluator"] == "pyace"
     assert any("tensorpotential" in rec.getMessage() for rec in caplog.records)
@@ -278,7 +278,7 @@ def test_a_failing_progress_callback_does_not_break_the_fit(tmp_path, dataset, b
     def boom(report):
         raise RuntimeError("display broke")
 
-    result = PacemakerRunner(CONFIG, profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log")), on_progress=boom).train(dataset, tmp_path / "fit")
+    result = PacemakerRunner(TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log")), on_progress=boom).train(dataset, tmp_path / "fit")
     assert result.potential_yace.is_file()
 
 
@@ -302,8 +302,12 @@ def test_profile_environment_adds_to_the_process_environment(monkeypatch):
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["MLIP_AUTOPIPEC_TEST_VAR"] == "outer"
 
 
-def test_profile_and_config_given_as_dicts_are_validated():
+def test_mappings_are_validated_at_the_door_and_refused_inside():
     with pytest.raises(ConfigurationError, match="pacemker: unknown field"):
-        PacemakerRunner(CONFIG, {"pacemker": "typo"})
+        validate_config(PacemakerProfile, {"pacemker": "typo"}, "trainer profile")
     with pytest.raises(ConfigurationError, match="training: cutoff"):
-        PacemakerRunner({"cutoff": -1})
+        validate_config(TrainingConfig, {"cutoff": -1}, "training")
+    with pytest.raises(ConfigurationError, match="PacemakerRunner's config takes a configuration model"):
+        PacemakerRunner(CONFIG)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="PacemakerRunner's profile takes a configuration model"):
+        PacemakerRunner(TrainingConfig(**CONFIG), {"pacemaker": "pacemaker"})  # type: ignore[arg-type]

@@ -1,20 +1,47 @@
-"""Typed configuration: pydantic models validated once, at the edge."""
+"""Typed configuration: pydantic models validated once, at the edge (:func:`load_config`, :func:`validate_config`).
 
-from mlip_autopipec.config.loader import load_config, read_yaml, validate_config
+Everything past this package takes these models, never raw mappings.
+"""
+
+from mlip_autopipec.config.loader import load_config, read_yaml, require_config, validate_config
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
-from mlip_autopipec.config.schemas.oracle import ComputeConfig, OracleConfig
+from mlip_autopipec.config.schemas.oracle import (
+    ASEOracleConfig,
+    ComputeConfig,
+    DaskComputeConfig,
+    EMTOracleConfig,
+    EspressoOracleConfig,
+    GPAWOracleConfig,
+    LocalComputeConfig,
+    OracleConfig,
+    PBSComputeConfig,
+    SlurmComputeConfig,
+)
+from mlip_autopipec.config.schemas.pipeline import DatabaseConfig, PipelineConfig, ReportConfig
 from mlip_autopipec.config.schemas.structure import StructureConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
 
 __all__ = [
+    "ASEOracleConfig",
     "ActiveLearningConfig",
     "ComputeConfig",
+    "DaskComputeConfig",
+    "DatabaseConfig",
+    "EMTOracleConfig",
+    "EspressoOracleConfig",
+    "GPAWOracleConfig",
     "GeneratorConfig",
+    "LocalComputeConfig",
     "OracleConfig",
+    "PBSComputeConfig",
+    "PipelineConfig",
+    "ReportConfig",
+    "SlurmComputeConfig",
     "StructureConfig",
     "TrainingConfig",
     "load_config",
     "read_yaml",
+    "require_config",
     "validate_config",
 ]

@@ -1,21 +1,33 @@
-"""Read YAML configuration files into validated pydantic models.
+"""Read YAML configuration files into validated pydantic models: the one door of validation.
 
 Validation happens once, here, at the edge: everything inside the package takes
-typed models.  A failure becomes a :class:`ConfigurationError` that names the
-file, the path of the offending field and what was expected.
+typed models (``PipelineConfig`` and its sections).  A failure becomes a
+:class:`ConfigurationError` that names the file, the path of the offending field
+and what was expected.
+
+Library users who hold a mapping (not a file) pass it through the same door::
+
+    from mlip_autopipec.config import OracleConfig, validate_config
+    oracle = validate_config(OracleConfig, {"type": "emt"}, "my oracle")
+
+This module sits above ``config.schemas``: the schemas never import it.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, overload
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
 
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", bound=StrictModel)
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -34,14 +46,54 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def validate_config(model: type[M], data: Any, source: str = "<config>") -> M:
-    """Validate ``data`` (a dict, or already a model) as ``model``; errors name ``source``."""
-    if isinstance(data, model):
+@functools.lru_cache(maxsize=None)
+def _adapter(schema: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(schema)
+
+
+@overload
+def validate_config(schema: type[M], data: Any, source: str = ...) -> M: ...
+@overload
+def validate_config(schema: Any, data: Any, source: str = ...) -> Any: ...
+def validate_config(schema: Any, data: Any, source: str = "<config>") -> Any:
+    """Validate ``data`` (a mapping, or already a model) as ``schema``; errors name ``source``.
+
+    ``schema`` is a model class (``TrainingConfig``, ``PipelineConfig``, ...) or one of
+    the discriminated unions (``OracleConfig``, ``ComputeConfig``); a model that already
+    is of the schema is returned as it is.
+    """
+    if isinstance(schema, type) and isinstance(data, schema):
         return data
     try:
-        return model.model_validate(data)
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            return schema.model_validate(data)
+        return _adapter(schema).validate_python(data)
     except ValidationError as err:
         raise ConfigurationError(format_validation_error(err, source)) from None
+
+
+def _model_classes(schema: Any) -> tuple[type, ...]:
+    """The model classes a schema admits: the class itself, or the members of a (discriminated) union."""
+    if isinstance(schema, type):
+        return (schema,)
+    if get_origin(schema) is Annotated or get_origin(schema) is Union:
+        return tuple(cls for arg in get_args(schema) for cls in _model_classes(arg))
+    return ()
+
+
+def require_config(value: Any, schema: Any, where: str) -> Any:
+    """``value`` itself when it is a model ``schema`` admits, else a :class:`ConfigurationError`.
+
+    The guard of functions inside the package, which take typed models only: a raw
+    mapping is refused with the sentence that says how to validate it (here, once).
+    """
+    classes = _model_classes(schema)
+    if isinstance(value, classes):
+        return value
+    raise ConfigurationError(
+        f"{where} takes a configuration model ({', '.join(c.__name__ for c in classes)}), not a {type(value).__name__}: "
+        "validate a mapping first with mlip_autopipec.config.validate_config(schema, data)"
+    )
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -60,20 +112,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path, model: type[M] | None = None) -> M:
-    """Load and validate the YAML file at ``path``.
+@overload
+def load_config(path: str | Path) -> PipelineConfig: ...
+@overload
+def load_config(path: str | Path, model: type[S]) -> S: ...
+def load_config(path: str | Path, model: Any = PipelineConfig) -> Any:
+    """Load and validate the YAML file at ``path`` as ``model`` (default: the whole run, :class:`PipelineConfig`).
 
-    ``model`` defaults to :class:`~mlip_autopipec.config.schemas.pipeline.PipelineConfig`
-    (the whole run).  Relative file paths inside the config stay relative to the
-    config file's folder (see ``PipelineConfig.resolve_paths``).
+    Relative file paths inside the config are taken relative to the config file's folder
+    (each section's ``resolve_paths``); a symlinked config counts from the link's folder.
     """
-    if model is None:
-        from mlip_autopipec.config.schemas.pipeline import PipelineConfig
-
-        model = PipelineConfig  # type: ignore[assignment]
-    data = read_yaml(path)
-    cfg = validate_config(model, data, str(path))
-    resolve = getattr(cfg, "resolve_paths", None)
-    if callable(resolve):
-        cfg = resolve(Path(path).resolve().parent)
-    return cfg
+    cfg = validate_config(model, read_yaml(path), str(path))
+    return cfg.resolve_paths(Path(path).absolute().parent)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 from ase import Atoms
 
+from mlip_autopipec.config.loader import require_config
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 from mlip_autopipec.exceptions import ConfigurationError, StructureError
 from mlip_autopipec.generator import defects as defect_ops
@@ -43,14 +44,8 @@ _CHUNK_FLOATS = 1_500_000  # ~12 MB of float64 per working array
 class InitialExplorer:
     """Draws the starting pool described by a :class:`GeneratorConfig`."""
 
-    def __init__(self, config: GeneratorConfig | dict | None = None):
-        if config is None:
-            config = GeneratorConfig()
-        elif isinstance(config, dict):
-            from mlip_autopipec.config.loader import validate_config
-
-            config = validate_config(GeneratorConfig, config, "generator config")
-        self.config = config
+    def __init__(self, config: GeneratorConfig | None = None):
+        self.config = require_config(config, GeneratorConfig, "InitialExplorer") if config is not None else GeneratorConfig()
 
     # ------------------------------------------------------------------ public
     def generate(

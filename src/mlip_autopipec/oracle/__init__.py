@@ -1,7 +1,7 @@
 """The Oracle: energy, forces and stress of a structure, from EMT, pw.x, GPAW or any ASE calculator.
 
-``make_oracle(config)`` builds one from an ``OracleConfig`` (or the equivalent
-mapping); ``oracle.label(atoms, directory)`` returns a :class:`LabelResult`;
+``make_oracle(config)`` builds one from an ``OracleConfig`` model;
+``oracle.label(atoms, directory)`` returns a :class:`LabelResult`;
 ``label_pending(db, oracle, compute)`` labels every pending structure of a
 database on Dask workers.  A script that runs ``label_pending`` on a local
 cluster needs the ``if __name__ == "__main__":`` guard (see

@@ -23,12 +23,13 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from mlip_autopipec.config.loader import require_config
 from mlip_autopipec.config.schemas.oracle import (
+    ComputeConfig,
     DaskComputeConfig,
     LocalComputeConfig,
     PBSComputeConfig,
     SlurmComputeConfig,
-    validate_compute_config,
 )
 from mlip_autopipec.exceptions import OracleError
 
@@ -153,19 +154,26 @@ def _replacing(cls: type) -> type:
     return _REPLACING[cls]
 
 
+def require_compute(compute: Any) -> Any:
+    """``compute`` itself when it is a ComputeConfig model or a ``distributed.Client``; else a ConfigurationError."""
+    from distributed import Client
+
+    return compute if isinstance(compute, Client) else require_config(compute, ComputeConfig, "compute")
+
+
 @contextlib.contextmanager
 def dask_client(compute: Any) -> Iterator[Any]:
     """Yield a ``distributed.Client`` for ``compute`` and close what was opened here on exit.
 
-    ``compute`` is a ComputeConfig, the equivalent mapping (validated at once),
-    or an existing ``distributed.Client``, which is yielded as is and left open.
+    ``compute`` is a ComputeConfig model, or an existing ``distributed.Client``,
+    which is yielded as is and left open.
     """
     from distributed import Client
 
-    if isinstance(compute, Client):
-        yield compute
+    config = require_compute(compute)
+    if isinstance(config, Client):
+        yield config
         return
-    config = validate_compute_config(compute)
     with contextlib.ExitStack() as stack:
         if isinstance(config, DaskComputeConfig):
             try:

@@ -1,29 +1,28 @@
-"""``make_oracle``: an oracle from its validated configuration (or the equivalent mapping)."""
+"""``make_oracle``: an oracle from its validated configuration."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from mlip_autopipec.config.loader import require_config
 from mlip_autopipec.config.schemas.oracle import (
     ASEOracleConfig,
     EMTOracleConfig,
     EspressoOracleConfig,
     GPAWOracleConfig,
-    validate_oracle_config,
+    OracleConfig,
 )
 from mlip_autopipec.oracle.base import Oracle
 
 
-def make_oracle(config: Any = None) -> Oracle:
+def make_oracle(config: OracleConfig | Oracle | None = None) -> Oracle:
     """Build the oracle an :data:`~mlip_autopipec.config.schemas.oracle.OracleConfig` describes.
 
-    ``config`` may be a validated model, a mapping (validated here; a bad one is a
-    :class:`ConfigurationError` naming the field), an :class:`Oracle` (returned
-    as is) or None (EMT, the embedded default).
+    ``config`` is a validated model (e.g. ``EMTOracleConfig()``, or a mapping passed
+    through ``mlip_autopipec.config.validate_config(OracleConfig, data)`` first), an
+    :class:`Oracle` (returned as is) or None (EMT, the embedded default).
     """
     if isinstance(config, Oracle):
         return config
-    cfg = validate_oracle_config({} if config is None else config)
+    cfg = EMTOracleConfig() if config is None else require_config(config, OracleConfig, "make_oracle")
     if isinstance(cfg, EMTOracleConfig):
         from mlip_autopipec.oracle.emt import EMTOracle
 

@@ -30,12 +30,13 @@ Dask starts worker processes with ``spawn``, which re-imports the calling
 script's ``__main__`` module in every worker.  A script that calls
 ``label_pending`` with a local cluster must therefore guard its top level::
 
+    from mlip_autopipec.config import EMTOracleConfig, LocalComputeConfig
     from mlip_autopipec.database import DatabaseManager
-    from mlip_autopipec.oracle import label_pending, make_oracle
+    from mlip_autopipec.oracle import label_pending
 
     if __name__ == "__main__":
         db = DatabaseManager("structures.db")
-        label_pending(db, make_oracle({"type": "emt"}), {"type": "local", "n_workers": 4})
+        label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=4))
 
 The ``mlip-autopipec`` command line needs no guard (its ``__main__`` is the
 package's entry point).
@@ -56,9 +57,10 @@ from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 
+from mlip_autopipec.config.schemas.oracle import ComputeConfig, LocalComputeConfig, OracleConfig
 from mlip_autopipec.exceptions import DatabaseError, OracleError, StructureError
 from mlip_autopipec.oracle.base import AttemptRecord, LabelFailed, LabelResult, Oracle
-from mlip_autopipec.oracle.compute import dask_client
+from mlip_autopipec.oracle.compute import dask_client, require_compute
 from mlip_autopipec.oracle.factory import make_oracle
 
 if TYPE_CHECKING:
@@ -173,8 +175,8 @@ def _write(db: DatabaseManager, outcome: LabelOutcome, oracle: Oracle) -> LabelO
 
 def label_pending(
     db: DatabaseManager,
-    oracle: Any = None,
-    compute: Any = None,
+    oracle: Oracle | OracleConfig | None = None,
+    compute: ComputeConfig | Any = None,
     workdir: str | Path | None = None,
     max_failure_fraction: float | None = None,
     progress: bool = True,
@@ -188,11 +190,10 @@ def label_pending(
     db:
         A :class:`~mlip_autopipec.database.DatabaseManager`.
     oracle:
-        An :class:`Oracle`, an ``OracleConfig`` or the equivalent mapping (default EMT).
+        An :class:`Oracle` or an ``OracleConfig`` model (default EMT).
     compute:
-        A ``ComputeConfig``, the equivalent mapping (validated at once), or an open
-        ``distributed.Client`` to reuse (left open).  Default: a local cluster with
-        one worker process per core.
+        A ``ComputeConfig`` model or an open ``distributed.Client`` to reuse (left
+        open).  Default: a local cluster with one worker process per core.
     workdir:
         Each structure's calculation runs in ``workdir/structure_<id>``; default
         ``oracle/`` beside the database file.  Must be reachable from the workers.
@@ -210,13 +211,8 @@ def label_pending(
     yet started are cancelled, a client and cluster started here are closed, and
     every result written so far stays.
     """
-    from mlip_autopipec.config.schemas.oracle import validate_compute_config
-
     oracle = make_oracle(oracle)
-    if compute is None:
-        compute = {"type": "local"}
-    if not _is_client(compute):
-        compute = validate_compute_config(compute)
+    compute = require_compute(LocalComputeConfig() if compute is None else compute)
     fraction = oracle.config.max_failure_fraction if max_failure_fraction is None else float(max_failure_fraction)
     if not 0.0 <= fraction <= 1.0:
         raise OracleError(f"max_failure_fraction must be between 0 and 1, got {fraction}")
@@ -301,11 +297,3 @@ def label_pending(
             f"examples: {examples}"
         )
     return summary
-
-
-def _is_client(obj: Any) -> bool:
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return False
-    return isinstance(obj, Client)

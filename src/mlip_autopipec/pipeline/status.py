@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+from mlip_autopipec.config import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.pipeline.context import open_database

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlip_autopipec.config.loader import validate_config
+from mlip_autopipec.config.loader import require_config
 from mlip_autopipec.config.schemas.training import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.launch import ProgramRun
@@ -95,13 +95,13 @@ class PacemakerRunner:
 
     def __init__(
         self,
-        config: TrainingConfig | dict[str, Any],
-        profile: PacemakerProfile | dict[str, Any] | None = None,
+        config: TrainingConfig,
+        profile: PacemakerProfile | None = None,
         on_progress: ProgressCallback | None = None,
         show_progress: bool = True,
     ) -> None:
-        self.config: TrainingConfig = validate_config(TrainingConfig, config, "training")
-        self.profile: PacemakerProfile = validate_config(PacemakerProfile, profile if profile is not None else {}, "trainer profile")
+        self.config = require_config(config, TrainingConfig, "PacemakerRunner's config")
+        self.profile = require_config(profile, PacemakerProfile, "PacemakerRunner's profile") if profile is not None else PacemakerProfile()
         self.on_progress = on_progress
         self.show_progress = show_progress
 

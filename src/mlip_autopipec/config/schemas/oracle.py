@@ -6,8 +6,9 @@
 ``slurm``, ``pbs``): where the Dask workers that run the oracle come from.
 
 Both are plain aliases of ``Annotated[Union[...], Discriminator]``: use them as
-field types, or validate a mapping with :func:`validate_oracle_config` /
-:func:`validate_compute_config` (errors are :class:`ConfigurationError`).
+field types, or validate a mapping at the door with
+``mlip_autopipec.config.validate_config(OracleConfig, data)`` (errors are
+:class:`ConfigurationError`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from mlip_autopipec.config.schemas.base import StrictModel
-from mlip_autopipec.exceptions import ConfigurationError
+from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
 
 DEFAULT_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 
@@ -62,7 +62,7 @@ _QE_RESERVED = {"calculation", "tprnfor", "tstress", "pseudo_dir", "outdir", "pr
 class EspressoOracleConfig(_OracleBase):
     """Quantum ESPRESSO ``pw.x`` through ASE's Espresso calculator: one SCF per structure, forces and stress always on."""
 
-    type: Literal["espresso"] = Field(description="Oracle kind: Quantum ESPRESSO pw.x.")
+    type: Literal["espresso"] = Field("espresso", description="Oracle kind: Quantum ESPRESSO pw.x.")
     command: str = Field(
         "pw.x", min_length=1, description="How to start pw.x, split like a shell would (no shell is used): e.g. 'pw.x' or 'mpirun -np 4 pw.x'."
     )
@@ -144,6 +144,10 @@ class EspressoOracleConfig(_OracleBase):
             out[key] = {p.lower(): val for p, val in params.items()}
         return out
 
+    def resolve_paths(self, base: Path) -> "EspressoOracleConfig":
+        """A copy whose relative ``pseudo_dir`` is taken relative to ``base`` (the config file's folder)."""
+        return self.model_copy(update={"pseudo_dir": resolve_path(self.pseudo_dir, base)})
+
     def resolved_pseudo_dir(self) -> Path | None:
         """The pseudopotential folder: the configured one, else the Debian default where it exists, else None."""
         if self.pseudo_dir is not None:
@@ -154,7 +158,7 @@ class EspressoOracleConfig(_OracleBase):
 class GPAWOracleConfig(_OracleBase):
     """Plane-wave GPAW (an optional extra: ``pip install mlip-autopipec[gpaw]``) with the same k-point density convention."""
 
-    type: Literal["gpaw"] = Field(description="Oracle kind: GPAW in plane-wave mode.")
+    type: Literal["gpaw"] = Field("gpaw", description="Oracle kind: GPAW in plane-wave mode.")
     ecut: float = Field(400.0, gt=0, description="Plane-wave cutoff (eV).")
     xc: str = Field("PBE", min_length=1, description="Exchange-correlation functional, as GPAW names it (e.g. 'PBE', 'LDA').")
     kspacing: float = Field(
@@ -173,7 +177,7 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([.:][A-Za-z_]\w*)
 class ASEOracleConfig(_OracleBase):
     """Any ASE calculator, by import path and keyword arguments (how VASP, CP2K or a Lennard-Jones toy plug in)."""
 
-    type: Literal["ase"] = Field(description="Oracle kind: an ASE calculator class given by import path.")
+    type: Literal["ase"] = Field("ase", description="Oracle kind: an ASE calculator class given by import path.")
     calculator: str = Field(
         description="Import path of the calculator class (or factory), 'package.module.Class' or 'package.module:Class', "
         "e.g. 'ase.calculators.lj.LennardJones'."
@@ -231,7 +235,7 @@ class LocalComputeConfig(StrictModel):
 class DaskComputeConfig(StrictModel):
     """An already running Dask scheduler, by address."""
 
-    type: Literal["dask"] = Field(description="Compute kind: connect to a running Dask scheduler.")
+    type: Literal["dask"] = Field("dask", description="Compute kind: connect to a running Dask scheduler.")
     address: str = Field(min_length=1, description="Scheduler address, e.g. 'tcp://host:8786'.")
     timeout_s: float = Field(30.0, gt=0, description="How long to wait for the scheduler to answer (s).")
 
@@ -338,7 +342,7 @@ def walltime_seconds(text: str, bare_number: float = 60.0) -> float:
 class SlurmComputeConfig(_JobqueueBase):
     """Dask workers in SLURM batch jobs (dask-jobqueue's SLURMCluster)."""
 
-    type: Literal["slurm"] = Field(description="Compute kind: SLURM batch jobs.")
+    type: Literal["slurm"] = Field("slurm", description="Compute kind: SLURM batch jobs.")
     job_cpu: int | None = Field(
         None,
         ge=1,
@@ -350,7 +354,7 @@ class SlurmComputeConfig(_JobqueueBase):
 class PBSComputeConfig(_JobqueueBase):
     """Dask workers in PBS batch jobs (dask-jobqueue's PBSCluster)."""
 
-    type: Literal["pbs"] = Field(description="Compute kind: PBS batch jobs.")
+    type: Literal["pbs"] = Field("pbs", description="Compute kind: PBS batch jobs.")
     _bare_walltime_s: ClassVar[float] = 1.0
     resource_spec: str | None = Field(None, description="PBS resource request, e.g. 'select=1:ncpus=24:mem=100GB'.")
 
@@ -371,29 +375,3 @@ ComputeConfig = Annotated[
     Discriminator(_compute_tag, custom_error_type="compute_type", custom_error_message="unknown compute type; the type must be one of local, dask, slurm, pbs"),
 ]
 """Where the oracle runs: a discriminated union on ``type``; a mapping without ``type`` is a local cluster."""
-
-_ORACLE_ADAPTER: TypeAdapter[Any] = TypeAdapter(OracleConfig)
-_COMPUTE_ADAPTER: TypeAdapter[Any] = TypeAdapter(ComputeConfig)
-
-
-def _validate(adapter: TypeAdapter[Any], data: Any, source: str) -> Any:
-    from mlip_autopipec.config.loader import format_validation_error
-
-    try:
-        return adapter.validate_python(data)
-    except ValidationError as err:
-        raise ConfigurationError(format_validation_error(err, source)) from None
-
-
-def validate_oracle_config(data: Any, source: str = "oracle") -> EMTOracleConfig | EspressoOracleConfig | GPAWOracleConfig | ASEOracleConfig:
-    """Validate a mapping (or pass through a model) as an :data:`OracleConfig`; errors name ``source``."""
-    if isinstance(data, (EMTOracleConfig, EspressoOracleConfig, GPAWOracleConfig, ASEOracleConfig)):
-        return data
-    return _validate(_ORACLE_ADAPTER, data, source)
-
-
-def validate_compute_config(data: Any, source: str = "compute") -> LocalComputeConfig | DaskComputeConfig | SlurmComputeConfig | PBSComputeConfig:
-    """Validate a mapping (or pass through a model) as a :data:`ComputeConfig`; errors name ``source``."""
-    if isinstance(data, (LocalComputeConfig, DaskComputeConfig, SlurmComputeConfig, PBSComputeConfig)):
-        return data
-    return _validate(_COMPUTE_ADAPTER, data, source)

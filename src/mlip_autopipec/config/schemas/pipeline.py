@@ -105,13 +105,15 @@ class PipelineConfig(StrictModel):
         return self
 
     def resolve_paths(self, base: Path) -> "PipelineConfig":
-        """Return a copy with the sections' relative file paths taken relative to ``base`` (the config's folder)."""
-        update: dict = {"seeds": [s.resolve_paths(base) for s in self.seeds]}
-        if self.structure is not None:
-            update["structure"] = self.structure.resolve_paths(base)
-        pseudo_dir = getattr(self.oracle, "pseudo_dir", None)
-        if pseudo_dir is not None and not Path(pseudo_dir).is_absolute():
-            update["oracle"] = self.oracle.model_copy(update={"pseudo_dir": (base / pseudo_dir).resolve()})
-        if self.training.initial_potential is not None and not self.training.initial_potential.is_absolute():
-            update["training"] = self.training.model_copy(update={"initial_potential": (base / self.training.initial_potential).resolve()})
+        """A copy whose sections' relative file paths are taken relative to ``base`` (the config's folder).
+
+        Each section resolves its own paths (``StrictModel.resolve_paths``); this only asks every one.
+        """
+        update = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, StrictModel):
+                update[name] = value.resolve_paths(base)
+            elif isinstance(value, (list, tuple)) and any(isinstance(v, StrictModel) for v in value):
+                update[name] = type(value)(v.resolve_paths(base) if isinstance(v, StrictModel) else v for v in value)
         return self.model_copy(update=update)

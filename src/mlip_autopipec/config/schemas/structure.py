@@ -11,7 +11,7 @@ from typing import Literal
 from ase.data import chemical_symbols
 from pydantic import Field, field_validator, model_validator
 
-from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -43,9 +43,7 @@ class StructureConfig(StrictModel):
 
     def resolve_paths(self, base: Path) -> "StructureConfig":
         """Return a copy whose relative ``file`` is taken relative to ``base``."""
-        if self.file is not None and not self.file.is_absolute():
-            return self.model_copy(update={"file": (base / self.file).resolve()})
-        return self
+        return self.model_copy(update={"file": resolve_path(self.file, base)})
 
 
 class AlloyConfig(StrictModel):

@@ -44,7 +44,7 @@ import yaml
 from ase.data import chemical_symbols
 from pydantic import Field, field_validator, model_validator
 
-from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
 from mlip_autopipec.exceptions import ConfigurationError
 
 # pacemaker's own defaults (pyace/data/input_template.yaml, UNARY block), used when the config gives none.
@@ -367,9 +367,7 @@ class TrainingConfig(StrictModel):
 
     def resolve_paths(self, base: Path) -> "TrainingConfig":
         """Return a copy whose relative ``initial_potential`` is taken relative to ``base``."""
-        if self.initial_potential is not None and not self.initial_potential.is_absolute():
-            return self.model_copy(update={"initial_potential": (base / self.initial_potential).resolve()})
-        return self
+        return self.model_copy(update={"initial_potential": resolve_path(self.initial_potential, base)})
 
     # --- pacemaker's input ---------------------------------------------------------------------------
     def to_input_dict(
