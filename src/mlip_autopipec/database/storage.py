@@ -44,7 +44,6 @@ a writer holding the lock too long, a lost connection.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -252,11 +251,11 @@ def explain_pg(location: str, exc: BaseException, doing: str, busy_timeout: floa
     return DatabaseError(f"{location}: {doing} failed: {type(exc).__name__}: {first}")
 
 
-@functools.cache
 def _postgresql_classes() -> tuple[type, type, Any]:
     """ASE's PostgreSQL backend (ase-db-backends) with the two changes this project needs, and psycopg2.
 
-    Imported on first use: a SQLite-only install never needs them.
+    Imported when a server database is opened (a SQLite-only install never needs them); not cached, so a
+    missing package is reported every time.
     """
     import psycopg2
     from ase_db_backends.postgresql import Connection, PostgreSQLDatabase
@@ -313,7 +312,7 @@ class PostgreSQLStorage(Storage):
             backend, self._held, self._pg = _postgresql_classes()
         except ImportError as exc:
             raise DatabaseError(
-                f"{self.location}: ASE's PostgreSQL backend needs the ase-db-backends and psycopg2 packages: {exc}"
+                f"{self.location}: ASE's PostgreSQL backend needs the ase-db-backends package (and psycopg2): {exc}"
             ) from exc
         self.db = backend(redact_url(url), create_indices=True, use_lock_file=False, serial=True)
         self._connect()

@@ -25,7 +25,7 @@ from typing import Any
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
-from mlip_autopipec.database.location import database_file, resolve_location
+from mlip_autopipec.database.location import campaign_of, database_file, resolve_location
 from mlip_autopipec.exceptions import MlipAutopipecError
 from mlip_autopipec.pipeline import state as run_state
 
@@ -63,7 +63,8 @@ def database_location(cfg: PipelineConfig, workdir: Path) -> str:
 
 
 def open_database(cfg: PipelineConfig, workdir: Path) -> DatabaseManager:
-    return DatabaseManager(database_location(cfg, workdir))
+    # the campaign matters only on a database server: the configured one, else the work directory's name
+    return DatabaseManager(database_location(cfg, workdir), campaign=campaign_of(cfg.database.campaign, workdir))
 
 
 def attach_log_file(workdir: Path) -> logging.Handler:
