@@ -101,6 +101,26 @@ def test_a_wrong_password_or_server_is_a_sentence_without_the_password(pg_url):
     assert "Wr0ngSecret" not in text and parts.password not in text
 
 
+def test_two_work_directories_of_one_name_do_not_share_a_campaign_by_accident(pg_url, tmp_path, monkeypatch):
+    from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+    from mlip_autopipec.pipeline.run import open_database
+
+    bare, password = bare_and_password(pg_url)
+    monkeypatch.setenv("PGPASSWORD", password)
+    from ase.build import bulk
+
+    first, second = tmp_path / "a" / "run1", tmp_path / "b" / "run1"
+    with open_database(PipelineConfig.model_validate(tiny_config(first, bare)), first) as db:
+        assert db.add_structure(bulk("Cu", cubic=True), {"source": "x"}) == 1
+    with open_database(PipelineConfig.model_validate(tiny_config(first, bare)), first) as db:  # the same run again
+        assert db.count() == 1
+    with pytest.raises(DatabaseError, match=r"campaign 'run1' \(named after the work directory\) belongs to the run in .*a/run1"):
+        open_database(PipelineConfig.model_validate(tiny_config(second, bare)), second)
+    # naming the campaign shares it on purpose
+    with open_database(PipelineConfig.model_validate(tiny_config(second, bare, campaign="run1")), second) as db:
+        assert db.count() == 1
+
+
 LABELLER = textwrap.dedent(
     """
     import json, os, sys, time

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ase import Atoms
 
-from mlip_autopipec.database import export, formats, insert, labels, queries
+from mlip_autopipec.database import campaigns, export, formats, insert, labels, queries
 from mlip_autopipec.database.metadata import StructureMetadata
 from mlip_autopipec.database.schema import (
     FAILED,
@@ -123,6 +123,16 @@ class DatabaseManager:
     def split_settings(self) -> tuple[float, int] | None:
         """``(validation_fraction, seed)`` given to :meth:`assign_split`, or ``None`` before the first call."""
         return labels.split_settings(self._storage)
+
+    def bind_to_workdir(self, workdir: str | os.PathLike) -> None:
+        """Tie a server campaign named after its work directory to that directory (call when no campaign was
+        configured): recorded on first use; another work directory of the same name is refused with a
+        :class:`DatabaseError`, so two runs called ``run1`` in different folders never mix their structures.
+        Nothing to do for a SQLite file (one per work directory).
+        """
+        self._storage.live()
+        with self._storage.guard("checking the campaign's work directory"):
+            campaigns.bind_to_workdir(self._storage, workdir)
 
     # ----------------------------------------------------------- adding structures
     def add_structure(self, atoms: Atoms, metadata: StructureMetadata | dict) -> int:

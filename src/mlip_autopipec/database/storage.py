@@ -133,6 +133,7 @@ class Storage(ABC):
     location: str
     db: Any
     busy_timeout: float
+    campaign: str | None = None  # the server campaign (schema); None for a SQLite file
 
     # ------------------------------------------------------------ given by each backend
     @abstractmethod

@@ -64,7 +64,14 @@ def database_location(cfg: PipelineConfig, workdir: Path) -> str:
 
 def open_database(cfg: PipelineConfig, workdir: Path) -> DatabaseManager:
     # the campaign matters only on a database server: the configured one, else the work directory's name
-    return DatabaseManager(database_location(cfg, workdir), campaign=campaign_of(cfg.database.campaign, workdir))
+    db = DatabaseManager(database_location(cfg, workdir), campaign=campaign_of(cfg.database.campaign, workdir))
+    if cfg.database.campaign is None:
+        try:
+            db.bind_to_workdir(workdir)  # another folder of the same name is refused
+        except BaseException:
+            db.close()
+            raise
+    return db
 
 
 def attach_log_file(workdir: Path) -> logging.Handler:
