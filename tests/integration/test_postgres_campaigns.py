@@ -284,3 +284,39 @@ def test_a_config_with_a_password_in_the_url_is_refused_without_echoing_it(pg_ur
     assert p.returncode == 2 and "PGPASSWORD" in p.stdout + p.stderr
     assert password not in p.stdout + p.stderr
     assert not (tmp_path / "w").exists() or files_holding(tmp_path / "w", password) == []
+
+
+# ---------------------------------------------------------------- the write lock and the connection
+def test_a_writer_held_up_past_busy_timeout_gets_a_sentence_and_a_dropped_connection_is_reopened(pg_url):
+    import psycopg2
+    from ase.build import bulk
+
+    with DatabaseManager(pg_url, campaign="held", busy_timeout=0.5) as db:
+        other = psycopg2.connect(pg_url)
+        other.autocommit = True
+        try:
+            with other.cursor() as cur:  # another process holding the campaign's write lock
+                cur.execute("SELECT pg_advisory_lock(%s, hashtext('held'))", (0x6D6C6970,))
+            t0 = time.monotonic()
+            with pytest.raises(DatabaseError, match=r"another process held the campaign's write lock for longer than busy_timeout=0.5 s"):
+                db.add_structure(bulk("Cu", cubic=True), {"source": "x"})
+            assert time.monotonic() - t0 < 30
+            with DatabaseManager(pg_url, campaign="other_one", busy_timeout=0.5) as free:  # other campaigns are not held up
+                assert free.add_structure(bulk("Cu", cubic=True), {"source": "x"}) == 1
+            with other.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock_all()")
+                # the server drops the manager's connection (a restart, an idle timeout)
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        finally:
+            other.close()
+        assert db.count() == 0  # the call that finds the connection gone connects again and is done once more
+        assert db.add_structure(bulk("Cu", cubic=True), {"source": "x"}) == 1 and db.count() == 1
+    # a server that stays away: a sentence (the connection's URL pointed at a closed port, the connection dropped)
+    db = DatabaseManager(pg_url, campaign="held")
+    try:
+        db._storage._url = db._storage._url.replace(f":{urlsplit(pg_url).port}/", ":1/")
+        db._storage.raw.close()
+        with pytest.raises(DatabaseError, match="cannot connect to the database server"):
+            db.count()
+    finally:
+        db.close()

@@ -42,6 +42,16 @@ def _guarded(doing: str) -> Callable[[_F], _F]:
     def wrap(method: _F) -> _F:
         @functools.wraps(method)
         def wrapper(self: "DatabaseManager", *args: Any, **kwargs: Any) -> Any:
+            try:
+                self._storage.live()
+                with self._storage.guard(doing):
+                    return method(self, *args, **kwargs)
+            except DatabaseError:
+                if not self._storage.lost():
+                    raise
+            # the server dropped the connection (restart, idle timeout): once more on a new one.  Safe for
+            # writes too: each is one transaction (rolled back, or committed before the drop), and every
+            # write is idempotent (a duplicate returns the stored id; labels, failures, the split set the same)
             self._storage.live()
             with self._storage.guard(doing):
                 return method(self, *args, **kwargs)

@@ -153,6 +153,10 @@ class Storage(ABC):
         """Translate the backend's errors into :class:`DatabaseError` (none to translate here)."""
         yield
 
+    def lost(self) -> bool:
+        """True when the connection to a server was dropped (the next :meth:`live` connects again)."""
+        return False
+
     def metadata(self) -> dict[str, Any]:
         return dict(self.db.metadata)
 
@@ -368,8 +372,10 @@ class PostgreSQLStorage(Storage):
         if self.raw is None:
             raise DatabaseError(f"{self.location}: the database manager is closed")
         if self.raw.closed and not self._in_tx:  # the server dropped us (restart, idle timeout): connect again
-            self.raw = None
-            self._connect()
+            self._connect()  # replaces self.raw only on success: a server still away is tried again next call
+
+    def lost(self) -> bool:
+        return self.raw is not None and bool(self.raw.closed)
 
     @contextmanager
     def guard(self, doing: str) -> Iterator[None]:
