@@ -11,12 +11,20 @@ energy/forces/stress, generator-like provenance in ``atoms.info``):
    (``row.toatoms()`` for every row, a DataFrame, ``to_pickle``);
 3. peak memory (resident set, in fresh processes) of adding and exporting N and
    4N structures, next to the memory of one in-memory copy of the dataset
-   (the DataFrame read back), to show that the export holds one copy.
+   (the DataFrame read back), to show that the export holds one copy;
+4. with ``--url postgresql://user@host:port/db``: the insert and export rates of
+   1 and 2 on that PostgreSQL database, next to SQLite, in the same run (each
+   timing in a fresh campaign, i.e. a fresh schema, dropped at the end; ASE's
+   baseline writes into a schema of its own through the URL's search_path).
+   Give the password in PGPASSWORD or ~/.pgpass, not in the URL: a command
+   line is visible to every user of the machine.
 
 Usage::
 
     python benchmarks/bench_database.py            # N = 10,000, memory also at 40,000
     python benchmarks/bench_database.py --n 2000 --big 4000 --repeats 1   # quick
+    PGPASSWORD=... python benchmarks/bench_database.py --n 2000 --repeats 1 --no-memory \
+        --url postgresql://mlip@localhost:5432/mlip          # SQLite and PostgreSQL side by side
 
 Timings are medians of ``--repeats`` runs, interleaved (ASE, ours, ASE, ours,
 ...) so that a busy machine slows both sides alike.
@@ -71,10 +79,61 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def time_ase_insert(structures, path: Path) -> float:
+# ----------------------------------------------------------------- targets: a SQLite file or a PostgreSQL schema
+class PgTarget:
+    """A schema of a PostgreSQL database: fresh on every :meth:`fresh` call, all dropped by :meth:`drop_all`."""
+
+    def __init__(self, url: str):
+        import psycopg2
+
+        self.url = url
+        self.made: set[str] = set()
+        self.admin = psycopg2.connect(url)
+        self.admin.autocommit = True
+
+    def fresh(self, name: str, create: bool = False) -> "PgSchema":
+        with self.admin.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+            if create:
+                cur.execute(f"CREATE SCHEMA {name}")
+        self.made.add(name)
+        return PgSchema(self, name)
+
+    def drop_all(self) -> None:
+        with self.admin.cursor() as cur:
+            for name in sorted(self.made):
+                cur.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        self.admin.close()
+
+
+class PgSchema:
+    def __init__(self, target: PgTarget, name: str):
+        self.target, self.name = target, name
+
+    def ase_url(self) -> str:
+        """The URL with ``options=-csearch_path=<schema>``: ASE's own backend then works inside the schema."""
+        sep = "&" if "?" in self.target.url else "?"
+        return f"{self.target.url}{sep}options=-csearch_path%3D{self.name}"
+
+
+def connect_ase(where):
     import ase.db
 
-    db = ase.db.connect(str(fresh(path)), use_lock_file=False)
+    if isinstance(where, PgSchema):
+        return ase.db.connect(where.ase_url(), serial=True)
+    return ase.db.connect(str(where), use_lock_file=False)
+
+
+def open_ours(where):
+    from mlip_autopipec.database import DatabaseManager
+
+    if isinstance(where, PgSchema):
+        return DatabaseManager(where.target.url, campaign=where.name)
+    return DatabaseManager(where)
+
+
+def time_ase_insert(structures, path) -> float:
+    db = connect_ase(path if isinstance(path, PgSchema) else fresh(path))
     t, c = time.perf_counter(), time.process_time()
     with db:
         for atoms in structures:
@@ -82,11 +141,9 @@ def time_ase_insert(structures, path: Path) -> float:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def time_ase_insert_with_metadata(structures, path: Path) -> float:
+def time_ase_insert_with_metadata(structures, path) -> float:
     """ASE's loop storing what we store besides the structure: key-value pairs and the provenance."""
-    import ase.db
-
-    db = ase.db.connect(str(fresh(path)), use_lock_file=False)
+    db = connect_ase(path if isinstance(path, PgSchema) else fresh(path))
     t, c = time.perf_counter(), time.process_time()
     with db:
         for atoms in structures:
@@ -94,10 +151,10 @@ def time_ase_insert_with_metadata(structures, path: Path) -> float:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def time_ours_insert(structures, path: Path) -> float:
-    from mlip_autopipec.database import DatabaseManager, StructureMetadata
+def time_ours_insert(structures, path) -> float:
+    from mlip_autopipec.database import StructureMetadata
 
-    with DatabaseManager(fresh(path)) as db:
+    with open_ours(path if isinstance(path, PgSchema) else fresh(path)) as db:
         t, c = time.perf_counter(), time.process_time()
         db.add_structures(structures, StructureMetadata(source="initial_random", generation=0))
         dt = time.perf_counter() - t, time.process_time() - c
@@ -105,11 +162,10 @@ def time_ours_insert(structures, path: Path) -> float:
     return dt
 
 
-def time_ase_export(db_path: Path, out: Path) -> float:
-    import ase.db
+def time_ase_export(db_path, out: Path) -> float:
     import pandas as pd
 
-    db = ase.db.connect(str(db_path), use_lock_file=False)
+    db = connect_ase(db_path)
     t, c = time.perf_counter(), time.process_time()
     with db:  # one connection for the whole read, as ours uses
         atoms = [row.toatoms() for row in db.select()]
@@ -125,10 +181,8 @@ def time_ase_export(db_path: Path, out: Path) -> float:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def time_ours_export(db_path: Path, out: Path) -> float:
-    from mlip_autopipec.database import DatabaseManager
-
-    with DatabaseManager(db_path) as db:
+def time_ours_export(db_path, out: Path) -> float:
+    with open_ours(db_path) as db:
         t, c = time.perf_counter(), time.process_time()
         db.save_dataset(out)
         return time.perf_counter() - t, time.process_time() - c
@@ -201,12 +255,50 @@ def rates(n: int, timings: list[tuple[float, float]]) -> tuple[float, float]:
     return n / statistics.median(t[0] for t in timings), n / statistics.median(t[1] for t in timings)
 
 
+def postgres_rates(url: str, structures, work: Path, repeats: int, sqlite: tuple) -> None:
+    """Sections 1 and 2 on a PostgreSQL database, printed with the SQLite figures of this run beside them."""
+    from mlip_autopipec.database.location import redact_url
+
+    n = len(structures)
+    target = PgTarget(url)
+    try:
+        t_ase, t_ase_md, t_ours = [], [], []
+        for i in range(repeats):
+            t_ase.append(time_ase_insert(structures, target.fresh(f"bench_ase_{i}", create=True)))
+            t_ours.append(time_ours_insert(structures, target.fresh(f"bench_ours_{i}")))
+            t_ase_md.append(time_ase_insert_with_metadata(structures, target.fresh(f"bench_ase_md_{i}", create=True)))
+        ase_rate, ase_md_rate, ours_rate = rates(n, t_ase), rates(n, t_ase_md), rates(n, t_ours)
+        e_ase, e_ours, e_xyz = [], [], []
+        for _ in range(repeats):
+            e_ase.append(time_ase_export(PgSchema(target, "bench_ase_0"), work / "pg_ase.pckl.gzip"))
+            e_ours.append(time_ours_export(PgSchema(target, "bench_ours_0"), work / "pg_ours.pckl.gzip"))
+            e_xyz.append(time_ours_export(PgSchema(target, "bench_ours_0"), work / "pg_ours.xyz"))
+        ase_exp, ours_exp, xyz_exp = rates(n, e_ase), rates(n, e_ours), rates(n, e_xyz)
+    finally:
+        target.drop_all()
+    sq_insert, sq_export = sqlite
+    print()
+    print(f"PostgreSQL {redact_url(url)}: {n} labelled 32-atom structures (median of {repeats}; wall-clock rates; CPU = this process only)")
+    print(f"  {'':44} {'PostgreSQL':>12} {'SQLite':>12}")
+    print(f"  {'ASE db.write loop in `with db:`':44} {ase_rate[0]:9.0f} /s")
+    print(f"  {'ASE db.write loop + our key-values and data':44} {ase_md_rate[0]:9.0f} /s   (the same rows as ours: the fair baseline)")
+    print(f"  {'DatabaseManager.add_structures':44} {ours_rate[0]:9.0f} /s {sq_insert[0]:9.0f} /s   ratio ours/ASE = {ours_rate[0] / ase_rate[0]:.2f}, ours/ASE+key-values = {ours_rate[0] / ase_md_rate[0]:.2f}")
+    print(f"  {'ASE select + toatoms + DataFrame.to_pickle':44} {ase_exp[0]:9.0f} /s")
+    print(f"  {'save_dataset(.pckl.gzip)':44} {ours_exp[0]:9.0f} /s {sq_export[0]:9.0f} /s   ratio ours/ASE on PostgreSQL = {ours_exp[0] / ase_exp[0]:.2f}")
+    print(f"  {'save_dataset(.xyz)':44} {xyz_exp[0]:9.0f} /s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="structures for the timings (default 10000)")
     ap.add_argument("--big", type=int, default=40_000, help="second size for the memory figures (default 40000; 0 to skip)")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats; the median is printed (default 3)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    ap.add_argument(
+        "--url",
+        help="also time inserts and exports on this PostgreSQL database (postgresql://user@host:port/db; the password "
+        "in PGPASSWORD or ~/.pgpass); its role needs CREATE on the database (one schema per timing, dropped at the end)",
+    )
     ap.add_argument("--memory-child", nargs=4, metavar=("MODE", "N", "DB", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
@@ -245,6 +337,8 @@ def main() -> None:
         print(f"  save_dataset(.pckl.gzip)                    {ours_exp[0]:9.0f} structures/s  {ours_exp[1]:9.0f} /CPU-s  "
               f"(target >= 5000/s: {'PASS' if ours_exp[0] >= 5000 else 'FAIL'})  ratio ours/ASE = {ours_exp[0] / ase_exp[0]:.2f}")  # fmt: skip
         print(f"  save_dataset(.xyz)                          {xyz_exp[0]:9.0f} structures/s  {xyz_exp[1]:9.0f} /CPU-s")
+        if args.url:
+            postgres_rates(args.url, structures, work, args.repeats, (ours_rate, ours_exp))
         del structures
 
         if not args.no_memory:

@@ -58,12 +58,6 @@ def one_atom(i: int) -> Atoms:
 
 
 # ---------------------------------------------------------------- round trip and status
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="DatabaseManager._write_tx uses ASE's `with db:` on PostgreSQL; on an error ase-db-backends' Connection wrapper has no "
-    "rollback(), so every refused write (DatabaseError) surfaces as AttributeError: 'Connection' object has no attribute 'rollback'",
-)
 def test_round_trip_and_status_lifecycle(db, pg_url):
     a = cu(0)
     a.info["origin"] = "test"
@@ -118,11 +112,6 @@ def test_credentials_can_come_from_the_environment_not_the_url(pg_url, monkeypat
         assert db.count() == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DatabaseManager keeps the full URL as its location, and every DatabaseError message and its repr start with it: "
-    "the password of a postgresql://user:password@... URL lands in logs and tracebacks",
-)
 def test_the_password_of_a_url_never_shows_in_messages(pg_url):
     from urllib.parse import urlsplit
 
@@ -168,12 +157,6 @@ def test_a_duplicate_bringing_labels_labels_the_stored_structure(db):
 
 
 # ---------------------------------------------------------------- split
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="DatabaseManager._write_tx uses ASE's `with db:` on PostgreSQL; on an error ase-db-backends' Connection wrapper has no "
-    "rollback(), so every refused write (DatabaseError) surfaces as AttributeError: 'Connection' object has no attribute 'rollback'",
-)
 def test_split_is_stable_as_data_grows_and_across_connections(pg_url):
     pool = [one_atom(i) for i in range(300)]
     with DatabaseManager(pg_url) as db:
@@ -256,16 +239,7 @@ def _env(pg_url: str) -> dict:
     ("park_after", "batch", "commit_every"),
     [
         (20, 50, 5000),
-        pytest.param(
-            60,
-            100,
-            50,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="on PostgreSQL the batch runs in ASE's `with db:`, whose managed_connection commits every 5000 rows (50 here): "
-                "a kill after that row leaves that many rows of the batch committed (the SQLite path turns those commits into no-ops)",
-            ),
-        ),
+        (60, 100, 50),  # past the row where ASE's `with db:` would commit on its own
     ],
     ids=["small-batch", "past-ASE-intermediate-commit"],
 )
@@ -341,10 +315,6 @@ def _run_writers(pg_url, tmp_path, offsets):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="ase-db-backends reads a new row's id with `SELECT last_value FROM systems_id_seq`, which is global, not per session: with two writers a row's species/keys go to the other writer's id (ForeignKeyViolation, or silently wrong ids); the failure then surfaces as the rollback AttributeError. A race: usually, not always, hit",
-)
 def test_two_processes_writing_at_once_lose_no_rows_and_get_their_own_ids(pg_url, tmp_path):
     a, b = _run_writers(pg_url, tmp_path, [0, 50000])
     with DatabaseManager(pg_url) as db:
@@ -355,10 +325,6 @@ def test_two_processes_writing_at_once_lose_no_rows_and_get_their_own_ids(pg_url
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="no lock serialises writers on PostgreSQL (SQLite has BEGIN IMMEDIATE): both look for a duplicate, find none, and insert; plus the last_value id race above. A race: usually, not always, hit",
-)
 def test_two_processes_adding_the_same_structures_store_each_once(pg_url, tmp_path):
     a, b = _run_writers(pg_url, tmp_path, [0, 0])
     with DatabaseManager(pg_url) as db:
@@ -373,19 +339,15 @@ FRESH_OPENER = textwrap.dedent(
     from mlip_autopipec.database import DatabaseManager
 
     go = sys.argv[1]
-    db = DatabaseManager(os.environ["PG_URL"])
     while not os.path.exists(go):
         time.sleep(0.002)
+    db = DatabaseManager(os.environ["PG_URL"])  # both open the fresh database at once: both create its tables
     db.add_structure(Atoms("Cu", positions=[[0, 0, 0]], cell=[3.0, 3.0, 3.0], pbc=True), {"source": "x"})
     """
 )
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="ASE creates its tables lazily on first use, without a lock: two processes on a fresh database both run CREATE TABLE and one fails (UniqueViolation on pg_type), surfacing as the rollback AttributeError. A race",
-)
 def test_two_processes_opening_a_fresh_database_at_once_both_succeed(pg_url, tmp_path):
     code = tmp_path / "opener.py"
     code.write_text(FRESH_OPENER)

@@ -6,9 +6,12 @@ One job per module:
 
 =================  ====================================================================
 ``manager``        :class:`DatabaseManager`, the facade: argument checks, delegation
-``location``       where a database lives: ``is_url``, ``resolve_location``, ``database_file``
+``location``       where a database lives: ``is_url``, ``resolve_location``, ``database_file``;
+                   campaigns (``campaign_of``, ``default_campaign``); ``redact_url``
 ``storage``        opening a file or URL, transactions, the settings store; ALL the SQL
-                   into ASE's tables, and the SQLite / PostgreSQL branch
+                   into ASE's tables, and the SQLite / PostgreSQL branch (one schema
+                   per campaign, a per-campaign write lock)
+``campaigns``      a server campaign named after its work directory belongs to that directory
 ``ownership``      the project's mark (schema version); refusing another program's database
 ``schema``         key names, statuses, ``StoredStructure``, ``SplitCounts``
 ``queries``        filters, ids, counts, structures as records

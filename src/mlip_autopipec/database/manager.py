@@ -2,7 +2,7 @@
 (the map is in the package's docstring, :mod:`mlip_autopipec.database`).
 
 Every write is one transaction (all or nothing, also when the process is
-killed); every sqlite3 error reaches the caller as a :class:`DatabaseError`
+killed); every sqlite3 or psycopg2 error reaches the caller as a :class:`DatabaseError`
 naming the file and what to do.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ase import Atoms
 
-from mlip_autopipec.database import export, formats, insert, labels, queries
+from mlip_autopipec.database import campaigns, export, formats, insert, labels, queries
 from mlip_autopipec.database.metadata import StructureMetadata
 from mlip_autopipec.database.schema import (
     FAILED,
@@ -42,6 +42,16 @@ def _guarded(doing: str) -> Callable[[_F], _F]:
     def wrap(method: _F) -> _F:
         @functools.wraps(method)
         def wrapper(self: "DatabaseManager", *args: Any, **kwargs: Any) -> Any:
+            try:
+                self._storage.live()
+                with self._storage.guard(doing):
+                    return method(self, *args, **kwargs)
+            except DatabaseError:
+                if not self._storage.lost():
+                    raise
+            # the server dropped the connection (restart, idle timeout): once more on a new one.  Safe for
+            # writes too: each is one transaction (rolled back, or committed before the drop), and every
+            # write is idempotent (a duplicate returns the stored id; labels, failures, the split set the same)
             self._storage.live()
             with self._storage.guard(doing):
                 return method(self, *args, **kwargs)
@@ -63,8 +73,17 @@ class DatabaseManager:
     structures whose species agree and whose positions and cell agree within
     ``duplicate_tolerance`` (Å) are the same structure.  A writer waits up to
     ``busy_timeout`` (s) for another process's write to finish.
-    ``read_only=True`` opens a SQLite file for reading only (nothing is
+    ``read_only=True`` opens the database for reading only (nothing is
     written, not even on opening).
+
+    ``campaign`` (PostgreSQL only; default ``public``) names the campaign
+    whose structures this manager reads and writes: one PostgreSQL schema per
+    campaign, so several campaigns share a database without seeing each
+    other's rows, and any number of processes may write to one campaign at
+    once (each write waits for the campaign's lock).  A SQLite file is one
+    campaign; ``campaign`` is not used for it.  Put no password in the URL
+    that a config holds: libpq reads it from ``PGPASSWORD`` or ``~/.pgpass``.
+    ``location`` (and every message) shows the URL without its password.
 
     Use as a context manager, or call :meth:`close`.  A manager (its SQLite
     connection) belongs to the thread that made it; other processes open their
@@ -79,6 +98,7 @@ class DatabaseManager:
         duplicate_tolerance: float = 1e-6,
         busy_timeout: float = 600.0,
         read_only: bool = False,
+        campaign: str | None = None,
     ):
         if not (isinstance(duplicate_tolerance, numbers.Real) and 0.0 <= duplicate_tolerance < 0.1):
             raise DatabaseError(f"duplicate_tolerance must be in [0, 0.1) Å, got {duplicate_tolerance!r}")
@@ -88,7 +108,7 @@ class DatabaseManager:
         formats.reference_table(self.reference_energies)  # validate now, not at export time
         self.duplicate_tolerance = float(duplicate_tolerance)
         self.busy_timeout = float(busy_timeout)
-        self._storage = open_storage(path_or_url, self.busy_timeout, read_only)
+        self._storage = open_storage(path_or_url, self.busy_timeout, read_only, campaign)
         self.location = self._storage.location
 
     # ----------------------------------------------------------- lifecycle
@@ -113,6 +133,16 @@ class DatabaseManager:
     def split_settings(self) -> tuple[float, int] | None:
         """``(validation_fraction, seed)`` given to :meth:`assign_split`, or ``None`` before the first call."""
         return labels.split_settings(self._storage)
+
+    def bind_to_workdir(self, workdir: str | os.PathLike) -> None:
+        """Tie a server campaign named after its work directory to that directory (call when no campaign was
+        configured): recorded on first use; another work directory of the same name is refused with a
+        :class:`DatabaseError`, so two runs called ``run1`` in different folders never mix their structures.
+        Nothing to do for a SQLite file (one per work directory).
+        """
+        self._storage.live()
+        with self._storage.guard("checking the campaign's work directory"):
+            campaigns.bind_to_workdir(self._storage, workdir)
 
     # ----------------------------------------------------------- adding structures
     def add_structure(self, atoms: Atoms, metadata: StructureMetadata | dict) -> int:

@@ -67,6 +67,11 @@ def decide(facts: Facts) -> Verdict:
     if not facts.is_ase:
         if not facts.tables:
             return Verdict.INITIALISE
+        if "://" in where:  # a campaign's PostgreSQL schema that holds another program's tables
+            raise DatabaseError(
+                f"{where}: this schema holds another program's tables ({', '.join(facts.tables)}), not an mlip-autopipec "
+                "campaign; it was left untouched. Choose another campaign name (database.campaign)."
+            )
         raise DatabaseError(
             f"{where}: this is a SQLite database of another program (tables {', '.join(facts.tables)}), not an "
             "mlip-autopipec structure database; it was left untouched. Move it away or set database.path to a new file."

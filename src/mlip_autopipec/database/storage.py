@@ -1,18 +1,28 @@
 """Where the rows live: opening the database, transactions, the settings store, and all of the SQL.
 
 Two backends behind one interface: :class:`SQLiteStorage` for a ``.db`` file
-and :class:`ASEStorage` for a server URL (``postgresql://``), which uses only
-ASE's public API.  :func:`open_storage` picks one; nothing outside this module
-asks which.
+and :class:`PostgreSQLStorage` for a campaign in a PostgreSQL database
+(``postgresql://``).  :func:`open_storage` picks one; nothing outside this
+module asks which.
 
-Durability (SQLite).  The storage owns the connection it hands to ASE: every
-write runs in one ``BEGIN IMMEDIATE`` transaction committed only when the
-block ends, and the commits ASE would make on its own (every 5000 rows inside
-``with db:``) are no-ops.  A process killed in the middle of a batch therefore
-leaves the database as it was before (SQLite's journal rolls the batch back).
-Writers from several processes wait for the lock (``busy_timeout``) instead of
-failing.  ASE's lock file is not used: SQLite locks the file itself, and a
-lock file left by a killed process would block every later writer.
+Durability.  The storage owns the connection it hands to ASE: every write
+runs in one transaction committed only when the block ends, and the commits
+ASE would make on its own (every 5000 rows inside ``with db:``) are no-ops.  A
+process killed in the middle of a batch therefore leaves the database as it
+was before (SQLite's journal, or the server, rolls the batch back).  Writers
+from several processes wait for the write lock (``busy_timeout``) instead of
+failing: SQLite's ``BEGIN IMMEDIATE``, or on PostgreSQL an advisory lock per
+campaign taken first in every write transaction (two writers never both find
+"no duplicate" and both insert; a new campaign's tables are created under it).
+ASE's lock file is not used: a lock file left by a killed process would block
+every later writer.
+
+Campaigns (PostgreSQL).  Each campaign is a PostgreSQL schema named after it;
+the connection's ``search_path`` is that schema alone, so ASE's tables, the
+ids, the settings and every query are the campaign's own (see
+:mod:`.location`).  The URL shown in messages and ``repr`` has no password
+(:func:`~.location.redact_url`); the real URL is only handed to
+``psycopg2.connect``.
 
 Why SQL into ASE's private tables (``systems``, ``number_key_values``,
 ``information``).  This module is the only place that uses them, for four
@@ -26,9 +36,10 @@ it).  An ASE release that changes these tables breaks here and only here;
 ``tests/unit/test_database_manager.py`` checks that plain ASE reads what we
 write.
 
-Errors.  Every sqlite3 error becomes a :class:`DatabaseError` that names the
-file and says what to do (:func:`explain`): a damaged file, a read-only file
-or folder, a full disk, a writer holding the lock too long.
+Errors.  Every sqlite3 (psycopg2) error becomes a :class:`DatabaseError` that
+names the file (server and campaign) and says what to do (:func:`explain`,
+:func:`explain_pg`): a damaged file, a read-only file or folder, a full disk,
+a writer holding the lock too long, a lost connection.
 """
 
 from __future__ import annotations
@@ -49,7 +60,7 @@ from ase.db.core import parse_selection
 from ase.db.row import AtomsRow
 
 from mlip_autopipec.database import ownership
-from mlip_autopipec.database.location import is_url
+from mlip_autopipec.database.location import DEFAULT_CAMPAIGN, check_campaign, is_url, redact_url
 from mlip_autopipec.database.schema import FINGERPRINT_INDEX, KEY_FINGERPRINT, METADATA_KEY
 from mlip_autopipec.exceptions import DatabaseError
 
@@ -122,6 +133,7 @@ class Storage(ABC):
     location: str
     db: Any
     busy_timeout: float
+    campaign: str | None = None  # the server campaign (schema); None for a SQLite file
 
     # ------------------------------------------------------------ given by each backend
     @abstractmethod
@@ -140,6 +152,10 @@ class Storage(ABC):
     def guard(self, doing: str) -> Iterator[None]:
         """Translate the backend's errors into :class:`DatabaseError` (none to translate here)."""
         yield
+
+    def lost(self) -> bool:
+        """True when the connection to a server was dropped (the next :meth:`live` connects again)."""
+        return False
 
     def metadata(self) -> dict[str, Any]:
         return dict(self.db.metadata)
@@ -209,40 +225,305 @@ class Storage(ABC):
         """Create what a project database needs beyond ASE's tables (inside :meth:`write_tx`)."""
 
 
-class ASEStorage(Storage):
-    """A database server through ASE's public API only (PostgreSQL: ``postgresql://``); ASE makes the transactions."""
+_LOCK_CLASS = 0x6D6C6970  # "mlip": the first key of the advisory lock; the second is the campaign's hash
 
-    def __init__(self, url: str, busy_timeout: float):
-        self.location = url
+
+def explain_pg(location: str, exc: BaseException, doing: str, busy_timeout: float | None = None) -> DatabaseError:
+    """A :class:`DatabaseError` for a psycopg2 error: what happened where, and what to do (no password: the
+    server's messages never hold it, and ``location`` is the redacted URL)."""
+    code = getattr(exc, "pgcode", None) or ""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if code == "55P03":  # lock_not_available
+        wait = f" for longer than busy_timeout={busy_timeout:g} s" if busy_timeout else ""
+        return DatabaseError(
+            f"{location}: {doing}: another process held the campaign's write lock{wait} ({first}); "
+            "wait for it to finish (or stop it) and run again"
+        )
+    if code == "25006":  # read_only_sql_transaction
+        return DatabaseError(f"{location}: {doing}: the database is read-only here ({first}); open it without read_only to change it")
+    if code == "42501":  # insufficient_privilege
+        return DatabaseError(
+            f"{location}: {doing}: the database role lacks a privilege ({first}); ask the database's owner to "
+            "GRANT CREATE ON DATABASE (a new campaign is a new schema) or the privileges on this campaign's schema"
+        )
+    if code.startswith("53"):  # insufficient_resources: disk full, out of memory, too many connections
+        return DatabaseError(f"{location}: {doing}: the server is out of resources ({first}); nothing of it was stored; free space or connections and run again")
+    if code.startswith("08") or type(exc).__name__ in ("OperationalError", "InterfaceError"):
+        return DatabaseError(
+            f"{location}: {doing}: the connection to the database server failed ({first}); nothing of the write was "
+            "stored. Check that the server runs and is reachable, then run again"
+        )
+    return DatabaseError(f"{location}: {doing} failed: {type(exc).__name__}: {first}")
+
+
+def _postgresql_classes() -> tuple[type, type, Any]:
+    """ASE's PostgreSQL backend (ase-db-backends) with the two changes this project needs, and psycopg2.
+
+    Imported when a server database is opened (a SQLite-only install never needs them); not cached, so a
+    missing package is reported every time.
+    """
+    import psycopg2
+    from ase_db_backends.postgresql import Connection, PostgreSQLDatabase
+
+    class ProjectPostgreSQLDatabase(PostgreSQLDatabase):
+        """ase-db-backends' database with a new row's id read from this session, and no connection of its own.
+
+        ase-db-backends 0.11 reads the id of the row it just inserted with
+        ``SELECT last_value FROM systems_id_seq``: the sequence's last value
+        over *all* sessions, so with two writers a row's species and keys land
+        on the other writer's row (ForeignKeyViolation, or silently wrong
+        ids).  ``currval`` is this session's own value.  This belongs upstream
+        (ase-db-backends' ``PostgreSQLDatabase.get_last_id``); when it is fixed
+        there, this override goes.
+        """
+
+        def get_last_id(self, cur: Any) -> int:
+            cur.execute("SELECT currval('systems_id_seq')")
+            return int(cur.fetchone()[0])
+
+        def _connect(self) -> Any:  # ASE must use the storage's connection (its transactions, its search_path)
+            raise DatabaseError(f"{self.filename}: internal error: ASE tried to open a second connection")
+
+    class HeldConnection(Connection):
+        """The connection ASE is given: its commits, rollbacks and close are no-ops (the storage decides)."""
+
+        def commit(self) -> None:
+            pass
+
+        def rollback(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    return ProjectPostgreSQLDatabase, HeldConnection, psycopg2
+
+
+class PostgreSQLStorage(Storage):
+    """A campaign in a PostgreSQL database: ASE's tables in the campaign's own schema, one held connection,
+    and transactions made here (see the module's note)."""
+
+    def __init__(self, url: str, busy_timeout: float, campaign: str | None = None, read_only: bool = False):
+        self.campaign = check_campaign(campaign if campaign is not None else DEFAULT_CAMPAIGN)
+        self.location = f"{redact_url(url)} (campaign {self.campaign})"
         self.busy_timeout = busy_timeout
+        self.read_only = read_only
+        self._url = url  # only ever handed to psycopg2.connect; messages use self.location
         self._in_tx = False
+        self._ready = False  # the campaign's tables exist
+        self._doing = "writing"
+        self.raw: Any = None
         try:
-            self.db = connect(url, serial=True)
+            backend, self._held, self._pg = _postgresql_classes()
         except ImportError as exc:
-            raise DatabaseError(f"{url}: ASE's PostgreSQL backend needs the ase-db-backends package: {exc}") from exc
-        self._claim(self._facts)
+            raise DatabaseError(
+                f"{self.location}: ASE's PostgreSQL backend needs the ase-db-backends package (and psycopg2): {exc}"
+            ) from exc
+        self.db = backend(redact_url(url), create_indices=True, use_lock_file=False, serial=True)
+        self._connect()
+        try:
+            with self.guard("opening the database"):
+                facts = self._facts()
+                if read_only:
+                    if ownership.decide(facts) is ownership.Verdict.INITIALISE:
+                        raise DatabaseError(f"{self.location}: the campaign has no structures yet (no schema '{self.campaign}'); nothing to read")
+                else:
+                    self._claim(self._facts)
+                self._ready = True
+                self.db._initialize(self.db.connection)  # ASE reads its format version (no write on a made database)
+        except BaseException:
+            self.close()
+            raise
 
-    def _facts(self) -> ownership.Facts:
-        rows = int(self.db.count())
-        return ownership.Facts(self.location, True, (), rows, self.metadata(), False, complete=True)
+    # ------------------------------------------------------------ lifecycle
+    def _connect(self) -> None:
+        pg = self._pg
+        try:
+            raw = pg.connect(self._url, connect_timeout=30)
+        except pg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatabaseError(
+                f"{self.location}: cannot connect to the database server ({first}). Check host, port, database name "
+                "and user in the URL; the password comes from PGPASSWORD or ~/.pgpass (keep it out of the config)"
+            ) from None  # psycopg2's own text is above; its chained traceback adds nothing
+        raw.autocommit = True  # reads are statements of their own; write_tx opens the transactions
+        try:
+            with raw.cursor() as cur:
+                cur.execute("SELECT quote_ident(%s)", (self.campaign,))
+                if cur.fetchone()[0] != self.campaign:
+                    raise DatabaseError(f"{self.location}: '{self.campaign}' is a reserved word in PostgreSQL; choose another campaign name")
+                cur.execute(f"SET search_path TO {self.campaign}")  # only the campaign's schema: nothing of another's is visible
+                if self.read_only:
+                    cur.execute("SET default_transaction_read_only = on")
+        except BaseException:
+            raw.close()
+            raise
+        self.raw = raw
+        self.db.connection = self._held(raw)
+        self.db.change_count = 0
 
     def close(self) -> None:
-        pass
+        if self.raw is not None:
+            self.db.connection = None
+            self.raw.close()
+            self.raw = None
 
     def live(self) -> None:
-        pass
+        if self.raw is None:
+            raise DatabaseError(f"{self.location}: the database manager is closed")
+        if self.raw.closed and not self._in_tx:  # the server dropped us (restart, idle timeout): connect again
+            self._connect()  # replaces self.raw only on success: a server still away is tried again next call
+
+    def lost(self) -> bool:
+        return self.raw is not None and bool(self.raw.closed)
+
+    @contextmanager
+    def guard(self, doing: str) -> Iterator[None]:
+        outer, self._doing = self._doing, doing
+        try:
+            yield
+        except self._pg.Error as exc:
+            raise explain_pg(self.location, exc, doing, self.busy_timeout) from exc
+        finally:
+            self._doing = outer
 
     @contextmanager
     def write_tx(self) -> Iterator[None]:
+        """One transaction holding the campaign's write lock: all of the block is committed when it ends, or nothing is.
+
+        The lock (``pg_advisory_xact_lock``, released by the commit or
+        rollback) serialises the writers of one campaign, as SQLite's
+        ``BEGIN IMMEDIATE`` does: the duplicate check and the insert of one
+        writer never interleave with another's.  Other campaigns are not held up.
+        """
+        self.live()
         if self._in_tx:
             yield
             return
-        with self.db:
-            self._in_tx = True
-            try:
-                yield
-            finally:
-                self._in_tx = False
+        if self.read_only:
+            raise DatabaseError(f"{self.location}: the database was opened read-only; open it without read_only to change it")
+        pg = self._pg
+        cur = self.raw.cursor()
+        try:
+            cur.execute("BEGIN")
+            cur.execute(f"SET LOCAL lock_timeout = '{int(self.busy_timeout * 1000)}ms'")
+            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, self.campaign))
+        except pg.Error as exc:
+            self._rollback(cur)
+            raise explain_pg(self.location, exc, f"{self._doing} (taking the write lock)", self.busy_timeout) from exc
+        self._in_tx = True
+        try:
+            yield
+            cur.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback(cur)
+            if isinstance(exc, pg.Error):
+                raise explain_pg(self.location, exc, f"{self._doing} (rolled back: nothing of it was stored)", self.busy_timeout) from exc
+            raise
+        finally:
+            self._in_tx = False
+            cur.close()
+
+    @staticmethod
+    def _rollback(cur: Any) -> None:
+        try:
+            cur.execute("ROLLBACK")
+        except Exception:
+            pass  # a lost connection: the server rolls the transaction back itself
+
+    # ------------------------------------------------------------ the campaign's schema
+    def _tables(self) -> list[str]:
+        with self.raw.cursor() as cur:
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (self.campaign,))
+            return [r[0] for r in cur.fetchall()]
+
+    def _facts(self) -> ownership.Facts:
+        tables = tuple(self._tables())
+        if "systems" not in tables or "information" not in tables:
+            return ownership.Facts(self.location, False, tables, 0, {}, False, complete=False)
+        self._ready = True
+        metadata = self.metadata()
+        with self.raw.cursor() as cur:
+            rows = 0
+            if ownership.MARK_KEY not in ownership.settings_of(metadata):
+                cur.execute("SELECT COUNT(*) FROM systems")
+                rows = int(cur.fetchone()[0])
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (FINGERPRINT_INDEX,))
+            has_index = bool(cur.fetchone()[0])
+        return ownership.Facts(self.location, True, tables, rows, metadata, False, complete=has_index)
+
+    def _prepare_tables(self) -> None:
+        with self.raw.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.campaign,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE SCHEMA {self.campaign}")
+            self.db.initialized = False
+            self.db._initialize(self.db.connection)  # ASE's tables, when missing (under the write lock)
+            cur.execute(
+                f"CREATE INDEX IF NOT EXISTS {FINGERPRINT_INDEX} ON number_key_values(value) WHERE key='{KEY_FINGERPRINT}'"
+            )
+        self._ready = True
+
+    # ------------------------------------------------------------ reads straight from ASE's tables
+    def metadata(self) -> dict[str, Any]:
+        if not self._ready:
+            return {}
+        with self.raw.cursor() as cur:
+            cur.execute("SELECT value FROM information WHERE name='metadata'")
+            row = cur.fetchone()
+        value = json.loads(row[0]) if row else {}
+        return value if isinstance(value, dict) else {}
+
+    def ids(self, sel: list[Any]) -> list[int]:
+        keys, cmps = parse_selection(sel)
+        sql, args = self.db.create_select_statement(keys, cmps, what="systems.id")
+        cur = self.db.connection.cursor()  # ASE's cursor: its SQL has '?' placeholders
+        cur.execute(sql + " ORDER BY systems.id", args)
+        return [r[0] for r in cur.fetchall()]
+
+    def raw_rows(self, ids: list[int], sel: list[Any]) -> Iterator[RawRow]:
+        decode = self.db.decode
+        query = (
+            "SELECT id, numbers, positions, cell, pbc, energy, forces, stress, key_value_pairs, data "
+            "FROM systems WHERE id BETWEEN %s AND %s ORDER BY id"
+        )
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            wanted = set(chunk)
+            with self.raw.cursor() as cur:
+                cur.execute(query, (chunk[0], chunk[-1]))
+                found = cur.fetchall()
+            for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in found:
+                if sid not in wanted:
+                    continue
+                yield (
+                    sid,
+                    np.array(z, dtype=np.int32),
+                    np.array(pos, dtype=float).reshape(-1, 3),
+                    np.array(cell, dtype=float).reshape(3, 3),
+                    (pbc & _PBC_BITS).astype(bool),
+                    energy,
+                    None if forces is None else np.array(forces, dtype=float).reshape(-1, 3),
+                    None if stress is None else np.array(stress, dtype=float),
+                    kvp if isinstance(kvp, dict) else json.loads(kvp),
+                    {} if data is None else decode(data if not isinstance(data, str) else json.loads(data)),
+                )
+
+    def duplicate_candidates(self, lo: float, hi: float) -> Iterator[tuple[int, Geometry]]:
+        with self.raw.cursor() as cur:
+            cur.execute(
+                "SELECT s.id, s.numbers, s.positions, s.cell, s.pbc FROM number_key_values n JOIN systems s ON s.id = n.id "
+                f"WHERE n.key = '{KEY_FINGERPRINT}' AND n.value BETWEEN %s AND %s ORDER BY s.id",
+                (lo, hi),
+            )
+            found = cur.fetchall()
+        for cid, z, pos, cell, pbc in found:
+            yield int(cid), (
+                np.array(z, dtype=np.int32),
+                np.array(pos, dtype=float).reshape(-1, 3),
+                np.array(cell, dtype=float).reshape(3, 3),
+                (pbc & _PBC_BITS).astype(bool),
+            )
 
 
 class SQLiteStorage(Storage):
@@ -403,13 +684,15 @@ class SQLiteStorage(Storage):
             yield int(cid), (db.deblob(z, np.int32), db.deblob(pos, shape=(-1, 3)), db.deblob(cell, shape=(3, 3)), (pbc & _PBC_BITS).astype(bool))
 
 
-def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bool = False) -> Storage:
-    """The storage of a ``.db`` file (created with its folder when missing) or a server URL."""
+def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bool = False, campaign: str | None = None) -> Storage:
+    """The storage of a ``.db`` file (created with its folder when missing) or of ``campaign`` in a server
+    database (default: the ``public`` schema, where plain ASE puts its tables).  A file is one campaign:
+    ``campaign`` is not used for it."""
     text = os.fspath(location)
     if is_url(text):
         if not text.startswith(("postgresql://", "postgres://")):
-            raise DatabaseError(f"{text}: a database URL must be postgresql://user:password@host:port/name (or give a .db file)")
-        return ASEStorage(text, busy_timeout)
+            raise DatabaseError(f"{redact_url(text)}: a database URL must be postgresql://user:password@host:port/name (or give a .db file)")
+        return PostgreSQLStorage(text, busy_timeout, campaign, read_only)
     path = Path(text).expanduser().resolve()
     if path.suffix != ".db":
         raise DatabaseError(f"{path}: the database file must end in .db (SQLite), or give a postgresql:// URL")
@@ -421,4 +704,4 @@ def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bo
     return SQLiteStorage(path, busy_timeout, read_only)
 
 
-__all__ = ["open_storage", "explain", "Storage", "SQLiteStorage", "ASEStorage", "Geometry", "RawRow"]
+__all__ = ["open_storage", "explain", "Storage", "SQLiteStorage", "PostgreSQLStorage", "explain_pg", "Geometry", "RawRow"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager
-from mlip_autopipec.database.location import resolve_location
+from mlip_autopipec.database.location import campaign_of, resolve_location
 from mlip_autopipec.pipeline.records import ActiveLearningRecord
 
 log = logging.getLogger("mlip_autopipec")
@@ -58,4 +58,12 @@ def database_location(cfg: PipelineConfig, workdir: Path) -> str:
 
 
 def open_database(cfg: PipelineConfig, workdir: Path) -> DatabaseManager:
-    return DatabaseManager(database_location(cfg, workdir))
+    """The run's database; on a database server, its campaign (the configured one, else the work directory's name)."""
+    db = DatabaseManager(database_location(cfg, workdir), campaign=campaign_of(cfg.database.campaign, workdir))
+    if cfg.database.campaign is None:
+        try:
+            db.bind_to_workdir(workdir)  # another folder of the same name is refused
+        except BaseException:
+            db.close()
+            raise
+    return db

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
@@ -21,13 +21,49 @@ class DatabaseConfig(StrictModel):
 
     path: str = Field(
         "structures.db",
-        description="ASE database: a SQLite file name (relative to the work directory) or a PostgreSQL URL "
-        "(postgresql://user:password@host:5432/db).",
+        description="ASE database: a SQLite file name (relative to the work directory), or a PostgreSQL URL without "
+        "the password (postgresql://user@host:5432/db): libpq reads the password from the PGPASSWORD environment "
+        "variable or a ~/.pgpass line (host:port:db:user:password, mode 0600). A password in the URL is refused: "
+        "the config is copied into state.json and is often committed.",
+    )
+    campaign: str | None = Field(
+        None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",  # a PostgreSQL name needing no quotes (as database.location.CAMPAIGN_PATTERN)
+        description="With a PostgreSQL URL: the campaign this run reads and writes, one PostgreSQL schema of the "
+        "database. Runs with different campaigns never see each other's structures; runs (or people) naming the "
+        "same campaign share its structures and labels, and may write at once. Lower-case letters, digits and '_'. "
+        "Default (null): the work directory's name, made such a name. Not used with a SQLite file (the file is the campaign).",
     )
     validation_fraction: float = Field(
         0.1, ge=0.0, lt=1.0, description="Share of the labelled structures kept out of training for validation (dimensionless)."
     )
     split_seed: int = Field(0, description="Seed of the train/validation split; a structure's split never changes once given.")
+
+    @field_validator("campaign")
+    @classmethod
+    def _not_a_system_schema(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("pg_") or value == "information_schema"):
+            raise ValueError("names starting with 'pg_' (and information_schema) belong to PostgreSQL itself; choose another")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password_in_url(cls, data: Any) -> Any:
+        # before validation, on the whole section: the error then shows the section, not the URL with its password
+        path = data.get("path") if isinstance(data, dict) else None
+        if isinstance(path, str) and "://" in path:
+            from urllib.parse import urlsplit
+
+            try:
+                password = urlsplit(path).password
+            except ValueError:
+                password = None
+            if password is not None:
+                raise ValueError(
+                    "path: the URL holds a password; remove it from the config (it would be copied into state.json and "
+                    "logs) and give it in the PGPASSWORD environment variable or a ~/.pgpass line instead"
+                )
+        return data
 
 
 class ReportConfig(StrictModel):
