@@ -241,7 +241,7 @@ def test_retry_failed_labels_the_failed_structures_again(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump(data))
     assert main(["run", str(cfg), "--no-progress"]) == 2
     first = capsys.readouterr().err
-    print(first.strip().splitlines()[-1])
+    assert_one_sentence(first, "no structure could be labelled (8 failed)", "--retry-failed")
     db = DatabaseManager(workdir / "structures.db", read_only=True)
     assert db.count(status="failed") == 8 and db.count(status="labelled") == 0
     assert len(calls(tmp_path, "fail")) == 8

@@ -330,7 +330,8 @@ def label_pending(
         raise OracleError(
             f"{len(summary.failed)} of {len(pending)} structures failed, more than max_failure_fraction={fraction:g} allows "
             f"({allowed_failures}); stopped with {summary.n_remaining} still pending. Failures are recorded in the database; "
-            f"examples: {examples}"
+            f"examples: {examples}. `mlip-autopipec status` groups them by reason; once the cause is fixed, "
+            "`mlip-autopipec run CONFIG --retry-failed` labels them again"
         )
     return summary
 

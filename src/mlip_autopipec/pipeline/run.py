@@ -28,7 +28,7 @@ from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database.location import database_file
-from mlip_autopipec.exceptions import WorkdirError
+from mlip_autopipec.exceptions import OracleError, WorkdirError
 from mlip_autopipec.fileio import make_folder, os_error_sentence
 from mlip_autopipec.pipeline import state as run_state
 from mlip_autopipec.pipeline.checks import preflight
@@ -144,6 +144,12 @@ def _run(config: PipelineConfig, workdir: Path, force: bool, progress: bool, ret
         step_generate(ctx)
     with ctx.step("label"):
         step_label(ctx)
+    if ctx.db.count(status="labelled") == 0:
+        n_failed = ctx.db.count(status="failed")
+        raise OracleError(
+            f"no structure could be labelled ({n_failed} failed): `mlip-autopipec status {workdir}` groups the failures "
+            "by reason; fix the cause, then `mlip-autopipec run CONFIG --retry-failed`"
+        )
     with ctx.step("split"):
         step_split(ctx)
     with ctx.step("export"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -34,11 +35,16 @@ def open_workdir(workdir: Path) -> tuple[PipelineConfig, DatabaseManager]:
     return state.config, DatabaseManager(location, read_only=True)
 
 
+_IN_DIR = re.compile(r" \(in [^()]*structure_\d+\)$")
+_STRUCTURE_DIR = re.compile(r"structure_\d+")
+
+
 def failure_groups(failures: list[tuple[int, str, str]]) -> list[tuple[str, list[int]]]:
     """Failures grouped by the first line of their reason: ``(reason, ids)``, the largest group first."""
     groups: dict[str, list[int]] = {}
     for sid, _formula, reason in failures:
         first = reason.strip().splitlines()[0] if reason.strip() else "(no reason recorded)"
+        first = _STRUCTURE_DIR.sub("structure_<id>", _IN_DIR.sub("", first))  # one group for one cause
         groups.setdefault(first, []).append(sid)
     return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
 
