@@ -296,6 +296,22 @@ def test_work_directory_not_writable(tmp_path, where):
     assert list(folder.iterdir()) == []
 
 
+def test_full_disk(tmp_path):
+    """A work directory on a full file system (a 96 KiB tmpfs in a private mount namespace): one sentence, nothing half-written."""
+    unshare = needs_unshare()
+    folder = tmp_path / "small"
+    folder.mkdir()
+    cfg = tiny_config(folder / "w")
+    cfg["generator"]["pool_size"] = 400
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    script = f"mount -t tmpfs -o size=96k tmpfs '{folder}' && '{EXE}' run '{path}' --no-progress; rc=$?; ls '{folder}/w'; exit $rc"
+    proc = subprocess.run([unshare, "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_sentence(proc.stderr, str(folder / "w" / "structures.db"), "disk is full", "free some space", "nothing was half-written")
+    assert "Logging error" not in proc.stderr
+
+
 @pytest.fixture(scope="module")
 def labelled_workdir(tmp_path_factory):
     """A work directory with a few labelled structures (no fit needed for export and status)."""

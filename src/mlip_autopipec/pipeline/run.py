@@ -52,6 +52,7 @@ def attach_log_file(workdir: Path) -> logging.Handler:
         raise WorkdirError(os_error_sentence(err, "cannot write the run's log file")) from err
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG)
+    handler.handleError = lambda record: None  # type: ignore[method-assign]  (a full disk: no "Logging error" tracebacks)
     logger = logging.getLogger("mlip_autopipec")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
