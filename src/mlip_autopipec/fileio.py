@@ -69,27 +69,3 @@ def os_error_sentence(err: OSError, doing: str = "") -> str:
         advice = "check the path and the file system"
     return f"{prefix}{where}: {what}: {advice}"
 
-
-def make_folder(path: str | Path, what: str = "folder") -> Path:
-    """Create ``path`` (and its parents) and check that files can be written in it.
-
-    Raises :class:`~mlip_autopipec.exceptions.WorkdirError` with one sentence
-    (a file in the way, a read-only parent, no permission, a full disk).  The
-    check writes and removes a small file, because permissions alone do not
-    say it (root ignores them; a read-only mount does not show in them).
-    """
-    from mlip_autopipec.exceptions import WorkdirError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise WorkdirError(f"the {what} {path} is a file, not a folder; move the file away or choose another folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        if err.filename is None:
-            err.filename = str(path)
-        raise WorkdirError(os_error_sentence(err, f"cannot use the {what} {path}")) from err
-    return path

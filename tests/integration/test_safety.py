@@ -315,6 +315,7 @@ def test_full_disk(tmp_path):
 @pytest.fixture(scope="module")
 def labelled_workdir(tmp_path_factory):
     """A work directory with a few labelled structures (no fit needed for export and status)."""
+    from mlip_autopipec.config.schemas.oracle import EMTOracleConfig, LocalComputeConfig
     from mlip_autopipec.oracle import label_pending
     from mlip_autopipec.pipeline.state import write_state
 
@@ -325,7 +326,7 @@ def labelled_workdir(tmp_path_factory):
     atoms = [bulk("Cu", "fcc", a=a, cubic=True) for a in (3.55, 3.6, 3.65)]
     with DatabaseManager(workdir / "structures.db") as db:
         db.add_structures(atoms, StructureMetadata(source="initial_random"))
-        label_pending(db, {"type": "emt"}, {"type": "local", "n_workers": 1}, workdir=workdir / "oracle", progress=False)
+        label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=1), workdir=workdir / "oracle", progress=False)
     return workdir
 
 

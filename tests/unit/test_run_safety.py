@@ -12,8 +12,8 @@ from ase.build import bulk
 
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.exceptions import WorkdirError
-from mlip_autopipec.fileio import make_folder, os_error_sentence
-from mlip_autopipec.pipeline.lock import LOCK_NAME, RunLock, read_holder
+from mlip_autopipec.fileio import os_error_sentence
+from mlip_autopipec.pipeline.lock import LOCK_NAME, RunLock, make_folder, read_holder
 from mlip_autopipec.pipeline.run import stop_reason
 from mlip_autopipec.pipeline.status import failure_groups
 

@@ -253,7 +253,9 @@ def label_pending(
                 in_flight[key] = (fut, sid)
                 stream.add(fut)
 
-        own_cluster = not _is_client(compute)
+        from distributed import Client
+
+        own_cluster = not isinstance(compute, Client)
         stopping = False
 
         def stopping_now() -> bool:

@@ -33,6 +33,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from mlip_autopipec.exceptions import WorkdirError
@@ -151,9 +152,32 @@ def read_holder(workdir: str | Path) -> tuple[str, bool | None] | None:
     return line, alive
 
 
+def make_folder(path: str | Path, what: str = "folder") -> Path:
+    """Create ``path`` (and its parents) and check that files can be written in it.
+
+    Raises :class:`WorkdirError` with one sentence (a file in the way, a
+    read-only parent, no permission, a full disk).  The check writes and
+    removes a small file, because permissions alone do not say it (root
+    ignores them; a read-only mount does not show in them).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WorkdirError(f"the {what} {path} is a file, not a folder; move the file away or choose another folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise WorkdirError(os_error_sentence(err, f"cannot use the {what} {path}")) from err
+    return path
+
+
 def database_lock_path(db_file: Path) -> Path:
     """The lock file of a SQLite database file: ``.<name>.run-lock`` beside it."""
     return db_file.with_name(f".{db_file.name}.run-lock")
 
 
-__all__ = ["LOCK_NAME", "RunLock", "database_lock_path", "holder_line", "read_holder"]
+__all__ = ["LOCK_NAME", "RunLock", "database_lock_path", "holder_line", "make_folder", "read_holder"]

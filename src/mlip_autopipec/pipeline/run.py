@@ -29,11 +29,11 @@ from pathlib import Path
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database.location import database_file
 from mlip_autopipec.exceptions import OracleError, WorkdirError
-from mlip_autopipec.fileio import make_folder, os_error_sentence
+from mlip_autopipec.fileio import os_error_sentence
 from mlip_autopipec.pipeline import state as run_state
 from mlip_autopipec.pipeline.checks import preflight
 from mlip_autopipec.pipeline.context import RunContext, database_location, open_database
-from mlip_autopipec.pipeline.lock import LOCK_NAME, RunLock, database_lock_path
+from mlip_autopipec.pipeline.lock import LOCK_NAME, RunLock, database_lock_path, make_folder
 from mlip_autopipec.pipeline.records import RunSummary
 from mlip_autopipec.pipeline.steps import step_export, step_fit, step_generate, step_label, step_report, step_split
 
