@@ -301,6 +301,9 @@ def label_pending(
         except BaseException:
             # Ctrl-C or an error: first store what already finished on the workers (a DFT result costs hours),
             # then let the rest go (a calculation still running is stopped with the cluster, or cancelled below).
+            if not own_cluster:  # a caller's cluster: its queued tasks must not start meanwhile
+                with contextlib.suppress(Exception):
+                    client.cancel([f for f, _ in in_flight.values() if f.status != "finished"])
             kept = 0
             for fut, _sid in list(in_flight.values()):
                 if fut.status != "finished":
