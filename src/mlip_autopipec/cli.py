@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from mlip_autopipec.exceptions import MlipAutopipecError
+from mlip_autopipec.exceptions import Interrupted, MlipAutopipecError
+from mlip_autopipec.fileio import os_error_sentence
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -21,6 +24,7 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger().removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler._mlip_cli = True  # type: ignore[attr-defined]
+    handler.addFilter(lambda record: not getattr(record, "file_only", False))  # the log file's detail, not the terminal's
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     ours.addHandler(handler)
@@ -61,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mlip_autopipec.pipeline.summary import last_lines
 
     cfg = load_config(args.config)
-    summary = run_pipeline(cfg, workdir=args.workdir, force=args.force, progress=not args.no_progress)
+    summary = run_pipeline(cfg, workdir=args.workdir, force=args.force, progress=not args.no_progress, retry_failed=args.retry_failed)
     print(f"report: {summary.workdir}/report/summary.md")
     for line in last_lines(summary):
         print(line)
@@ -130,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="accept a config that changed in a way that invalidates finished work")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when the quality bar is not met")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="label the structures whose labelling failed again (fix the cause first; earlier reasons are kept in their provenance)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("init", help="write a commented example config")
@@ -160,18 +169,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _log_hint(err: BaseException) -> str:
+    path = getattr(err, "log_file", None)
+    return f" (details in {path})" if path else ""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every error a user can cause ends in one sentence on stderr and exit status 2
+    (130 on Ctrl-C, 128 + the signal's number on SIGTERM/SIGHUP); ``run`` keeps the traceback in its log file."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    restore = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # a batch system's stop: unwind like Ctrl-C, keep finished work
+            restore[sig] = signal.signal(sig, _stop_on_signal)
     try:
         return args.func(args)
     except MlipAutopipecError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}{_log_hint(err)}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"error: {os_error_sentence(err)}{_log_hint(err)}", file=sys.stderr)
+        return 2
+    except Interrupted as err:
+        print(f"{err}: finished work is kept; run the same command again to continue", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command again to continue", file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,20 @@ class TrainerError(MlipAutopipecError):
     """Fitting the potential with pacemaker failed (names the run directory and shows the log tail)."""
 
 
+class WorkdirError(MlipAutopipecError):
+    """The work directory cannot be used: another run holds it, or it cannot be created or written."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop by a signal (SIGTERM, SIGHUP): unwinds like Ctrl-C, so finished work is kept."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        super().__init__(f"stopped by {signal.Signals(self.signum).name}")
+
+
 class PropertyError(MlipAutopipecError):
     """A materials property (elastic constants, vacancy, surface, phonons, MD stability) could not be computed
     (a relaxation that does not converge, a crystal the property does not apply to)."""
@@ -47,4 +61,6 @@ __all__ = [
     "OracleError",
     "TrainerError",
     "PropertyError",
+    "WorkdirError",
+    "Interrupted",
 ]

@@ -33,3 +33,39 @@ def atomic_path(path: str | Path, make_parents: bool = True) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def os_error_sentence(err: OSError, doing: str = "") -> str:
+    """One sentence for an operating-system error: which file, what happened, what to do.
+
+    ``doing`` says what the program was doing ("writing the export"); the file
+    comes from the error itself (``err.filename``).
+    """
+    import errno
+
+    where = err.filename if err.filename is not None else "?"
+    if err.filename2 is not None:
+        where = f"{where} -> {err.filename2}"
+    prefix = f"{doing}: " if doing else ""
+    what = err.strerror or str(err)
+    code = err.errno
+    if code in (errno.EACCES, errno.EPERM):
+        advice = "it is not writable (or readable) by this user; fix its permissions or choose another place"
+    elif code == errno.EROFS:
+        advice = "it is on a read-only file system; choose a writable place (or remount it read-write)"
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        advice = "the disk (or your quota) is full; free some space and run the same command again (finished work is kept)"
+    elif code == errno.ENOTDIR:
+        advice = "a part of this path is a file where a folder must be; move that file away or choose another path"
+    elif code == errno.EEXIST:
+        advice = "something of that name already exists (a file where a folder must be?); move it away or choose another path"
+    elif code == errno.EISDIR:
+        advice = "it is a folder where a file must be; give a file name"
+    elif code == errno.ENOENT:
+        advice = "it does not exist; check the path"
+    elif code == errno.EIO:
+        advice = "input/output error: check the disk or file system"
+    else:
+        advice = "check the path and the file system"
+    return f"{prefix}{where}: {what}: {advice}"
+

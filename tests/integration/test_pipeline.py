@@ -183,8 +183,14 @@ def test_kill_during_labelling_then_resume(tmp_path):
     db = DatabaseManager(str(db_path))
     before = {rec.id: rec.label_info for rec in db.select(status="labelled")}
     n_lines_before = len(calls.read_text().splitlines())
+    # the killed run's lock is free (the kernel released it); status names the run that ended unfinished
+    from mlip_autopipec.pipeline.status import status_lines
+
+    assert any(f"last run ended without finishing (killed?): pid {proc.pid}" in line for line in status_lines(workdir))
 
     assert main(["run", str(path), "--no-progress"]) == 0
+    logs = sorted((workdir / "logs").glob("run-*.log"))
+    assert any(f"held this work directory: pid {proc.pid}" in p.read_text() for p in logs)  # taken over, and said so
     db = DatabaseManager(str(db_path))
     assert db.count(status="labelled") == 20 and db.count(status="pending") == 0
     after = {rec.id: rec.label_info for rec in db.select(status="labelled")}

@@ -56,12 +56,36 @@ def mark_failed(store: Storage, structure_id: Any, reason: str) -> None:
         store.db.update(sid, data={"failure_reason": reason}, **{KEY_STATUS: FAILED})
 
 
-def reset_failed(store: Storage) -> int:
+def reset_failed(store: Storage, ids: Any = None) -> list[int]:
+    """Make failed structures (all, or those of ``ids``) pending again; return their ids.
+
+    The reason each failed with is appended to ``failure_history`` in the row's
+    data (with the time of the reset), so the provenance keeps every earlier
+    failure; ``failure_reason`` keeps the last one until a new failure replaces it.
+    """
+    import datetime
+
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with store.write_tx():
-        ids = queries.ids(store, status=FAILED)
-        for sid in ids:
-            store.db.update(sid, **{KEY_STATUS: PENDING})
-    return len(ids)
+        found = queries.ids(store, status=FAILED)
+        if ids is not None:
+            wanted = {check_id(i) for i in ids}
+            found = [i for i in found if i in wanted]
+        for sid in found:
+            row = queries.row(store, sid)
+            data = dict(row.data)
+            history = list(data.get("failure_history") or [])
+            history.append({"reason": data.get("failure_reason") or "", "reset": now})
+            data["failure_history"] = history
+            store.db.update(sid, data=data, **{KEY_STATUS: PENDING})
+    return found
+
+
+def check_writable(store: Storage) -> None:
+    """Write the project's settings back unchanged, in one committed transaction: a
+    :class:`DatabaseError` now (read-only file or folder, full disk) rather than at the first result."""
+    with store.write_tx():
+        store.store_settings(store.settings())
 
 
 def split_label(u: float, split: dict[str, Any]) -> str:

@@ -234,9 +234,18 @@ class DatabaseManager:
         labels.mark_failed(self._storage, structure_id, reason)
 
     @_guarded("resetting failed structures")
-    def reset_failed(self) -> int:
-        """Make every failed structure pending again (their last reasons are kept); return how many."""
-        return labels.reset_failed(self._storage)
+    def reset_failed(self, ids: Iterable[int] | None = None) -> int:
+        """Make every failed structure (or those of ``ids``) pending again; return how many.
+
+        Each one's failure reason is appended to ``failure_history`` in its data
+        (with the time of the reset): the provenance keeps every earlier failure.
+        """
+        return len(labels.reset_failed(self._storage, ids))
+
+    @_guarded("checking that the database can be written")
+    def check_writable(self) -> None:
+        """Raise :class:`DatabaseError` (read-only file or folder, full disk) before any work is spent."""
+        labels.check_writable(self._storage)
 
     @_guarded("assigning the train/validation split")
     def assign_split(self, validation_fraction: float, seed: int) -> SplitCounts:

@@ -57,6 +57,33 @@ JOBQUEUE_CONFIG = {"distributed.deploy.lost-worker-timeout": "3s"}
 ADAPT_INTERVAL_S = 1.0
 
 
+#: Preload script (run in each local worker process as it starts, also a restarted one): Ctrl-C in the terminal
+#: reaches the whole process group, and only the driver should act on it (it stores finished results, then
+#: closes the cluster); a worker that took it would print a KeyboardInterrupt traceback and lose its result.
+#: It also quiets the workers' "Async instruction ... ended with CancelledError" warnings, which a stopping run's
+#: cancelled calculations would print.
+WORKER_IGNORES_SIGINT = (
+    "import logging as _l, signal as _s\n_s.signal(_s.SIGINT, _s.SIG_IGN)\n"
+    "_l.getLogger('distributed.worker.state_machine').setLevel(_l.ERROR)\n"
+)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while local workers are started, so they start with it ignored (from the main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeConfig) -> Any:
     """Start the Dask cluster ``config`` describes (jobqueue clusters are not scaled here: see :func:`dask_client`)."""
     import dask
@@ -68,15 +95,19 @@ def make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCon
 
 def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeConfig) -> Any:
     if isinstance(config, LocalComputeConfig):
+        import dask
         from distributed import LocalCluster
 
-        return LocalCluster(
-            n_workers=config.n_workers or default_n_workers(),
-            threads_per_worker=config.threads_per_worker,
-            processes=True,
-            memory_limit=config.memory_limit,
-            dashboard_address=":8787" if config.dashboard else None,
-        )
+        with _sigint_ignored():  # inherited by the worker processes started now
+            return LocalCluster(
+                n_workers=config.n_workers or default_n_workers(),
+                threads_per_worker=config.threads_per_worker,
+                processes=True,
+                memory_limit=config.memory_limit,
+                # ":0": a free port; None would still try 8787 and warn "Port 8787 is already in use" on every run
+                dashboard_address=":8787" if config.dashboard else ":0",
+                preload=[*(dask.config.get("distributed.worker.preload") or []), WORKER_IGNORES_SIGINT],
+            )
     if isinstance(config, (SlurmComputeConfig, PBSComputeConfig)):
         try:
             if isinstance(config, SlurmComputeConfig):

@@ -45,6 +45,7 @@ package's entry point).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import socket
@@ -65,6 +66,8 @@ from mlip_autopipec.oracle.factory import make_oracle
 
 if TYPE_CHECKING:
     from mlip_autopipec.database import DatabaseManager
+
+_log = logging.getLogger("mlip_autopipec")
 
 #: lines of the program's output kept with a failure
 TAIL_LINES = 20
@@ -246,24 +249,34 @@ def label_pending(
                 in_flight[key] = (fut, sid)
                 stream.add(fut)
 
+        from distributed import Client
+
+        own_cluster = not isinstance(compute, Client)
+        stopping = False
+
+        def stopping_now() -> bool:
+            return stopping
+
         try:
             for _ in range(min(max_in_flight, len(pending))):
                 submit_next()
             update(0, extra=f"failed 0, remaining {len(pending)}")
-            stopping = False
             for fut in stream:
-                _, sid = in_flight.pop(fut.key)
+                _, sid = in_flight[fut.key]  # left in in_flight until written: an interruption meanwhile writes it then
                 if fut.cancelled():  # cancelled after too many failures: stays pending
+                    in_flight.pop(fut.key)
                     continue
                 try:
                     # Waits if the result was lost with a dying worker before it reached us: Dask computes it again.
                     outcome = fut.result()
                 except Exception as err:  # the task itself failed: e.g. its workers kept dying (KilledWorker)
                     if fut.cancelled():
+                        in_flight.pop(fut.key)
                         continue
                     outcome = LabelOutcome(sid, reason=f"Dask task failed: {type(err).__name__}: {err}")
-                fut.release()
                 outcome = _write(db, outcome, oracle)
+                in_flight.pop(fut.key)
+                fut.release()
                 if outcome.ok:
                     summary.labelled.append(outcome.structure_id)
                 else:
@@ -281,10 +294,34 @@ def label_pending(
                             other.cancel()
                     continue
                 submit_next()
+        except BaseException:
+            # Ctrl-C or an error: first store what already finished on the workers (a DFT result costs hours),
+            # then let the rest go (a calculation still running is stopped with the cluster, or cancelled below).
+            if not own_cluster:  # a caller's cluster: its queued tasks must not start meanwhile
+                with contextlib.suppress(Exception):
+                    client.cancel([f for f, _ in in_flight.values() if f.status != "finished"])
+            kept = 0
+            for fut, _sid in list(in_flight.values()):
+                if fut.status != "finished":
+                    continue
+                try:
+                    outcome = _write(db, fut.result(timeout=10), oracle)
+                except Exception as err:  # noqa: BLE001 - best effort: the original error matters more
+                    _log.debug("stopping: the finished result of %s could not be stored: %s", fut.key, err)
+                    continue
+                in_flight.pop(fut.key, None)
+                kept += 1
+                if outcome.ok:
+                    summary.labelled.append(outcome.structure_id)
+                else:
+                    summary.failed[outcome.structure_id] = outcome.reason or "unknown failure"
+            _log.info("labelling stopped: %d result(s) stored in all, %d finished just before the stop", summary.n_done, kept)
+            raise
         finally:
-            # Ctrl-C, an error, or the stop: queued tasks must not run on (a caller's) cluster after we return.
-            # A calculation already running on a worker finishes there, and its result is dropped.
-            if in_flight:
+            # Ctrl-C, an error, or the stop: queued tasks must not run on a caller's cluster after we return
+            # (a cluster started here is closed on the way out, which stops its workers anyway; cancelling their
+            # running tasks first would only make the workers log warnings).
+            if in_flight and (own_cluster is False or stopping_now()):
                 with contextlib.suppress(Exception):  # best effort: a lost connection must not hide the original error
                     client.cancel([f for f, _ in in_flight.values()])
 
@@ -294,6 +331,7 @@ def label_pending(
         raise OracleError(
             f"{len(summary.failed)} of {len(pending)} structures failed, more than max_failure_fraction={fraction:g} allows "
             f"({allowed_failures}); stopped with {summary.n_remaining} still pending. Failures are recorded in the database; "
-            f"examples: {examples}"
+            f"examples: {examples}. `mlip-autopipec status` groups them by reason; once the cause is fixed, "
+            "`mlip-autopipec run CONFIG --retry-failed` labels them again"
         )
     return summary

@@ -26,13 +26,21 @@ class SlowEMT(EMT):
     With ``crash_element``, a structure containing that element makes the
     process exit at once (``os._exit``), as a segmentation fault in a compiled
     code would: the worker dies with the task.
+
+    With ``fail_while_exists``, every calculation raises ``RuntimeError`` for as
+    long as that file exists (a licence server down, a scratch disk missing): a
+    failure a test can cause and then fix without changing the config.
     """
 
-    def __init__(self, delay_s: float = 0.3, log_file: str | None = None, crash_element: str | None = None, **kwargs):
+    def __init__(
+        self, delay_s: float = 0.3, log_file: str | None = None, crash_element: str | None = None,
+        fail_while_exists: str | None = None, **kwargs,
+    ):  # fmt: skip
         super().__init__(**kwargs)
         self.delay_s = float(delay_s)
         self.log_file = log_file
         self.crash_element = crash_element
+        self.fail_while_exists = fail_while_exists
 
     def _log(self, event: str) -> None:
         if self.log_file:
@@ -46,6 +54,9 @@ class SlowEMT(EMT):
         self._log("start")
         if self.crash_element is not None and self.crash_element in atoms.get_chemical_symbols():
             os._exit(139)
+        if self.fail_while_exists is not None and os.path.exists(self.fail_while_exists):
+            self._log("fail")
+            raise RuntimeError(f"licence server unreachable (test: {self.fail_while_exists} exists)")
         time.sleep(self.delay_s)
         super().calculate(atoms, properties, system_changes)
         self._log("done")

@@ -1,4 +1,4 @@
-"""Checks a config can pass before anything runs (`mlip-autopipec validate`)."""
+"""Checks a config must pass before anything is spent: `mlip-autopipec validate`, and `run` before its first step."""
 
 from __future__ import annotations
 
@@ -6,21 +6,26 @@ import shlex
 import shutil
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
-from mlip_autopipec.exceptions import ConfigurationError
-from mlip_autopipec.generator import build_seed
+from mlip_autopipec.exceptions import ConfigurationError, MlipAutopipecError
 
 
-def preflight(cfg: PipelineConfig) -> list[str]:
-    """Build the seed and check the oracle's and the trainer's requirements.
+def campaign_elements(cfg: PipelineConfig) -> list[str]:
+    """Every element of every seed's variants (alloy substitutions included), sorted."""
+    from mlip_autopipec.generator.campaign import seed_generator_config, seed_variants
 
-    Returns notes for the user; raises :class:`ConfigurationError` naming the
-    field when the run could not work (an element the oracle cannot do, a
-    missing pseudopotential or program).
+    elements: set[str] = set()
+    for seed in cfg.seeds:
+        gen = seed_generator_config(seed, cfg.generator)
+        for variant in seed_variants(seed, gen.seed):
+            elements.update(variant.get_chemical_symbols())
+    return sorted(elements)
+
+
+def check_oracle(cfg: PipelineConfig, elements: list[str]) -> str:
+    """Can the oracle do ``elements`` here (parameters, pseudopotentials, the program, the calculator)?
+
+    Returns a note; raises :class:`ConfigurationError` naming the field.
     """
-    notes = []
-    seed = build_seed(cfg.structure)
-    elements = sorted(set(seed.get_chemical_symbols()))
-    notes.append(f"seed: {seed.get_chemical_formula()} ({len(seed)} atoms, volume {seed.get_volume():.2f} Å³), elements {elements}")
     oracle = cfg.oracle
     if oracle.type == "emt":
         from mlip_autopipec.oracle.emt import EMT_ELEMENTS
@@ -33,20 +38,61 @@ def preflight(cfg: PipelineConfig) -> list[str]:
     elif oracle.type == "espresso":
         program = shlex.split(oracle.command)[0]
         if shutil.which(program) is None:
-            raise ConfigurationError(f"oracle.command: {program!r} not found on PATH (install Quantum ESPRESSO, e.g. apt-get install quantum-espresso)")
+            raise ConfigurationError(
+                f"oracle.command: {program!r} not found on PATH (install Quantum ESPRESSO, e.g. apt-get install "
+                "quantum-espresso, or give its full path)"
+            )
         missing = [e for e in elements if e not in oracle.pseudopotentials]
         if missing:
             raise ConfigurationError(f"oracle.pseudopotentials: no pseudopotential given for {missing}")
         pseudo_dir = oracle.resolved_pseudo_dir()
         for element, name in oracle.pseudopotentials.items():
             if pseudo_dir is None or not (pseudo_dir / name).is_file():
-                raise ConfigurationError(f"oracle.pseudopotentials.{element}: {name} not found in pseudo_dir {pseudo_dir}")
-    notes.append(f"oracle: {oracle.type}; compute: {cfg.compute.type}")
+                raise ConfigurationError(
+                    f"oracle.pseudopotentials.{element}: {name} not found in pseudo_dir {pseudo_dir} "
+                    "(set oracle.pseudo_dir to the folder that holds it)"
+                )
+    elif oracle.type == "gpaw":
+        from mlip_autopipec.oracle.gpaw import import_gpaw
+
+        try:
+            import_gpaw()
+        except MlipAutopipecError as err:
+            raise ConfigurationError(f"oracle.type: gpaw: {err}") from err
+    elif oracle.type == "ase":
+        from mlip_autopipec.oracle.generic import import_object
+
+        try:
+            import_object(oracle.calculator)
+        except MlipAutopipecError as err:
+            raise ConfigurationError(f"oracle.calculator: {err}") from err
+    return f"oracle: {oracle.type}; compute: {cfg.compute.type}"
+
+
+def preflight(cfg: PipelineConfig) -> list[str]:
+    """Build the seeds and check the oracle's and the trainer's requirements; nothing is labelled or written.
+
+    Run by `validate` and by `run` before its first step.  Returns notes for
+    the user; raises :class:`ConfigurationError` (or :class:`StructureError`
+    for a seed, e.g. two atoms on one spot) naming the field when the run could
+    not work: an element the oracle cannot do, a missing pseudopotential or
+    program, a basis pacemaker cannot build.
+    """
+    from mlip_autopipec.generator import check_seeds
+    from mlip_autopipec.trainer.basis import check_basis
+
+    notes = check_seeds(cfg)
+    elements = campaign_elements(cfg)
+    notes.append(f"elements: {elements}")
+    notes.append(check_oracle(cfg, elements))
     from mlip_autopipec.trainer.profile import PacemakerProfile
 
     profile = PacemakerProfile()
     if profile.find("pacemaker") is None:
         raise ConfigurationError("training: pacemaker not found; install python-ace==0.4.0rc1 (bash scripts/setup.sh does)")
+    basis = check_basis(cfg.training, elements)
+    if basis.functions:
+        notes.append(f"training: basis builds ({basis.n_functions} candidate functions over {len(basis.functions)} block(s))")
     if cfg.training.evaluator == "tensorpot" and not profile.has_tensorpotential():
         notes.append("training: tensorpotential is not installed, pacemaker will use the slower pyace backend")
     n_eos = round(cfg.generator.eos_fraction * (cfg.generator.pool_size - cfg.generator.n_defect_structures))

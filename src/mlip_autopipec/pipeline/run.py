@@ -5,6 +5,7 @@ skips it, so a run killed anywhere continues where it stopped when started
 again.  Layout of a work directory (every path recorded in it is relative to it,
 so it can be moved or copied)::
 
+    .run.lock               the lock of the run that works here (pid, host, start time): one run at a time
     state.json              config fingerprints (refuses an incompatible config), active learning's progress
     structures.db           the ASE database: structures, labels, provenance
     oracle/structure_<id>/  one directory per reference calculation
@@ -17,79 +18,155 @@ so it can be moved or copied)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database.location import database_file
-from mlip_autopipec.exceptions import MlipAutopipecError
+from mlip_autopipec.exceptions import OracleError, WorkdirError
+from mlip_autopipec.fileio import os_error_sentence
 from mlip_autopipec.pipeline import state as run_state
+from mlip_autopipec.pipeline.checks import preflight
 from mlip_autopipec.pipeline.context import RunContext, database_location, open_database
+from mlip_autopipec.pipeline.lock import LOCK_NAME, RunLock, database_lock_path, make_folder
 from mlip_autopipec.pipeline.records import RunSummary
 from mlip_autopipec.pipeline.steps import step_export, step_fit, step_generate, step_label, step_report, step_split
 
 log = logging.getLogger("mlip_autopipec")
 
-__all__ = ["RunContext", "attach_log_file", "database_location", "open_database", "run_pipeline"]
+__all__ = ["RunContext", "attach_log_file", "database_location", "open_database", "run_pipeline", "stop_reason", "workdir_lock"]
 
 
 def attach_log_file(workdir: Path) -> logging.Handler:
-    """One log file per run under ``workdir/logs``."""
-    logs = workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(logs / f"run-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
+    """One log file per run under ``workdir/logs`` (the full detail: DEBUG lines and tracebacks)."""
+    logs = make_folder(workdir / "logs", "log folder")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        handler = logging.FileHandler(logs / f"run-{stamp}.log")
+    except OSError as err:
+        raise WorkdirError(os_error_sentence(err, "cannot write the run's log file")) from err
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG)
+    handler.handleError = lambda record: None  # type: ignore[method-assign]  (a full disk: no "Logging error" tracebacks)
     logger = logging.getLogger("mlip_autopipec")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     return handler
 
 
-def run_pipeline(config: PipelineConfig, workdir: Path | None = None, force: bool = False, progress: bool = True) -> RunSummary:
-    """Run (or continue) the whole pipeline; returns the report's summary (also in ``workdir/report/summary.json``)."""
-    workdir = Path(workdir or config.workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
-    handler = attach_log_file(workdir)
-    t_start = time.perf_counter()
-    try:
+def log_file_of(handler: logging.Handler | None) -> Path | None:
+    return Path(handler.baseFilename) if isinstance(handler, logging.FileHandler) else None
+
+
+#: set on a log record that belongs in the log file only (the command line prints its own one sentence)
+FILE_ONLY = {"file_only": True}
+
+
+def stop_reason(err: BaseException) -> str:
+    """What stopped a run, in words (never empty)."""
+    if isinstance(err, KeyboardInterrupt) and not str(err):
+        return "interrupted (Ctrl-C / SIGINT)"
+    return str(err) or type(err).__name__
+
+
+@contextmanager
+def workdir_lock(config: PipelineConfig, workdir: Path) -> Iterator[RunLock]:
+    """Create the work directory (checked writable) and hold its lock, and the database file's, for the block.
+
+    Raises :class:`WorkdirError` naming the holder when another run holds either.
+    """
+    make_folder(workdir, "work directory")
+    with contextlib.ExitStack() as stack:
+        lock = stack.enter_context(RunLock(workdir / LOCK_NAME, f"work directory {workdir}"))
         location = database_location(config, workdir)
         db_file = database_file(location)
-        changed = run_state.check_or_accept_changes(workdir, config, db_file, force)
-        if changed:
-            log.warning("continuing with changed section(s) %s (--force)", ", ".join(changed))
-        run_state.write_state(workdir, config)
-        log.info("run: work directory %s", workdir)
-        ctx = RunContext(config, workdir, open_database(config, workdir), progress)
-        with ctx.step("generate"):
-            step_generate(ctx)
-        with ctx.step("label"):
-            step_label(ctx)
-        with ctx.step("split"):
-            step_split(ctx)
-        with ctx.step("export"):
-            train, validation = step_export(ctx)
-        fit = None
-        if config.active_learning is not None:
-            from mlip_autopipec.pipeline.active_learning import resumed_initial_fit, run_active_learning
+        if db_file is not None:
+            db_file = db_file.resolve()
+            make_folder(db_file.parent, "database folder")
+            stack.enter_context(RunLock(database_lock_path(db_file), f"database {db_file}"))
+        yield lock
 
-            # resumed: the first fit is the recorded one, not a refit on the data active learning added since
-            fit = resumed_initial_fit(ctx)
-        if fit is None:
-            with ctx.step("fit"):
-                fit = step_fit(ctx, train, validation)
-        if config.active_learning is not None:
-            with ctx.step("active_learning"):
-                fit = run_active_learning(ctx, fit)
-        ctx.total_before_report_s = time.perf_counter() - t_start
-        with ctx.step("report"):
-            return step_report(ctx, fit)
-    except (MlipAutopipecError, KeyboardInterrupt) as err:
-        log.error("run stopped: %s", err or type(err).__name__)
-        log.debug("traceback", exc_info=True)
-        raise
-    finally:
-        logging.getLogger("mlip_autopipec").removeHandler(handler)
-        handler.close()
+
+def run_pipeline(
+    config: PipelineConfig, workdir: Path | None = None, force: bool = False, progress: bool = True, retry_failed: bool = False
+) -> RunSummary:
+    """Run (or continue) the whole pipeline; returns the report's summary (also in ``workdir/report/summary.json``).
+
+    Holds the work directory's lock for its whole life (a second run on it is
+    refused with :class:`WorkdirError`), checks the config (:func:`preflight`)
+    and that the database can be written before anything is generated or
+    labelled.  ``retry_failed``: put the structures whose labelling failed back
+    to pending first (their reasons stay in ``failure_history``).
+    """
+    workdir = Path(workdir or config.workdir).absolute()
+    with workdir_lock(config, workdir) as lock:
+        handler = attach_log_file(workdir)
+        try:
+            return _run(config, workdir, force, progress, retry_failed, lock)
+        except BaseException as err:
+            log.error("run stopped: %s", stop_reason(err), exc_info=True, extra=FILE_ONLY)
+            with contextlib.suppress(Exception):
+                err.log_file = log_file_of(handler)  # type: ignore[attr-defined]  (for the command line's message)
+            raise
+        finally:
+            logging.getLogger("mlip_autopipec").removeHandler(handler)
+            handler.close()
+
+
+def _run(config: PipelineConfig, workdir: Path, force: bool, progress: bool, retry_failed: bool, lock: RunLock) -> RunSummary:
+    t_start = time.perf_counter()
+    log.info("run: work directory %s", workdir)
+    if lock.taken_over:
+        log.warning("run: a run that ended without finishing (killed?) held this work directory: %s; continuing its work", lock.taken_over)
+    location = database_location(config, workdir)
+    db_file = database_file(location)
+    changed = run_state.check_or_accept_changes(workdir, config, db_file, force)
+    if changed:
+        log.warning("continuing with changed section(s) %s (--force)", ", ".join(changed))
+    for note in preflight(config):
+        log.debug("preflight: %s", note)
+    run_state.write_state(workdir, config)
+    ctx = RunContext(config, workdir, open_database(config, workdir), progress)
+    ctx.db.check_writable()
+    if retry_failed:
+        n = ctx.db.reset_failed()
+        log.info("retry: %d failed structure(s) put back to pending (earlier reasons kept in their failure_history)", n)
+    elif ctx.db.count(status="failed"):
+        log.info(
+            "%d structure(s) failed earlier and are left out; `mlip-autopipec run CONFIG --retry-failed` labels them again",
+            ctx.db.count(status="failed"),
+        )
+    with ctx.step("generate"):
+        step_generate(ctx)
+    with ctx.step("label"):
+        step_label(ctx)
+    if ctx.db.count(status="labelled") == 0:
+        n_failed = ctx.db.count(status="failed")
+        raise OracleError(
+            f"no structure could be labelled ({n_failed} failed): `mlip-autopipec status {workdir}` groups the failures "
+            "by reason; fix the cause, then `mlip-autopipec run CONFIG --retry-failed`"
+        )
+    with ctx.step("split"):
+        step_split(ctx)
+    with ctx.step("export"):
+        train, validation = step_export(ctx)
+    fit = None
+    if config.active_learning is not None:
+        from mlip_autopipec.pipeline.active_learning import resumed_initial_fit, run_active_learning
+
+        # resumed: the first fit is the recorded one, not a refit on the data active learning added since
+        fit = resumed_initial_fit(ctx)
+    if fit is None:
+        with ctx.step("fit"):
+            fit = step_fit(ctx, train, validation)
+    if config.active_learning is not None:
+        with ctx.step("active_learning"):
+            fit = run_active_learning(ctx, fit)
+    ctx.total_before_report_s = time.perf_counter() - t_start
+    with ctx.step("report"):
+        return step_report(ctx, fit)

@@ -2,31 +2,64 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
-from mlip_autopipec.config import PipelineConfig
-from mlip_autopipec.exceptions import ConfigurationError
+from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+from mlip_autopipec.exceptions import ConfigurationError, WorkdirError
+from mlip_autopipec.fileio import os_error_sentence
 from mlip_autopipec.database import DatabaseManager
-from mlip_autopipec.pipeline.context import open_database
+from mlip_autopipec.database.location import is_url
+from mlip_autopipec.pipeline.context import database_location, open_database
+from mlip_autopipec.pipeline.lock import read_holder
 from mlip_autopipec.pipeline.fits import latest_fit
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.pipeline.summary import read_summary
 
 
 def open_workdir(workdir: Path) -> tuple[PipelineConfig, DatabaseManager]:
-    """The config a work directory was run with and its database."""
+    """The config a work directory was run with and its database, opened for reading only.
+
+    Reads while a run holds the work directory's lock (nothing is written).
+    """
     workdir = Path(workdir).absolute()
+    if not workdir.is_dir():
+        raise ConfigurationError(f"{workdir} is not a folder: give the work directory of a run")
     state = read_state(workdir)
     if state is None:
         raise ConfigurationError(f"{workdir} is not a mlip-autopipec work directory (no state.json): run `mlip-autopipec run` first")
-    return state.config, open_database(state.config, workdir)
+    location = database_location(state.config, workdir)
+    if is_url(location):
+        return state.config, open_database(state.config, workdir)
+    return state.config, DatabaseManager(location, read_only=True)
+
+
+_IN_DIR = re.compile(r" \(in [^()]*structure_\d+\)$")
+_STRUCTURE_DIR = re.compile(r"structure_\d+")
+
+
+def failure_groups(failures: list[tuple[int, str, str]]) -> list[tuple[str, list[int]]]:
+    """Failures grouped by the first line of their reason: ``(reason, ids)``, the largest group first."""
+    groups: dict[str, list[int]] = {}
+    for sid, _formula, reason in failures:
+        first = reason.strip().splitlines()[0] if reason.strip() else "(no reason recorded)"
+        first = _STRUCTURE_DIR.sub("structure_<id>", _IN_DIR.sub("", first))  # one group for one cause
+        groups.setdefault(first, []).append(sid)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
 
 
 def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
     workdir = Path(workdir).absolute()
     cfg, db = open_workdir(workdir)
     lines = [f"work directory: {workdir}"]
+    holder = read_holder(workdir)
+    if holder is not None:
+        line, alive = holder
+        if alive is False:
+            lines.append(f"last run ended without finishing (killed?): {line}; `mlip-autopipec run` continues it")
+        else:
+            lines.append(f"run in progress: {line}" + ("" if alive else " (or killed, on another host)"))
     table: Counter = Counter()
     failures = []
     for rec in db.select():
@@ -40,12 +73,18 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
         lines.append(f"  {source:<28}{gen:>10}  {status:<10}{n:>7}")
     lines.append(f"splits (labelled): train {db.count(label='train', status='labelled')}, validation {db.count(label='validation', status='labelled')}")
     if failures:
-        lines.append(f"failures ({len(failures)}):")
-        for sid, formula, reason in failures[:max_failures]:
-            first = reason.strip().splitlines()[0] if reason.strip() else "(no reason recorded)"
-            lines.append(f"  id {sid} {formula}: {first}")
-        if len(failures) > max_failures:
-            lines.append(f"  ... and {len(failures) - max_failures} more")
+        groups = failure_groups(failures)
+        lines.append(f"failures ({len(failures)}), by reason:")
+        for reason, ids in groups[:max_failures]:
+            shown = ", ".join(str(i) for i in ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
+            lines.append(f"  {len(ids):>5} x {reason}")
+            lines.append(f"          ids {shown}")
+        if len(groups) > max_failures:
+            lines.append(f"  ... and {len(groups) - max_failures} more reasons")
+        lines.append(
+            "  to label them again once the cause is fixed: mlip-autopipec run CONFIG --retry-failed "
+            "(earlier reasons stay in each structure's failure_history)"
+        )
     al = read_state(workdir).active_learning
     if al is not None:
         lines.append("active learning:")
@@ -94,5 +133,15 @@ def export_dataset(workdir: Path, fmt: str, output: Path, label: str | None = No
     if fmt == "extxyz" and output.suffix not in (".xyz", ".extxyz"):
         output = output.with_name(output.name + suffix)
     filters = {"label": label} if label else {}
-    db.save_dataset(output, **filters)
+    if output.parent.exists() and not output.parent.is_dir():
+        raise WorkdirError(f"cannot write {output}: {output.parent} is a file, not a folder; choose another -o path")
+    if output.is_dir():
+        raise WorkdirError(f"cannot write {output}: it is a folder; give a file name with -o")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        db.save_dataset(output, **filters)
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(output)
+        raise WorkdirError(os_error_sentence(err, "cannot write the export")) from err
     return output, db.count(status="labelled", **filters)
