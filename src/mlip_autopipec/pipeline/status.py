@@ -28,9 +28,11 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
     cfg, db = open_workdir(workdir)
     lines = [f"work directory: {workdir}"]
     table: Counter = Counter()
+    by_seed: Counter = Counter()
     failures = []
     for rec in db.select():
         table[(rec.metadata.source, rec.metadata.generation, rec.status)] += 1
+        by_seed[(str(rec.metadata.provenance.get("seed") or "-"), rec.metadata.source, rec.metadata.generation)] += 1
         if rec.status == "failed":
             failures.append((rec.id, rec.atoms.get_chemical_formula(), rec.failure_reason or ""))
     total = sum(table.values())
@@ -38,6 +40,7 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
     lines.append(f"  {'source':<28}{'generation':>10}  {'status':<10}{'count':>7}")
     for (source, gen, status), n in sorted(table.items()):
         lines.append(f"  {source:<28}{gen:>10}  {status:<10}{n:>7}")
+    lines.extend(seed_count_lines(by_seed))
     lines.append(f"splits (labelled): train {db.count(label='train', status='labelled')}, validation {db.count(label='validation', status='labelled')}")
     if failures:
         lines.append(f"failures ({len(failures)}):")
@@ -81,6 +84,14 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
             f"  validation: {val.energy_rmse_mev_per_atom:.2f} meV/atom, {val.force_rmse_mev_per_angstrom:.1f} meV/Å "
             f"({val.n_structures} structures; report in {workdir / 'report'})"
         )
+    return lines
+
+
+def seed_count_lines(by_seed: Counter) -> list[str]:
+    """The table of structures per (seed, source, generation); seed '-': none recorded."""
+    lines = [f"  {'seed':<24}{'source':<28}{'generation':>10}{'count':>7}"]
+    for (seed, source, gen), n in sorted(by_seed.items()):
+        lines.append(f"  {seed:<24}{source:<28}{gen:>10}{n:>7}")
     return lines
 
 

@@ -47,7 +47,7 @@ def structure_key(atoms: Atoms, decimals: int = _DECIMALS) -> str:
 class ResultStore(Protocol):
     """Where oracle results of property structures are kept (energy eV, forces eV/Å, stress eV/Å³ Voigt)."""
 
-    def get(self, key: str) -> dict[str, Any] | None: ...
+    def get(self, key: str, atoms: Atoms | None = None) -> dict[str, Any] | None: ...
 
     def put(self, key: str, atoms: Atoms, results: dict[str, Any]) -> None: ...
 
@@ -58,7 +58,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.results: dict[str, dict[str, Any]] = {}
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, atoms: Atoms | None = None) -> dict[str, Any] | None:
         return self.results.get(key)
 
     def put(self, key: str, atoms: Atoms, results: dict[str, Any]) -> None:
@@ -89,7 +89,7 @@ class CachedCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
         key = structure_key(self.atoms)
-        cached = self.store.get(key)
+        cached = self.store.get(key, self.atoms)
         if cached is not None and all(p in cached for p in properties if p != "free_energy"):
             self.n_cached += 1
             self.results = _results(cached)
