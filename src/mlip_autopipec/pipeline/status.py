@@ -8,6 +8,7 @@ from pathlib import Path
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
 from mlip_autopipec.database import DatabaseManager
+from mlip_autopipec.database.metadata import PROPERTY
 from mlip_autopipec.pipeline.context import open_database
 from mlip_autopipec.pipeline.fits import latest_fit
 from mlip_autopipec.pipeline.state import read_state
@@ -104,6 +105,7 @@ def export_dataset(workdir: Path, fmt: str, output: Path, label: str | None = No
         output = output.with_name(output.name + suffix)
     if fmt == "extxyz" and output.suffix not in (".xyz", ".extxyz"):
         output = output.with_name(output.name + suffix)
-    filters = {"label": label} if label else {}
-    db.save_dataset(output, **filters)
-    return output, db.count(status="labelled", **filters)
+    if label:
+        return output, db.save_dataset(output, label=label)
+    # everything the campaign labelled; the report's property structures are not training data
+    return output, db.save_dataset(output, ids=sorted(set(db.ids(status="labelled")) - set(db.ids(label=PROPERTY))))

@@ -90,7 +90,8 @@ def seed_properties(
     pcfg = cfg.report.properties
     atoms, _v, _a = seed_lattice(seed)
     store = DatabaseStore(db, seed.name or "seed")
-    oracle_calc = CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), workdir / "properties" / str(seed.name)), store)
+    folder = None if cfg.oracle.type == "emt" else workdir / "properties" / str(seed.name)  # EMT writes no files
+    oracle_calc = CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), folder), store)
     try:
         oracle = compute_properties(atoms, oracle_calc, pcfg, stage=store.stage)
     finally:

@@ -114,8 +114,8 @@ def _results(r: dict[str, Any]) -> dict[str, Any]:
 class OracleCalculator(Calculator):
     """An oracle of this package (anything with ``label(atoms, directory) -> LabelResult``) as an ASE calculator.
 
-    Each evaluation runs in its own numbered folder under ``directory`` (None: no
-    files kept, e.g. EMT).
+    Each evaluation runs in its own folder under ``directory``, named by the structure's
+    :func:`structure_key` (None: no files kept, e.g. EMT).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -130,7 +130,8 @@ class OracleCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
         self.n_calls += 1
-        folder = self.workdir / f"property_{self.n_calls:05d}" if self.workdir is not None else None
+        # named by the structure, so a rerun never finds another structure's files in it
+        folder = self.workdir / f"property_{structure_key(self.atoms)[:16]}" if self.workdir is not None else None
         result = self.oracle.label(self.atoms, folder)
         if "stress" in properties and result.stress is None:
             raise PropertyError(f"the oracle gave no stress for {self.atoms.get_chemical_formula()} (a cell not periodic in 3D?)")
