@@ -26,6 +26,8 @@ SUMMARY_FILE = "summary.json"
 def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
     """Compute the figures of ``fit``, draw the plots and write ``summary.json`` / ``summary.md`` under ``workdir/report``."""
     out = ctx.workdir / REPORT_DIR
+    for stale in out.glob("*.png"):  # plots are redrawn; one of a seed no longer in the config must not stay on the page
+        stale.unlink()
     figures = build_figures(ctx.config, ctx.db, fit, out, ctx.workdir)
     summary = RunSummary(
         workdir=ctx.workdir,
