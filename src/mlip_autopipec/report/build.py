@@ -12,7 +12,6 @@ import math
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig, ReportConfig

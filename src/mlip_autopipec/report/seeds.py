@@ -79,7 +79,6 @@ def seed_properties(
         CachedCalculator,
         OracleCalculator,
         compute_properties,
-        md_stability,
         phonon_plot,
         properties_summary,
     )
