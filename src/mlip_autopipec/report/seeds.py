@@ -125,7 +125,7 @@ def _md_stability(cfg: PipelineConfig, bulk: Atoms, yace: Path, yaml: Path, asi:
         calc.set_active_set(str(asi))
     else:
         calc, gamma = pace(str(yace)), None
-    return md_stability(
+    result = md_stability(
         bulk,
         calc,
         mcfg.temperature_for(temperatures),
@@ -137,6 +137,9 @@ def _md_stability(cfg: PipelineConfig, bulk: Atoms, yace: Path, yaml: Path, asi:
         max_energy_rise_ev_per_atom=mcfg.max_energy_rise_ev_per_atom,
         seed=mcfg.seed,
     )
+    if gamma is None:  # no active set loaded: PyACECalculator reports γ = 0, which means nothing
+        result.max_gamma = None
+    return result
 
 
 # --------------------------------------------------------------------------- formation energies
