@@ -108,6 +108,7 @@ def test_summary_has_the_properties_of_the_seed(finished_run):
     assert props["phonons"]["frequency_rmse_thz"] >= 0
     md = props["md_stability"]
     assert isinstance(md["completed"], bool) and md["steps"] > 0 and md["reason"]
+    assert md["max_gamma"] is None  # no active learning, no active set: no γ
     db = DatabaseManager(str(workdir / "structures.db"))
     assert db.count(label="property") == props["oracle_calls"] > 0
     assert not set(db.ids(label="property")) & (set(db.ids(label="train")) | set(db.ids(label="validation")))
