@@ -19,6 +19,18 @@ if ! command -v pw.x >/dev/null 2>&1; then
   fi
 fi
 
+# The report's page is checked in a real browser (headless chromium): install Debian's when missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] chromium not found: installing Debian's chromium" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq chromium >/dev/null
+  else
+    echo "[test] chromium not found and cannot install it here (needs root and apt-get): the browser test will skip (fail under CI=true)" >&2
+  fi
+fi
+
 # The `slurm` and `postgres` tests need a running scheduler and database server: start local ones
 # when this is root (both scripts install what is missing with apt-get, and return at once when up).
 # Elsewhere those tests skip, or fail under CI=true.

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -77,8 +78,11 @@ def test_end_to_end_report(finished_run):
     eos = on_disk["eos"]
     assert math.isfinite(eos["lattice_constant_error_percent"]) and math.isfinite(eos["bulk_modulus_error_percent"])
     assert abs(eos["lattice_constant_error_percent"]) < 5  # even a 30-iteration fit gets the lattice roughly right
-    assert on_disk["counts"]["total"] == 24
-    assert on_disk["counts"]["by_status"] == {"labelled": 24}
+    counts = on_disk["counts"]
+    n_property = on_disk["properties"]["oracle_calls"]  # the oracle's property results are rows of their own
+    assert counts["by_source"]["initial_random (generation 0)"] == 24
+    assert counts["total"] == 24 + n_property and counts["by_status"] == {"labelled": 24 + n_property}
+    assert sum(counts["labelled_by_split"].values()) == 24  # property rows never get a split
     assert on_disk["timings"]["pacemaker_s"] > 0 and on_disk["timings"]["total_s"] > 0
     assert (workdir / on_disk["potential"]["yace"]).is_file() and summary.potential.yace.is_file()
     assert on_disk["schema_version"] == 1 and on_disk["workdir"] == "."
@@ -92,13 +96,78 @@ def test_end_to_end_report(finished_run):
     assert val_ids and not any(name.endswith(f"/{i}") for name in train_names for i in val_ids)
 
 
+def test_summary_has_the_properties_of_the_seed(finished_run):
+    workdir, _cfg, _summary = finished_run
+    props = json.loads((workdir / "report" / "summary.json").read_text())["properties"]
+    for name in ("C11", "C12", "C44"):
+        pair = props["elastic_gpa"][name]
+        assert pair["oracle"] > 50 and math.isfinite(pair["potential"])  # EMT copper: C11 173, C12 116, C44 90 GPa
+    assert 1.0 < props["vacancy_formation_ev"]["oracle"] < 1.5 and math.isfinite(props["vacancy_formation_ev"]["potential"])
+    assert set(props["surface_energy_j_per_m2"]) == {"111", "100", "110"}
+    assert all(0.5 < p["oracle"] < 2.0 for p in props["surface_energy_j_per_m2"].values())
+    assert props["phonons"]["frequency_rmse_thz"] >= 0
+    md = props["md_stability"]
+    assert isinstance(md["completed"], bool) and md["steps"] > 0 and md["reason"]
+    assert md["max_gamma"] is None  # no active learning, no active set: no γ
+    db = DatabaseManager(str(workdir / "structures.db"))
+    assert db.count(label="property") == props["oracle_calls"] > 0
+    assert not set(db.ids(label="property")) & (set(db.ids(label="train")) | set(db.ids(label="validation")))
+
+
+def test_index_html_in_a_real_browser(finished_run, tmp_path):
+    """chromium renders report/index.html from the file system: no console error, every image decoded, a non-blank page."""
+    import base64
+    import re
+
+    from conftest import require_executable
+    from PIL import Image
+
+    chromium = require_executable("chromium")
+    page = workdir_page = finished_run[0] / "report" / "index.html"
+    html = page.read_text()
+    blobs = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', html)
+    pngs = sorted(p.name for p in page.parent.glob("*.png"))
+    assert len(blobs) == len(pngs) >= 4, pngs  # every plot of the folder is on the page
+    for blob in blobs:
+        data = base64.b64decode(blob)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from a network
+    # the browser's own verdict: each image's natural width once the page has loaded
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", "<script>window.addEventListener('load', () => { for (const i of document.images) "
+                                  "i.setAttribute('data-natural-width', i.naturalWidth); document.body.setAttribute('data-loaded', '1'); });"
+                                  "</script></body>"))  # fmt: skip
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    dom = subprocess.run([*base, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-loaded="1"' in dom.stdout
+    widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', dom.stdout)]
+    assert len(widths) == len(blobs) and all(w > 0 for w in widths), widths
+    shot = tmp_path / "page.png"
+    run = subprocess.run(
+        [*base, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--window-size=1200,3000", workdir_page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line]
+    assert not console, console
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, 3000)
+    pixels = np.asarray(image)
+    assert int(pixels.max()) - int(pixels.min()) > 100  # not a blank page
+    assert int((pixels < 200).sum()) > 10000  # text, tables and plots drawn
+
+
 def test_second_run_skips_finished_work(finished_run):
     workdir, cfg, first = finished_run
-    t0 = time.perf_counter()
     again = run_pipeline(cfg, progress=False)
-    assert time.perf_counter() - t0 < 30  # no labelling, no fit: only the report is redone
     assert again.potential == first.potential
-    assert again.timings.pacemaker_s == 0.0
+    assert again.timings.pacemaker_s == 0.0  # no fit
+    assert again.counts.total == first.counts.total  # nothing labelled, no property result stored twice
+    # the properties' oracle results come from the database: not one oracle call
+    assert first.properties.oracle_calls > 0
+    assert again.properties.oracle_calls == 0 and again.properties.oracle_cached >= first.properties.oracle_calls
+    assert again.properties.elastic_gpa.C11.oracle == pytest.approx(first.properties.elastic_gpa.C11.oracle, rel=1e-9)
     assert again.validation.model_dump() == pytest.approx(first.validation.model_dump())
 
 
@@ -135,6 +204,7 @@ def test_status_and_export_commands(finished_run, tmp_path, capsys):
     assert main(["status", str(workdir)]) == 0
     out = capsys.readouterr().out
     assert "initial_random" in out and "labelled" in out and "latest fit" in out and "validation" in out
+    assert "property_elastic" in out  # counts per seed, source and generation
     target = tmp_path / "all.xyz"
     assert main(["export", str(workdir), "--format", "extxyz", "-o", str(target)]) == 0
     from ase.io import read

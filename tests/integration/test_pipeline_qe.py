@@ -30,7 +30,12 @@ def test_si_qe_example_reduced(tmp_path):
     )
     summary = run_pipeline(cfg, workdir=tmp_path / "si", progress=False)
     db = DatabaseManager(str(tmp_path / "si" / "structures.db"))
-    assert db.count(status="labelled") == 10
+    assert db.count(status="labelled") - db.count(label="property") == 10
+    # the example's properties with pw.x: elastic constants of the primitive cell, each pw.x run in its folder
+    props = summary.properties
+    assert props.oracle_calls == db.count(label="property") > 0 and not props.failures
+    assert 100 < props.elastic_gpa.C11.oracle < 200 and 30 < props.elastic_gpa.C12.oracle < 100  # PBE Si, small basis: 148, 60 GPa
+    assert len(list((tmp_path / "si" / "properties" / props.seed).glob("property_*"))) == props.oracle_calls
     rec = next(iter(db.select(status="labelled")))
     assert rec.label_info and "pw.x" in str(rec.label_info)
     assert math.isfinite(summary.validation.force_rmse_mev_per_angstrom)

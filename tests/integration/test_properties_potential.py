@@ -94,3 +94,51 @@ def test_md_stability_with_the_active_set(potential):
     assert not hot.completed and hot.stop in ("gamma", "blowup"), hot
     assert hot.stop == "gamma" and hot.max_gamma >= 1.5 and 0 < hot.steps < hot.n_steps, hot
     print(f"\ncalm: {calm.reason}, max γ {calm.max_gamma:.2f}; hot: {hot.reason}")
+
+
+def test_report_per_seed_eos_properties_and_counts(potential, tmp_path):
+    """Two bulk phases and a slab seed: an EOS and properties for each bulk phase (none for the slab), parity by seed."""
+    from types import SimpleNamespace
+
+    from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+    from mlip_autopipec.database import DatabaseManager, StructureMetadata
+    from mlip_autopipec.report.build import build_figures
+
+    yace, yaml, _asi = potential
+    cfg = PipelineConfig.model_validate({
+        "seeds": [
+            {"name": "Cu_fcc", "element": "Cu", "lattice": "fcc", "a": 3.6, "cubic": True},
+            {"name": "Cu_bcc", "element": "Cu", "lattice": "bcc", "a": 2.87, "cubic": True},
+            {"name": "Cu_111", "element": "Cu", "lattice": "fcc", "a": 3.6, "surface": {"miller": [1, 1, 1], "layers": 3}},
+        ],
+        "report": {"properties": {"vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},
+    })  # fmt: skip
+    db = DatabaseManager(tmp_path / "s.db")
+    for name, lattice, a in (("Cu_fcc", "fcc", 3.6), ("Cu_bcc", "bcc", 2.87)):
+        for i, s in enumerate(np.linspace(0.96, 1.04, 6)):
+            atoms = bulk("Cu", lattice, a=a * s, cubic=True)
+            atoms.calc = EMT()
+            atoms.get_potential_energy()
+            db.add_structure(atoms, StructureMetadata(source="initial_random", provenance={"seed": name, "operation": "eos"}))
+            rattled = bulk("Cu", lattice, a=a * s, cubic=True).repeat(2)
+            rattled.rattle(0.05, seed=i)
+            rattled.calc = EMT()
+            rattled.get_potential_energy()
+            db.add_structure(rattled, StructureMetadata(source="initial_random", provenance={"seed": name}))
+    db.assign_split(0.4, 0)
+    fit = SimpleNamespace(potential_yace=yace, potential_yaml=yaml, reference_energy=None)
+    out = tmp_path / "report"
+    figures = build_figures(cfg, db, fit, out, tmp_path)
+    assert set(figures.eos_by_seed) == {"Cu_fcc", "Cu_bcc"}  # the slab has no equation of state
+    assert figures.eos_by_seed["Cu_fcc"].oracle.lattice_constant == pytest.approx(3.59, abs=0.02)
+    assert figures.eos_by_seed["Cu_bcc"].oracle is not None
+    assert figures.eos == figures.eos_by_seed["Cu_fcc"]
+    assert (out / "eos.png").is_file() and (out / "eos_Cu_bcc.png").is_file()
+    assert set(figures.properties_by_seed) == {"Cu_fcc", "Cu_bcc"}
+    for props in figures.properties_by_seed.values():
+        assert props.elastic_gpa.C11.oracle > 0 and props.elastic_gpa.C11.potential is not None
+        assert props.oracle_calls > 0
+    assert figures.properties == figures.properties_by_seed["Cu_fcc"]
+    assert set(figures.counts.by_seed) == {"Cu_fcc", "Cu_bcc"}
+    assert figures.formation is None  # one element
+    assert (out / "parity_energy.png").stat().st_size > 0

@@ -12,7 +12,7 @@ from ase.db.row import AtomsRow
 
 from mlip_autopipec.database.fingerprint import content_hash, fingerprint, fingerprint_window, same_structure
 from mlip_autopipec.database.labels import split_label, write_labels
-from mlip_autopipec.database.metadata import TRAIN, VALIDATION, StructureMetadata, normalize_provenance
+from mlip_autopipec.database.metadata import PROPERTY, TRAIN, VALIDATION, StructureMetadata, normalize_provenance
 from mlip_autopipec.database.schema import (
     KEY_FINGERPRINT,
     KEY_GENERATION,
@@ -42,13 +42,14 @@ class Prepared(NamedTuple):
 
 
 def base_kvp(meta: StructureMetadata) -> tuple[dict[str, Any], bool]:
-    """The key-value pairs a metadata record gives every row, and whether it sets a split label."""
+    """The key-value pairs a metadata record gives every row, and whether it sets a split label
+    (a 'property' structure counts as set: it never gets one)."""
     kvp: dict[str, Any] = {KEY_SOURCE: meta.source, KEY_GENERATION: meta.generation}
     if meta.parent_id is not None:
         kvp[KEY_PARENT] = meta.parent_id
     for label in meta.labels:
         kvp[LABEL_PREFIX + label] = True
-    return kvp, (TRAIN in meta.labels or VALIDATION in meta.labels)
+    return kvp, (TRAIN in meta.labels or VALIDATION in meta.labels or PROPERTY in meta.labels)
 
 
 def prepare(atoms: Any, meta: StructureMetadata, base: tuple[dict[str, Any], bool], where: str, tolerance: float) -> Prepared:

@@ -10,7 +10,7 @@ from ase.db.row import AtomsRow
 
 from mlip_autopipec.database import queries
 from mlip_autopipec.database.fingerprint import content_hash
-from mlip_autopipec.database.metadata import TRAIN, VALIDATION, normalize_provenance
+from mlip_autopipec.database.metadata import PROPERTY, TRAIN, VALIDATION, normalize_provenance
 from mlip_autopipec.database.schema import FAILED, KEY_STATUS, LABEL_PREFIX, LABELLED, PENDING, SplitCounts, check_id
 from mlip_autopipec.database.storage import Storage
 from mlip_autopipec.database.validation import check_results
@@ -121,7 +121,7 @@ def assign_split(store: Storage, validation_fraction: float, seed: int) -> Split
         todo = [
             (row.id, content_hash(row.numbers, row.positions, row.cell, row.pbc, wanted["seed"]))
             for row in store.db.select(
-                f"-{LABEL_PREFIX}{TRAIN},-{LABEL_PREFIX}{VALIDATION}",
+                f"-{LABEL_PREFIX}{TRAIN},-{LABEL_PREFIX}{VALIDATION},-{LABEL_PREFIX}{PROPERTY}",  # property rows: never split
                 columns=["id", "numbers", "positions", "cell", "pbc"],
                 include_data=False,
             )

@@ -21,6 +21,8 @@ from mlip_autopipec.exceptions import StructureError
 TRAIN = "train"
 VALIDATION = "validation"
 SPLIT_LABELS = (TRAIN, VALIDATION)
+#: Structures computed for the report's property comparison: never given a train/validation split, never trained on.
+PROPERTY = "property"
 
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -133,6 +135,8 @@ class StructureMetadata(StrictModel):
     def _one_split(self) -> "StructureMetadata":
         if TRAIN in self.labels and VALIDATION in self.labels:
             raise ValueError("a structure cannot carry both the 'train' and the 'validation' label")
+        if PROPERTY in self.labels and (TRAIN in self.labels or VALIDATION in self.labels):
+            raise ValueError("a 'property' structure is never trained on: it cannot carry the 'train' or 'validation' label")
         return self
 
 

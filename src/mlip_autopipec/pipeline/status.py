@@ -13,6 +13,7 @@ from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.database.location import is_url
 from mlip_autopipec.pipeline.context import database_location, open_database
 from mlip_autopipec.pipeline.lock import read_holder
+from mlip_autopipec.database.metadata import PROPERTY
 from mlip_autopipec.pipeline.fits import latest_fit
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.pipeline.summary import read_summary
@@ -61,9 +62,11 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
         else:
             lines.append(f"run in progress: {line}" + ("" if alive else " (or killed, on another host)"))
     table: Counter = Counter()
+    by_seed: Counter = Counter()
     failures = []
     for rec in db.select():
         table[(rec.metadata.source, rec.metadata.generation, rec.status)] += 1
+        by_seed[(str(rec.metadata.provenance.get("seed") or "-"), rec.metadata.source, rec.metadata.generation)] += 1
         if rec.status == "failed":
             failures.append((rec.id, rec.atoms.get_chemical_formula(), rec.failure_reason or ""))
     total = sum(table.values())
@@ -71,6 +74,7 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
     lines.append(f"  {'source':<28}{'generation':>10}  {'status':<10}{'count':>7}")
     for (source, gen, status), n in sorted(table.items()):
         lines.append(f"  {source:<28}{gen:>10}  {status:<10}{n:>7}")
+    lines.extend(seed_count_lines(by_seed))
     lines.append(f"splits (labelled): train {db.count(label='train', status='labelled')}, validation {db.count(label='validation', status='labelled')}")
     if failures:
         groups = failure_groups(failures)
@@ -123,6 +127,14 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
     return lines
 
 
+def seed_count_lines(by_seed: Counter) -> list[str]:
+    """The table of structures per (seed, source, generation); seed '-': none recorded."""
+    lines = [f"  {'seed':<24}{'source':<28}{'generation':>10}{'count':>7}"]
+    for (seed, source, gen), n in sorted(by_seed.items()):
+        lines.append(f"  {seed:<24}{source:<28}{gen:>10}{n:>7}")
+    return lines
+
+
 def export_dataset(workdir: Path, fmt: str, output: Path, label: str | None = None) -> tuple[Path, int]:
     """Write the labelled structures (optionally one split) as extxyz or pacemaker's .pckl.gzip."""
     _cfg, db = open_workdir(workdir)
@@ -132,16 +144,17 @@ def export_dataset(workdir: Path, fmt: str, output: Path, label: str | None = No
         output = output.with_name(output.name + suffix)
     if fmt == "extxyz" and output.suffix not in (".xyz", ".extxyz"):
         output = output.with_name(output.name + suffix)
-    filters = {"label": label} if label else {}
     if output.parent.exists() and not output.parent.is_dir():
         raise WorkdirError(f"cannot write {output}: {output.parent} is a file, not a folder; choose another -o path")
     if output.is_dir():
         raise WorkdirError(f"cannot write {output}: it is a folder; give a file name with -o")
+    # without --label: everything the campaign labelled; the report's property structures are not training data
+    selection = {"label": label} if label else {"ids": sorted(set(db.ids(status="labelled")) - set(db.ids(label=PROPERTY)))}
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        db.save_dataset(output, **filters)
+        n = db.save_dataset(output, **selection)
     except OSError as err:
         if err.filename is None:
             err.filename = str(output)
         raise WorkdirError(os_error_sentence(err, "cannot write the export")) from err
-    return output, db.count(status="labelled", **filters)
+    return output, n

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+import yaml
+
+from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.fileio import atomic_path
 from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline import migrate
 from mlip_autopipec.pipeline.migrate import read_record
 from mlip_autopipec.pipeline.records import ActiveLearningRecord, PotentialFiles, RunSummary, Timings, dump_record
 from mlip_autopipec.report.build import build_figures
+from mlip_autopipec.report.html import write_html
 from mlip_autopipec.trainer.pace import TrainingResult
 
 REPORT_DIR = "report"
@@ -20,7 +26,9 @@ SUMMARY_FILE = "summary.json"
 def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
     """Compute the figures of ``fit``, draw the plots and write ``summary.json`` / ``summary.md`` under ``workdir/report``."""
     out = ctx.workdir / REPORT_DIR
-    figures = build_figures(ctx.config, ctx.db, fit, out)
+    for stale in out.glob("*.png"):  # plots are redrawn; one of a seed no longer in the config must not stay on the page
+        stale.unlink()
+    figures = build_figures(ctx.config, ctx.db, fit, out, ctx.workdir)
     summary = RunSummary(
         workdir=ctx.workdir,
         potential=PotentialFiles(yace=fit.potential_yace, yaml=fit.potential_yaml),
@@ -34,7 +42,14 @@ def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
     dump_record(out / SUMMARY_FILE, summary, ctx.workdir)
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text(markdown(summary))
+    write_html(json.loads(summary.model_dump_json(context={"workdir": ctx.workdir})), config_text(ctx.config), out)
     return summary
+
+
+def config_text(cfg: PipelineConfig) -> str:
+    """The config as YAML for the report, with any password in a URL replaced by '***'."""
+    text = yaml.safe_dump(cfg.model_dump(mode="json", exclude={"structure"} if cfg.seeds else set()), sort_keys=False)
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
 
 
 def read_summary(workdir: Path) -> RunSummary | None:
@@ -88,10 +103,29 @@ def last_lines(summary: RunSummary) -> list[str]:
             f"({eos.lattice_constant_error_percent:+.3f} %), B = {eos.potential.bulk_modulus_gpa:.1f} GPa vs "
             f"{eos.oracle.bulk_modulus_gpa:.1f} GPa ({eos.bulk_modulus_error_percent:+.2f} %)"
         )
+    for name, props in summary.properties_by_seed.items():
+        lines.extend(property_lines(name, props))
+    if summary.formation is not None:
+        f = summary.formation
+        lines.append(f"formation energies ({'-'.join(f.elements)}, {f.n_structures} structures): RMSE {f.rmse_mev_per_atom:.2f} meV/atom")
     for c in summary.quality_bar.checks:
         value = "n/a" if c.value is None else f"{c.value:.3g}"
         lines.append(f"  [{'PASS' if c.passed else 'FAIL'}] {c.figure}: {value} {c.unit} (target <= {c.target} {c.unit})")
     lines.append(f"potential: {summary.potential.yace}")
+    return lines
+
+
+def property_lines(name: str, props) -> list[str]:
+    """One line per property of a bulk seed: oracle, potential, error."""
+    from mlip_autopipec.report.properties.run import property_table
+
+    lines = [f"properties of {name} ({props.oracle_calls} oracle calls, {props.oracle_cached} cached, {props.seconds:.1f} s):"]
+    for label, row in property_table(props.model_dump(exclude_none=True)).items():
+        o, p, e = (row.get(k) for k in ("oracle", "potential", "error"))
+        show = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+        lines.append(f"  {label}: oracle {show(o)}, potential {show(p)}, error {show(e)}")
+    for what, why in props.failures.items():
+        lines.append(f"  not computed: {what}: {why}")
     return lines
 
 
@@ -113,6 +147,10 @@ def markdown(summary: RunSummary) -> str:
         f"- labelled by split: {counts.labelled_by_split}",
         *[f"- {src}: {n}" for src, n in counts.by_source.items()],
         "",
+        "### Per seed",
+        "",
+        *[f"- {seed}, {src}: {n}" for seed, by in counts.by_seed.items() for src, n in by.items()],
+        "",
         "## Fit (pacemaker's own figures)",
         "",
         *[f"- {k}: {v}" for k, v in summary.fit.model_dump().items() if v is not None],
@@ -121,7 +159,7 @@ def markdown(summary: RunSummary) -> str:
         "",
         *[f"- {k}: {v:.1f}" for k, v in summary.timings.steps_s.items()],
         "",
-        "Plots: `parity_energy.png`, `parity_forces.png`, `eos.png`.",
+        "Plots: the PNG files beside this file; everything on one page: `index.html`.",
         "",
     ]
     return "\n".join(parts)

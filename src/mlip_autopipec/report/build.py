@@ -12,13 +12,20 @@ import math
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig, ReportConfig
 from mlip_autopipec.database import STATUSES, DatabaseManager
-from mlip_autopipec.generator import build_seed
-from mlip_autopipec.report.validate import compare_eos, validation_errors
+from mlip_autopipec.report.models import FormationFigures, PropertiesFigures
+from mlip_autopipec.report.seeds import (
+    bulk_seeds,
+    eos_structures,
+    formation_energies,
+    labelled_for_formation,
+    seed_lattice,
+    seed_properties,
+)
+from mlip_autopipec.report.validate import compare_eos, energy_shift, validation_errors
 from mlip_autopipec.trainer.pace import TrainingResult
 
 log = logging.getLogger("mlip_autopipec")
@@ -35,6 +42,9 @@ class DatabaseCounts(_Figures):
     by_status: dict[str, int] = Field(description="Structures per status (statuses with none left out).")
     by_source: dict[str, int] = Field(description="Structures per 'source (generation g)'.")
     labelled_by_split: dict[str, int] = Field(description="Labelled structures in the train and validation splits.")
+    by_seed: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Structures per seed, then per 'source (generation g)' (property structures under their seed too)."
+    )
 
 
 class ValidationFigures(_Figures):
@@ -87,57 +97,104 @@ class ReportFigures(_Figures):
 
     counts: DatabaseCounts = Field(description="The database's structures.")
     validation: ValidationFigures = Field(description="Errors on the validation split.")
-    eos: EOSFigures | None = Field(None, description="Equation of state (null: report.eos off).")
+    eos: EOSFigures | None = Field(None, description="Equation of state of the first bulk seed (null: report.eos off).")
+    eos_by_seed: dict[str, EOSFigures] = Field(default_factory=dict, description="Equation of state of each bulk seed.")
+    properties: PropertiesFigures | None = Field(
+        None, description="Properties of the first bulk seed, oracle against potential (null: none switched on, or no bulk seed)."
+    )
+    properties_by_seed: dict[str, PropertiesFigures] = Field(default_factory=dict, description="Properties of each bulk seed.")
+    formation: FormationFigures | None = Field(None, description="Formation energies per composition (binary systems only).")
     quality_bar: QualityBar = Field(description="The config's targets, met or not.")
+    report_seconds: dict[str, float] = Field(default_factory=dict, description="Wall time of the report's parts (s).")
 
 
 def database_counts(db: DatabaseManager) -> DatabaseCounts:
     """Structures by status, by source (and generation), and labelled ones by split."""
     by_source: Counter = Counter()
+    by_seed: dict[str, Counter] = {}
     for rec in db.select():
-        by_source[f"{rec.metadata.source} (generation {rec.metadata.generation})"] += 1
+        key = f"{rec.metadata.source} (generation {rec.metadata.generation})"
+        by_source[key] += 1
+        by_seed.setdefault(str(rec.metadata.provenance.get("seed") or "(no seed)"), Counter())[key] += 1
     by_status = {s: db.count(status=s) for s in STATUSES}
     return DatabaseCounts(
         total=db.count(),
         by_status={s: n for s, n in by_status.items() if n},
         by_source=dict(by_source),
         labelled_by_split={s: db.count(label=s, status="labelled") for s in ("train", "validation")},
+        by_seed={seed: dict(c) for seed, c in sorted(by_seed.items())},
     )
 
 
-def seed_lattice(cfg: PipelineConfig) -> tuple[float, float]:
-    """Volume per atom (Å³) and lattice constant (Å) of the seed crystal."""
-    seed = build_seed(cfg.structure)
-    a = cfg.structure.a or float(np.linalg.norm(seed.cell[0]) / cfg.structure.repeat[0])
-    return seed.get_volume() / len(seed), a
+def build_figures(cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult, out: Path, workdir: Path | None = None) -> ReportFigures:
+    """Compute the figures of ``fit`` and draw the plots under ``out``: parity (by seed), EOS and properties of each
+    bulk seed, formation energies.  ``workdir``: where the oracle's property calculations run (default: ``out``'s parent)."""
+    import time
 
-
-def build_figures(cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult, out: Path) -> ReportFigures:
-    """Compute the figures of ``fit`` and draw the parity and EOS plots under ``out``."""
     from mlip_autopipec.report import plots  # matplotlib: imported when drawing
+    from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
     out.mkdir(parents=True, exist_ok=True)
+    workdir = workdir or out.parent
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
     validated = validation_errors(db, fit.potential_yace, fit.reference_energy)
     if validated is not None:
         validation = ValidationFigures(**validated.metrics.as_dict())
-        plots.parity_plots(validated.predictions, validated.metrics, out)
+        plots.parity_plots(validated.predictions, validated.metrics, out, validated.groups)
     else:
         validation = ValidationFigures(n_structures=0, note="no labelled validation structures (validation_fraction 0?)")
+    seconds["validation"] = time.perf_counter() - t0
 
-    eos = None
+    calc = import_pyace_calculator()(str(fit.potential_yace))
+    seeds = bulk_seeds(cfg)
+    first = str(cfg.seeds[0].name) if cfg.seeds else ""
+    eos, eos_by_seed = None, {}
+    t0 = time.perf_counter()
     if cfg.report.eos:
-        from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
+        for i, seed in enumerate(seeds):
+            try:
+                _atoms, v_seed, a_seed = seed_lattice(seed)
+                comparison = compare_eos(eos_structures(db, seed, first), calc, v_seed, a_seed)
+                figures = EOSFigures.model_validate(comparison.as_dict())
+                if i == 0:
+                    plots.eos_plot(comparison, out, title=str(seed.name) if len(seeds) > 1 else "")
+                else:
+                    plots.eos_plot(comparison, out, f"eos_{seed.name}.png", title=str(seed.name))
+            except Exception as err:  # the report goes on without an EOS (too few points, a failed fit)
+                log.warning("report: no equation of state of seed %s: %s", seed.name, err)
+                figures = EOSFigures(note=f"not computed: {err}")
+            eos_by_seed[str(seed.name)] = figures
+        eos = next(iter(eos_by_seed.values()), EOSFigures(note="no bulk seed"))
+    seconds["eos"] = time.perf_counter() - t0
 
-        eos_structures = [rec.atoms for rec in db.select(status="labelled") if rec.metadata.provenance.get("operation") == "eos"]
-        try:
-            v_seed, a_seed = seed_lattice(cfg)
-            comparison = compare_eos(eos_structures, import_pyace_calculator()(str(fit.potential_yace)), v_seed, a_seed)
-            eos = EOSFigures.model_validate(comparison.as_dict())
-            plots.eos_plot(comparison, out)
-        except Exception as err:  # the report goes on without an EOS (too few points, a failed fit)
-            log.warning("report: no equation of state: %s", err)
-            eos = EOSFigures(note=f"not computed: {err}")
-    return ReportFigures(counts=database_counts(db), validation=validation, eos=eos, quality_bar=quality_bar(validation, eos, cfg.report))
+    properties_by_seed: dict[str, PropertiesFigures] = {}
+    if cfg.report.properties.any:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            try:
+                properties_by_seed[str(seed.name)] = seed_properties(cfg, seed, db, fit.potential_yace, fit.potential_yaml, workdir, out)
+            except Exception as err:  # one seed's failure leaves the rest of the report
+                log.warning("report: no properties of seed %s: %s", seed.name, err)
+                properties_by_seed[str(seed.name)] = PropertiesFigures(seed=str(seed.name), failures={"all": str(err)})
+            seconds[f"properties {seed.name}"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    formation = formation_energies(labelled_for_formation(db), calc, energy_shift(fit.reference_energy))
+    if formation is not None:
+        plots.formation_plot(formation, out)
+    seconds["formation"] = time.perf_counter() - t0
+    return ReportFigures(
+        counts=database_counts(db),
+        validation=validation,
+        eos=eos,
+        eos_by_seed=eos_by_seed,
+        properties=next(iter(properties_by_seed.values()), None),
+        properties_by_seed=properties_by_seed,
+        formation=formation,
+        quality_bar=quality_bar(validation, eos, cfg.report),
+        report_seconds=seconds,
+    )
 
 
 def quality_bar(validation: ValidationFigures, eos: EOSFigures | None, targets: ReportConfig) -> QualityBar:

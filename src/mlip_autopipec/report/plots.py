@@ -23,31 +23,41 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _parity(ax, ref, pred, unit: str, title: str) -> None:
+def _parity(ax, ref, pred, unit: str, title: str, groups: Sequence[str] | None = None) -> None:
     lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
     pad = 0.05 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", lw=1)
-    ax.scatter(ref, pred, s=8, alpha=0.6)
+    if groups is None or len(set(groups)) < 1:
+        ax.scatter(ref, pred, s=8, alpha=0.6)
+    else:
+        labels = np.asarray(groups)
+        for name in dict.fromkeys(groups):
+            mask = labels == name
+            ax.scatter(ref[mask], pred[mask], s=8, alpha=0.6, label=name)
+        ax.legend(fontsize=7, markerscale=2)
     ax.set_xlabel(f"oracle ({unit})")
     ax.set_ylabel(f"potential ({unit})")
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="datalim")
 
 
-def parity_plots(p: Predictions, metrics: ErrorMetrics, directory: Path) -> list[Path]:
-    """Energy-per-atom and force-component parity plots of the validation split."""
+def parity_plots(p: Predictions, metrics: ErrorMetrics, directory: Path, groups: Sequence[str] | None = None) -> list[Path]:
+    """Energy-per-atom and force-component parity plots of the validation split, coloured by ``groups``
+    (one name per structure: its seed or source) when given."""
+    groups = list(groups) if groups else None
+    force_groups = None if groups is None else [g for g, n in zip(groups, p.natoms) for _ in range(3 * int(n))]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     _parity(ax, p.energy_ref / p.natoms, p.energy_pred / p.natoms, "eV/atom",
-            f"energy, validation: RMSE {metrics.energy_rmse_mev_per_atom:.2f} meV/atom")
+            f"energy, validation: RMSE {metrics.energy_rmse_mev_per_atom:.2f} meV/atom", groups)
     energy = _save(fig, directory / "parity_energy.png")
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     _parity(ax, p.forces_ref.ravel(), p.forces_pred.ravel(), "eV/Å",
-            f"forces, validation: RMSE {metrics.force_rmse_mev_per_angstrom:.1f} meV/Å")
+            f"forces, validation: RMSE {metrics.force_rmse_mev_per_angstrom:.1f} meV/Å", force_groups)
     forces = _save(fig, directory / "parity_forces.png")
     return [energy, forces]
 
 
-def eos_plot(eos: EOSComparison, directory: Path) -> Path:
+def eos_plot(eos: EOSComparison, directory: Path, name: str = "eos.png", title: str = "") -> Path:
     """E(V) of the oracle and the potential with their Birch–Murnaghan fits."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     v = np.linspace(eos.volumes_per_atom.min(), eos.volumes_per_atom.max(), 200)
@@ -64,9 +74,29 @@ def eos_plot(eos: EOSComparison, directory: Path) -> Path:
     ax.set_xlabel("volume (Å³/atom)")
     ax.set_ylabel("energy (eV/atom)")
     if eos.potential is not None:
-        ax.set_title(f"EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %")
+        ax.set_title(f"{title + ' ' if title else ''}EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %")
     ax.legend(fontsize=8)
-    return _save(fig, directory / "eos.png")
+    return _save(fig, directory / name)
+
+
+def formation_plot(formation, directory: Path) -> Path:
+    """Formation energy per atom against composition, oracle (open) and potential (filled), by seed (``formation.png``)."""
+    a, b = formation.elements
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    groups = list(dict.fromkeys(pt.group for pt in formation.points))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, g in enumerate(groups):
+        pts = [pt for pt in formation.points if pt.group == g]
+        x = [pt.composition for pt in pts]
+        c = colours[i % len(colours)]
+        ax.scatter(x, [pt.oracle_ev_per_atom for pt in pts], facecolors="none", edgecolors=c, s=22, label=f"{g}: oracle")
+        ax.scatter(x, [pt.potential_ev_per_atom for pt in pts], color=c, marker="x", s=18, label=f"{g}: potential")
+    ax.axhline(0.0, color="0.6", lw=1)
+    ax.set_xlabel(f"fraction of {b} in {a}–{b}")
+    ax.set_ylabel("formation energy (eV/atom)")
+    ax.set_title(f"formation energies: RMSE {formation.rmse_mev_per_atom:.1f} meV/atom")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, directory / "formation.png")
 
 
 class CurvePoint(NamedTuple):

@@ -207,6 +207,7 @@ class Validation:
 
     predictions: Predictions
     metrics: ErrorMetrics
+    groups: list[str] = field(default_factory=list)  # per structure: its seed (provenance 'seed'), else its source
 
 
 def validation_errors(db: DatabaseManager, potential_yace: Path, reference_energy: dict[str, float] | None) -> Validation | None:
@@ -215,11 +216,13 @@ def validation_errors(db: DatabaseManager, potential_yace: Path, reference_energ
     ``reference_energy``: the per-element energies (eV) pacemaker subtracted
     (``TrainingResult.reference_energy``), added back to each prediction.
     """
-    structures = [rec.atoms for rec in db.select(label="validation", status="labelled")]
+    records = list(db.select(label="validation", status="labelled"))
+    structures = [rec.atoms for rec in records]
     if not structures:
         return None
     from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
     calc = import_pyace_calculator()(str(potential_yace))
     predictions = predict(structures, calc, energy_shift(reference_energy))
-    return Validation(predictions, error_metrics(predictions))
+    groups = [str(rec.metadata.provenance.get("seed") or rec.metadata.source) for rec in records]
+    return Validation(predictions, error_metrics(predictions), groups)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
+from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
 from mlip_autopipec.config.schemas.oracle import ComputeConfig, EMTOracleConfig, LocalComputeConfig, OracleConfig
 from mlip_autopipec.config.schemas.structure import SeedConfig, StructureConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
@@ -74,6 +75,11 @@ class ReportConfig(StrictModel):
     target_energy_rmse_mev_per_atom: float | None = Field(None, gt=0, description="Quality bar: validation energy RMSE (meV/atom); null: not checked.")
     target_lattice_constant_error_percent: float = Field(0.5, gt=0, description="Quality bar: |lattice constant error| (%) against the oracle.")
     target_bulk_modulus_error_percent: float = Field(5.0, gt=0, description="Quality bar: |bulk modulus error| (%) against the oracle.")
+    properties: ReportPropertiesConfig = Field(
+        default_factory=ReportPropertiesConfig,
+        description="Materials properties of each bulk seed with the oracle and the potential (elastic constants, vacancy, "
+        "surfaces, phonons, MD stability); the oracle's results are cached in the database, never trained on.",
+    )
 
 
 def _same_seed(structure: Any, seeds: Any) -> bool:

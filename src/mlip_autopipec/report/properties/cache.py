@@ -47,7 +47,7 @@ def structure_key(atoms: Atoms, decimals: int = _DECIMALS) -> str:
 class ResultStore(Protocol):
     """Where oracle results of property structures are kept (energy eV, forces eV/Å, stress eV/Å³ Voigt)."""
 
-    def get(self, key: str) -> dict[str, Any] | None: ...
+    def get(self, key: str, atoms: Atoms | None = None) -> dict[str, Any] | None: ...
 
     def put(self, key: str, atoms: Atoms, results: dict[str, Any]) -> None: ...
 
@@ -58,7 +58,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.results: dict[str, dict[str, Any]] = {}
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, atoms: Atoms | None = None) -> dict[str, Any] | None:
         return self.results.get(key)
 
     def put(self, key: str, atoms: Atoms, results: dict[str, Any]) -> None:
@@ -89,7 +89,7 @@ class CachedCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
         key = structure_key(self.atoms)
-        cached = self.store.get(key)
+        cached = self.store.get(key, self.atoms)
         if cached is not None and all(p in cached for p in properties if p != "free_energy"):
             self.n_cached += 1
             self.results = _results(cached)
@@ -114,8 +114,8 @@ def _results(r: dict[str, Any]) -> dict[str, Any]:
 class OracleCalculator(Calculator):
     """An oracle of this package (anything with ``label(atoms, directory) -> LabelResult``) as an ASE calculator.
 
-    Each evaluation runs in its own numbered folder under ``directory`` (None: no
-    files kept, e.g. EMT).
+    Each evaluation runs in its own folder under ``directory``, named by the structure's
+    :func:`structure_key` (None: no files kept, e.g. EMT).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -130,7 +130,8 @@ class OracleCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
         self.n_calls += 1
-        folder = self.workdir / f"property_{self.n_calls:05d}" if self.workdir is not None else None
+        # named by the structure, so a rerun never finds another structure's files in it
+        folder = self.workdir / f"property_{structure_key(self.atoms)[:16]}" if self.workdir is not None else None
         result = self.oracle.label(self.atoms, folder)
         if "stress" in properties and result.stress is None:
             raise PropertyError(f"the oracle gave no stress for {self.atoms.get_chemical_formula()} (a cell not periodic in 3D?)")

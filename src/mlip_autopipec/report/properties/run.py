@@ -17,6 +17,7 @@ compound for the vacancy) is recorded in ``failures`` and the others go on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,10 +51,18 @@ class PropertyResults:
         return [float(x) for x in self.bulk.cell.lengths()]
 
 
-def compute_properties(atoms: Atoms, calculator: Calculator, config: ReportPropertiesConfig | None = None) -> PropertyResults:
-    """Relax the bulk ``atoms`` with ``calculator`` once, then compute every property ``config`` switches on."""
+def compute_properties(
+    atoms: Atoms, calculator: Calculator, config: ReportPropertiesConfig | None = None, stage: Callable[[str], None] | None = None
+) -> PropertyResults:
+    """Relax the bulk ``atoms`` with ``calculator`` once, then compute every property ``config`` switches on.
+
+    ``stage(name)`` is called before each part ('relax', 'elastic', 'vacancy', 'surface_111', 'phonons'),
+    e.g. :meth:`~.store.DatabaseStore.stage` to file the oracle's results under their property.
+    """
     cfg = config or ReportPropertiesConfig()
     fmax, steps = cfg.relax_fmax_ev_per_angstrom, cfg.relax_max_steps
+    mark = stage or (lambda _name: None)
+    mark("relax")
     bulk = relax_bulk(atoms, calculator, fmax, steps)
     out = PropertyResults(bulk)
 
@@ -66,14 +75,18 @@ def compute_properties(atoms: Atoms, calculator: Calculator, config: ReportPrope
             return None
 
     if cfg.elastic:
+        mark("elastic")
         out.elastic = attempt("elastic", elastic_constants, bulk, calculator, cfg.elastic_strain, fmax, steps)
     if cfg.vacancy:
+        mark("vacancy")
         out.vacancy = attempt("vacancy", vacancy_formation_energy, bulk, calculator, cfg.vacancy_min_atoms, fmax, steps)
     for facet in cfg.surfaces:
+        mark(f"surface_{facet}")
         s = attempt(f"surface {facet}", surface_energy, bulk, calculator, facet, cfg.slab_min_thickness_angstrom, cfg.vacuum_angstrom, fmax, steps)
         if s is not None:
             out.surfaces[facet] = s
     if cfg.phonons:
+        mark("phonons")
         out.phonons = attempt(
             "phonons",
             phonons,
@@ -84,6 +97,7 @@ def compute_properties(atoms: Atoms, calculator: Calculator, config: ReportPrope
             cfg.phonon_displacement_angstrom,
             cfg.phonon_mesh,
         )
+    mark("done")
     return out
 
 
@@ -162,16 +176,16 @@ def property_table(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """
     rows: dict[str, dict[str, Any]] = {}
     for name in ("C11", "C12", "C44", "bulk_modulus_voigt"):
-        if name in summary.get("elastic_gpa", {}):
+        if (summary.get("elastic_gpa") or {}).get(name) is not None:
             label = "B Voigt (GPa)" if name == "bulk_modulus_voigt" else f"{name} (GPa)"
             rows[label] = dict(summary["elastic_gpa"][name])
-    if "vacancy_formation_ev" in summary:
+    if summary.get("vacancy_formation_ev") is not None:
         rows["vacancy formation (eV)"] = dict(summary["vacancy_formation_ev"])
-    for facet, pair in summary.get("surface_energy_j_per_m2", {}).items():
+    for facet, pair in (summary.get("surface_energy_j_per_m2") or {}).items():
         rows[f"surface {facet} (J/m²)"] = dict(pair)
-    if "phonons" in summary:
-        rows["phonon frequency RMSE (THz)"] = {"oracle": None, "potential": None, "error": summary["phonons"]["frequency_rmse_thz"]}
-    if "md_stability" in summary:
+    if summary.get("phonons") is not None:
+        rows["phonon frequency RMSE (THz)"] = {"oracle": None, "potential": None, "error": summary["phonons"].get("frequency_rmse_thz")}
+    if summary.get("md_stability") is not None:
         md = summary["md_stability"]
         text = "completed" if md["completed"] else md["reason"]
         rows["MD stability"] = {"oracle": None, "potential": f"{md['steps']}/{md['n_steps']} steps", "error": text}
