@@ -126,6 +126,7 @@ LABELLER = textwrap.dedent(
     import json, os, sys, time
     from ase.build import bulk
     from mlip_autopipec.database import DatabaseManager
+    from mlip_autopipec.config import EMTOracleConfig, LocalComputeConfig
     from mlip_autopipec.oracle import label_pending
 
     def s(i):
@@ -142,7 +143,7 @@ LABELLER = textwrap.dedent(
         ids = db.add_structures([s(i) for i in range(20)], {"source": "pool"})
         ids += [db.add_structure(s(i), {"source": "pool"}) for i in range(20, 30)]
         ids += db.add_structures([s(i) for i in range(25)], {"source": "again"})  # duplicates: the stored ids back
-        summary = label_pending(db, {"type": "emt"}, {"type": "local", "n_workers": 1}, workdir=workdir, progress=False)
+        summary = label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=1), workdir=workdir, progress=False)
         print(json.dumps({"ids": ids, "labelled": sorted(summary.labelled)}))
     """
 )

@@ -13,6 +13,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mlip_autopipec.config import EMTOracleConfig
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.database.metadata import PROPERTY
@@ -68,7 +69,7 @@ def test_oracle_property_results_are_kept_in_the_database_and_reused(tmp_path):
 
     def run():
         store = DatabaseStore(db, "Cu_fcc")
-        calc = CachedCalculator(OracleCalculator(make_oracle({"type": "emt"})), store)
+        calc = CachedCalculator(OracleCalculator(make_oracle(EMTOracleConfig())), store)
         res = compute_properties(seed, calc, cfg, stage=store.stage)
         store.flush()
         return res, calc
@@ -89,7 +90,7 @@ def test_a_structure_already_labelled_for_training_is_not_recomputed(tmp_path):
     db = DatabaseManager(tmp_path / "s.db")
     atoms = labelled(bulk("Cu", "fcc", a=3.6, cubic=True))
     db.add_structure(atoms, StructureMetadata(source="initial_random"))
-    calc = CachedCalculator(OracleCalculator(make_oracle({"type": "emt"})), DatabaseStore(db, "Cu"))
+    calc = CachedCalculator(OracleCalculator(make_oracle(EMTOracleConfig())), DatabaseStore(db, "Cu"))
     probe = bulk("Cu", "fcc", a=3.6, cubic=True)
     probe.calc = calc
     assert probe.get_potential_energy() == pytest.approx(atoms.get_potential_energy())
