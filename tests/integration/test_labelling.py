@@ -154,8 +154,9 @@ def test_a_rerun_after_an_interrupt_labels_nothing_twice(client, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         label_pending(db, slow_oracle(log), client, workdir=tmp_path / "runs", callback=interrupt_after_three, progress=False)
-    assert db.count(status="labelled") == 3 and db.count(status="pending") == 7
-    assert set(db.ids(status="labelled")) == set(first)
+    # the three seen, plus any result that had already finished on a worker when the interrupt came (stored, not lost)
+    kept = set(db.ids(status="labelled"))
+    assert kept >= set(first) and db.count(status="pending") == 10 - len(kept)
     assert client.status == "running"  # a client given by the caller stays open
     # Dask cannot stop a calculation already running on a worker: let those finish (their results are dropped);
     # the queued ones were cancelled and never start.
@@ -170,10 +171,10 @@ def test_a_rerun_after_an_interrupt_labels_nothing_twice(client, tmp_path):
 
     n_events_before = len(log_events(log))
     second = label_pending(db, slow_oracle(log), client, workdir=tmp_path / "runs", progress=False)
-    assert sorted(second.labelled) == sorted(set(ids) - set(first))
+    assert sorted(second.labelled) == sorted(set(ids) - kept)
     assert db.count(status="labelled") == 10 and db.count(status="pending") == 0
     done_in_second = Counter(sid for ev, _, sid in log_events(log)[n_events_before:] if ev == "done")
-    assert set(done_in_second) == set(ids) - set(first)  # nothing labelled in the first run was computed again
+    assert set(done_in_second) == set(ids) - kept  # nothing labelled in the first run was computed again
     assert set(done_in_second.values()) == {1}  # and every remaining structure exactly once
     assert all(rec.label_info["oracle_attempts"] == 1 for rec in db.select())
 
