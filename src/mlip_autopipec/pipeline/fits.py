@@ -181,9 +181,10 @@ def train_on_cluster(
         except KilledWorker:
             tries = getattr(compute, "max_resubmits", None)
             logs = getattr(compute, "log_directory", None) or "the jobs' working directory"
+            attempts = "" if tries is None else f" after {tries + 1} attempt{'s' if tries else ''} (max_resubmits={tries})"
             raise TrainerError(
-                f"the fit {fit_dir.name} on {where} lost its worker {'' if tries is None else f'{tries + 1} times '}(its batch job ended: "
-                f"cancelled, out of walltime or memory, or a node failed) and was given up; see pacemaker's log {fit_dir / LOG_NAME} "
+                f"the fit {fit_dir.name} on {where} was given up{attempts}: its worker died each time (the batch job ended: "
+                f"cancelled, out of walltime or memory, or a node failed); see pacemaker's log {fit_dir / LOG_NAME} "
                 f"and the jobs' output in {logs}"
             ) from None
         except TrainerError:
