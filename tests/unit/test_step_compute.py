@@ -87,3 +87,51 @@ def test_the_slurm_example_loads_and_validates_without_a_cluster():
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not stripped.startswith("- ") and not stripped.endswith(":"):
             assert "#" in line, f"uncommented line in the example: {line!r}"
+
+
+def test_the_driver_draws_a_remote_fits_progress_from_its_log_also_when_the_fit_starts_again(tmp_path, monkeypatch):
+    """follow_fit_log reads pacemaker's log as it grows; a log that shrinks (a fit run again in a new job) is read afresh."""
+    from mlip_autopipec.pipeline import fits
+
+    log_path = tmp_path / "pacemaker.log"
+    line = "2026-01-01 - pyace.metrics_aggregator - INFO - Iteration   #{i}   (10 evals):     Loss: 1.0e-03 | RMSE Energy(low): 1.00 (1.00) meV/at | Forces(low): 2.00 (2.00) meV/A | Time/eval: 1.00 mcs/at\n"
+    writes = [line.format(i=1), line.format(i=2), None, line.format(i=1)]  # None: the log starts again
+    seen: list[int] = []
+
+    class Future:
+        calls = 0
+
+        def done(self) -> bool:
+            if self.calls < len(writes):
+                text = writes[self.calls]
+                if text is None:
+                    log_path.write_text("")
+                else:
+                    with open(log_path, "a") as f:
+                        f.write(text)
+            self.calls += 1
+            return self.calls > len(writes) + 1
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def bar(description, total=None, enabled=True):
+        yield lambda done, total_=None, extra="": seen.append(done)
+
+    monkeypatch.setattr("mlip_autopipec.progress.progress_bar", bar)
+    fits.follow_fit_log(Future(), log_path, epochs=10, progress=True, poll_s=0.0)
+    assert seen == [1, 2, 1], seen
+
+
+def test_a_fit_on_a_dask_scheduler_brings_pacemakers_error_back_as_a_trainer_error(tmp_path):
+    from distributed import LocalCluster
+
+    from mlip_autopipec.config.schemas.oracle import DaskComputeConfig
+    from mlip_autopipec.exceptions import TrainerError
+    from mlip_autopipec.pipeline.fits import train_on_cluster
+    from mlip_autopipec.trainer import PacemakerRunner
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        compute = DaskComputeConfig(type="dask", address=cluster.scheduler_address)
+        with pytest.raises(TrainerError, match="training dataset not found: .*missing.pckl.gzip"):
+            train_on_cluster(PacemakerRunner({}, show_progress=False), compute, tmp_path / "missing.pckl.gzip", tmp_path / "fit", None, progress=False, poll_s=0.1)
