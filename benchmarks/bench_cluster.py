@@ -1,7 +1,8 @@
 """Benchmark: labelling through SLURM batch jobs against local Dask workers (issue 14), on the local SLURM cluster.
 
 The same pw.x set as ``bench_oracle.py`` (rattled 8-atom Si cells, small cutoff)
-is labelled twice through ``label_pending`` with the same number of Dask workers:
+is labelled through ``label_pending`` with the same number of Dask workers on both sides
+(``--rounds`` interleaved rounds, medians reported):
 
 * local: a ``LocalCluster`` of ``--workers`` worker processes on this machine;
 * SLURM: ``--workers`` batch jobs of one worker each (``cores: 1, processes: 1``),
@@ -106,10 +107,20 @@ def compare(title: str, oracle, cells: list, root: Path, args, tag: str) -> tupl
         "job_name": f"bench-{tag}", "log_directory": str(root / "joblogs"), "start_timeout_s": 600,
     }  # fmt: skip
     print(title)
-    r_local = one_run(f"{tag}_local", local, oracle, cells, root, args.workers)
-    show("local", r_local)
-    r_slurm = one_run(f"{tag}_slurm", slurm, oracle, cells, root, args.workers)
-    show("SLURM", r_slurm)
+    import statistics
+
+    runs: dict[str, list[dict]] = {"local": [], "SLURM": []}
+    for i in range(args.rounds):  # interleaved, the order swapped every round: a load that drifts hits both sides alike
+        order = [("local", local), ("SLURM", slurm)] if i % 2 == 0 else [("SLURM", slurm), ("local", local)]
+        for side, compute_cfg in order:
+            r = one_run(f"{tag}_{side}_{i}", compute_cfg, oracle, cells, root, args.workers)
+            show(side, r)
+            runs[side].append(r)
+    r_local, r_slurm = ({k: statistics.median(r[k] for r in runs[side]) for k in runs[side][0]} for side in ("local", "SLURM"))
+    if args.rounds > 1:
+        print(f"  medians of {args.rounds} rounds:")
+        show("local", r_local)
+        show("SLURM", r_slurm)
     steady = r_slurm["label"] / r_local["label"]
     print(
         f"  throughput SLURM / local: {r_local['label'] / r_slurm['label']:.3f} with the workers up (labelling time ratio {steady:.3f}); "
@@ -125,6 +136,7 @@ def main() -> None:
     parser.add_argument("--ecutwfc", type=float, default=12.0, help="pw.x wavefunction cutoff (Ry)")
     parser.add_argument("--kspacing", type=float, default=0.8, help="k-point spacing (1/Å, VASP convention)")
     parser.add_argument("--emt-structures", type=int, default=200, help="32-atom Cu cells for the per-task overhead (0: skip)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved local/SLURM rounds per comparison (medians reported)")
     parser.add_argument("--overhead-repeats", type=int, default=3, help="one-structure runs for submission-to-first-result")
     args = parser.parse_args()
     if shutil.which("sinfo") is None or subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
@@ -145,12 +157,12 @@ def main() -> None:
         print(f"submission to first result, one structure, {args.overhead_repeats} repeats (cluster started inside label_pending):")
         firsts = {"local": [], "slurm": []}
         for i in range(args.overhead_repeats):
-            firsts["local"].append(first_result_when_submitted(f"ov_local{i}", {"type": "local", "n_workers": 1}, pw, cells[0], root))
+            firsts["local"].append(first_result_when_submitted(f"ov_local{i}", {"type": "local", "n_workers": 1}, pw, cells[i % len(cells)], root))
             firsts["slurm"].append(
                 first_result_when_submitted(
                     f"ov_slurm{i}",
                     {"type": "slurm", "cores": 1, "processes": 1, "memory": "1GiB", "job_name": "bench-first", "log_directory": str(root / "joblogs")},
-                    pw, cells[0], root,
+                    pw, cells[i % len(cells)], root,
                 )
             )  # fmt: skip
         import statistics

@@ -41,7 +41,8 @@ def preflight(cfg: PipelineConfig) -> list[str]:
         for element, name in oracle.pseudopotentials.items():
             if pseudo_dir is None or not (pseudo_dir / name).is_file():
                 raise ConfigurationError(f"oracle.pseudopotentials.{element}: {name} not found in pseudo_dir {pseudo_dir}")
-    notes.append(f"oracle: {oracle.type}; compute: {cfg.compute.type}")
+    where = {step: cfg.compute_for(step).type for step in ("label", "fit", "explore")}
+    notes.append(f"oracle: {oracle.type}; compute: " + ", ".join(f"{step} on {kind}" for step, kind in where.items()))
     from mlip_autopipec.trainer.profile import PacemakerProfile
 
     profile = PacemakerProfile()
