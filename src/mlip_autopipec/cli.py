@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("init", help="write a commented example config")
-    p.add_argument("--example", choices=["cu-emt", "si-qe"], default="cu-emt", help="which example (default cu-emt)")
+    p.add_argument("--example", choices=["cu-emt", "si-qe", "si-qe-slurm"], default="cu-emt", help="which example (default cu-emt)")
     p.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: print to stdout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_init)

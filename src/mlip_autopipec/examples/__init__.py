@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-EXAMPLES = {"cu-emt": "cu_emt.yaml", "si-qe": "si_qe.yaml"}
+EXAMPLES = {"cu-emt": "cu_emt.yaml", "si-qe": "si_qe.yaml", "si-qe-slurm": "si_qe_slurm.yaml"}
 
 
 def example_text(name: str) -> str:

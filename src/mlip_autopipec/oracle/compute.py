@@ -8,7 +8,9 @@
   walltime) is replaced by a new one, and the tasks its workers were running go
   back to the queue (Dask's scheduler reschedules them).  With a walltime, the
   workers leave shortly before it (``lifetime_margin_s``), so their jobs are
-  replaced before the batch scheduler kills them.
+  replaced before the batch scheduler kills them.  A task whose job ended under
+  it runs again in a replacement job up to ``max_resubmits`` times (Dask's
+  ``allowed-failures``), then fails with ``KilledWorker``.
 
 :func:`dask_client` is a context manager: the client and any cluster it started
 are closed on the way out, also on Ctrl-C.
@@ -89,7 +91,10 @@ def make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCon
     import dask
     import distributed  # noqa: F401  (load its configuration defaults first: leaving the set() below restores what was there)
 
-    with dask.config.set(SCHEDULER_CONFIG):
+    settings = dict(SCHEDULER_CONFIG)
+    if isinstance(config, (SlurmComputeConfig, PBSComputeConfig)):
+        settings["distributed.scheduler.allowed-failures"] = config.max_resubmits
+    with dask.config.set(settings):
         return _make_cluster(config)
 
 

@@ -28,7 +28,7 @@ from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.explore.activeset import asi_path_for
 from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline.fits import load_fit, mark_latest
-from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FILE, LazyClient, generation_dir
+from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FILE, StepClients, generation_dir
 from mlip_autopipec.pipeline.generation import (
     fit_validation,
     oracle_calls_used,
@@ -94,11 +94,11 @@ def run_active_learning(ctx: RunContext, fit: TrainingResult) -> TrainingResult:
             **dict(fit_validation(ctx, fit)),
         )
         _save(ctx)
-    client = LazyClient(ctx.config.compute)
+    clients = StepClients(ctx.config)
     try:
-        fit = _generations(ctx, settings, fit, client)
+        fit = _generations(ctx, settings, fit, clients)
     finally:
-        client.close()
+        clients.close()
     mark_latest(ctx.workdir, fit)
     _save(ctx)
     return fit
@@ -128,7 +128,7 @@ def _finished_fit(ctx: RunContext, gen: GenerationRecord | None, training: str) 
     return True, done_fit
 
 
-def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingResult, client: LazyClient) -> TrainingResult:
+def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingResult, clients: StepClients) -> TrainingResult:
     record = ctx.active_learning
     training = _training(ctx)
     g = 0
@@ -146,14 +146,14 @@ def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingR
                 return fit
         gen = record.start_generation(g, training)
         record.stop_reason = None
-        fit, reason = _generation(ctx, settings, gen, fit, client, training)
+        fit, reason = _generation(ctx, settings, gen, fit, clients, training)
         if reason is not None:
             _stop(ctx, reason)
             return fit
 
 
 def _generation(
-    ctx: RunContext, settings: ActiveLearningConfig, gen: GenerationRecord, fit: TrainingResult, client: LazyClient, training: str
+    ctx: RunContext, settings: ActiveLearningConfig, gen: GenerationRecord, fit: TrainingResult, clients: StepClients, training: str
 ) -> tuple[TrainingResult, str | None]:
     """Run the unfinished steps of one generation; return its fit and, when active learning stops here, why."""
     g = gen.generation
@@ -168,7 +168,8 @@ def _generation(
         asi = step_active_set(ctx, gen, fit)
         _save(ctx)
     if not gen.done("explored"):
-        step_explore(ctx, gen, fit, asi, client)
+        with clients.step("explore") as client:
+            step_explore(ctx, gen, fit, asi, client)
         _save(ctx)
     if not gen.halts:
         n, skipped = gen.trajectories or 0, gen.not_started or 0
@@ -187,7 +188,8 @@ def _generation(
     if not gen.selected:
         return fit, f"nothing new to label in generation {g}: {gen.candidates or 0} candidates, {gen.excluded or 0} already in the database"
     if not gen.done("labelled"):
-        step_label(ctx, gen, client)
+        with clients.step("label") as client:
+            step_label(ctx, gen, client)
         _save(ctx)
     fit = step_refit(ctx, gen, fit, training)
     _save(ctx)

@@ -66,7 +66,8 @@ def check_oracle(cfg: PipelineConfig, elements: list[str]) -> str:
             import_object(oracle.calculator)
         except MlipAutopipecError as err:
             raise ConfigurationError(f"oracle.calculator: {err}") from err
-    return f"oracle: {oracle.type}; compute: {cfg.compute.type}"
+    where = {step: cfg.compute_for(step).type for step in ("label", "fit", "explore")}
+    return f"oracle: {oracle.type}; compute: " + ", ".join(f"{step} on {kind}" for step, kind in where.items())
 
 
 def preflight(cfg: PipelineConfig) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from ase import Atoms
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.oracle import ComputeConfig
+from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import StructureError, TrainerError
 from mlip_autopipec.explore.md import TrajectoryResult, run_trajectory
 from mlip_autopipec.explore.plan import order_starts, trajectory_plan
@@ -59,6 +61,39 @@ class LazyClient:
 
     def close(self) -> None:
         self._stack.close()
+
+
+class StepClients:
+    """The Dask clients of active learning's steps, each on the step's compute (``config.compute_for(step)``).
+
+    ``with clients.step("explore") as client:`` gives a :class:`LazyClient` (started on first call).
+    Batch jobs (SLURM, PBS) are held only for their step: the step's cluster is closed when the
+    step ends, so no idle job keeps cores (or a GPU) while another step or a fit runs.  A local
+    cluster or a scheduler connection is kept to the end and shared by the steps that use the same one.
+    """
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+        self._kept: dict[str, LazyClient] = {}
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[LazyClient]:
+        from mlip_autopipec.config.schemas.oracle import is_batch
+
+        compute = self.config.compute_for(name)
+        if is_batch(compute):
+            client = LazyClient(compute)
+            try:
+                yield client
+            finally:
+                client.close()
+            return
+        yield self._kept.setdefault(compute.model_dump_json(), LazyClient(compute))
+
+    def close(self) -> None:
+        for client in self._kept.values():
+            client.close()
+        self._kept.clear()
 
 
 # --------------------------------------------------------------------------- files of a generation

@@ -4,22 +4,40 @@ Each finished fit records itself in ``fits/<fit>/result.json``
 (:class:`~mlip_autopipec.pipeline.records.FitRecord`, paths relative to the work
 directory); ``fits/latest.json`` (:class:`~mlip_autopipec.pipeline.records.LatestFit`)
 names the most recent one.
+
+Where a fit runs is the run's ``compute_for("fit")``: a local compute fits in
+the driver's own process (as always); a Dask scheduler or a SLURM/PBS job gets
+:meth:`PacemakerRunner.train <mlip_autopipec.trainer.pace.PacemakerRunner.train>`
+as one Dask task (for SLURM/PBS on a cluster of one batch job with the fit's
+resources, started for this fit and cancelled after it).  The fit folder lies on
+the file system the job shares with the driver; the driver only waits, following
+pacemaker's log there for its progress bar.  A job that ends under the fit
+(cancelled, killed, a node lost, past its walltime) is replaced and the fit runs
+again from the start, up to the compute's ``max_resubmits`` times; then the run
+stops with a :class:`~mlip_autopipec.exceptions.TrainerError` that says so.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
+import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from mlip_autopipec.config.schemas.oracle import LocalComputeConfig, is_batch
 from mlip_autopipec.config.schemas.training import TrainingConfig
+from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.pipeline import migrate
 from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline.migrate import read_record
 from mlip_autopipec.pipeline.records import FitRecord, LatestFit, dump_record
 from mlip_autopipec.pipeline.state import INVALIDATING, fingerprint
-from mlip_autopipec.trainer.pace import PacemakerRunner, TrainingResult
+from mlip_autopipec.trainer.pace import LOG_NAME, PacemakerRunner, TrainingResult
+from mlip_autopipec.trainer.parsing import ProgressParser, split_complete_lines
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -110,10 +128,102 @@ def fit_or_reuse(
     if result is not None:
         log.info("fit: reusing the finished fit in %s", fit_dir)
     else:
-        runner = PacemakerRunner(training, show_progress=ctx.progress)
-        result = runner.train(train, fit_dir, test_dataset_path=validation)
+        compute = ctx.config.compute_for("fit")
+        if isinstance(compute, LocalComputeConfig):
+            result = PacemakerRunner(training, show_progress=ctx.progress).train(train, fit_dir, test_dataset_path=validation)
+        else:
+            result = train_on_cluster(PacemakerRunner(training, show_progress=False), compute, train, fit_dir, validation, ctx.progress)
         save_fit(ctx.workdir, result)
         ctx.pacemaker_s += result.wall_time_s
         log.info("fit: %s done in %.0f s", fit_dir.name, result.wall_time_s)
     mark_latest(ctx.workdir, result)
     return result
+
+
+# --------------------------------------------------------------------------- a fit as a Dask task
+def describe_compute(compute: Any) -> str:
+    """Where a compute config runs, in words (for the log)."""
+    if not is_batch(compute):
+        return f"the Dask scheduler at {compute.address}" if getattr(compute, "type", "") == "dask" else "this machine"
+    parts = [f"{compute.cores} core{'' if compute.cores == 1 else 's'}", compute.memory]
+    if compute.queue:
+        parts.insert(0, f"queue {compute.queue}")
+    if compute.walltime:
+        parts.append(f"walltime {compute.walltime}")
+    parts += compute.job_extra_directives
+    return f"a {compute.type.upper()} job '{compute.job_name}' ({', '.join(parts)})"
+
+
+def train_on_cluster(
+    runner: PacemakerRunner, compute: Any, train: Path, fit_dir: Path, validation: Path | None, progress: bool = True, poll_s: float = 1.0
+) -> TrainingResult:
+    """Run ``runner.train`` as one Dask task on ``compute`` (a scheduler, or a one-job SLURM/PBS cluster) and wait for it.
+
+    ``fit_dir`` must be on a file system the job shares with this process.  The
+    driver follows pacemaker's log there for the progress bar.  A task whose job
+    ended is run again by Dask in a replacement job (``max_resubmits`` times);
+    after that, or when pacemaker itself fails, :class:`TrainerError`.
+    """
+    from distributed import KilledWorker
+
+    from mlip_autopipec.oracle.compute import dask_client
+
+    fit_dir.mkdir(parents=True, exist_ok=True)
+    where = describe_compute(compute)
+    log.info("fit: %s on %s", fit_dir.name, where)
+    with dask_client(compute) as client:
+        future = client.submit(
+            runner.train, train, fit_dir, test_dataset_path=validation, pure=False, key=f"fit-{fit_dir.name}-{os.urandom(4).hex()}"
+        )
+        try:
+            follow_fit_log(future, fit_dir / LOG_NAME, runner.config.max_num_epochs, progress, poll_s)
+            return future.result()
+        except KilledWorker:
+            tries = getattr(compute, "max_resubmits", None)
+            logs = getattr(compute, "log_directory", None) or "the jobs' working directory"
+            attempts = "" if tries is None else f" after {tries + 1} attempt{'s' if tries else ''} (max_resubmits={tries})"
+            raise TrainerError(
+                f"the fit {fit_dir.name} on {where} was given up{attempts}: its worker died each time (the batch job ended: "
+                f"cancelled, out of walltime or memory, or a node failed); see pacemaker's log {fit_dir / LOG_NAME} "
+                f"and the jobs' output in {logs}"
+            ) from None
+        except TrainerError:
+            raise
+        except Exception as err:  # an error of the worker's environment (an import, a missing program, a file not shared)
+            raise TrainerError(f"the fit {fit_dir.name} on {where} failed: {type(err).__name__}: {err}") from err
+        finally:
+            if not future.done():  # Ctrl-C or an error here: the fit must not run on without us
+                client.cancel(future)
+
+
+def follow_fit_log(future: Any, log_path: Path, epochs: int, progress: bool, poll_s: float = 1.0) -> None:
+    """Wait for ``future``, showing the fit's progress from pacemaker's log ``log_path`` as it grows.
+
+    A log that shrinks was started again (the fit runs again in a new job): it is read from its start.
+    """
+    from mlip_autopipec.progress import progress_bar
+
+    parser, offset, rest = ProgressParser(), 0, ""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with progress_bar("pacemaker fit (remote)", total=epochs, enabled=progress) as update:
+        while not future.done():
+            time.sleep(poll_s)
+            try:
+                size = log_path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size < offset:
+                log.info("fit: %s was started again (the fit runs again)", log_path)
+                parser, offset, rest = ProgressParser(), 0, ""
+                decoder.reset()
+            if size == offset:
+                continue
+            with open(log_path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read(size - offset)
+            offset += len(chunk)
+            lines, rest = split_complete_lines(rest + decoder.decode(chunk))
+            for line in lines:
+                report = parser.feed(line)
+                if report is not None and report.phase == "train":
+                    update(min(report.iteration, epochs), extra=f"loss {report.loss:.3e}")

@@ -46,7 +46,7 @@ def step_label(ctx: RunContext, client: Callable[[], Client] | None = None) -> N
     """Label every pending structure; failures are recorded, not fatal.
 
     ``client``: gives the open Dask client to run on (active learning's, started
-    only when something is pending); default: a cluster from the run's compute config.
+    only when something is pending); default: a cluster from the run's compute for labelling.
     """
     from mlip_autopipec.oracle import label_pending
 
@@ -54,7 +54,7 @@ def step_label(ctx: RunContext, client: Callable[[], Client] | None = None) -> N
         log.info("label: nothing pending, skipped")
         return
     label_pending(
-        ctx.db, ctx.config.oracle, client() if client is not None else ctx.config.compute,
+        ctx.db, ctx.config.oracle, client() if client is not None else ctx.config.compute_for("label"),
         workdir=ctx.workdir / "oracle", progress=ctx.progress,
     )  # fmt: skip
 

@@ -274,6 +274,13 @@ class _JobqueueBase(StrictModel):
         description="Stop with an error when no worker has connected this long (s) after the jobs were submitted, e.g. because the jobs "
         "cannot start (wrong python, a missing module); the error names the jobs' log folder. Default: wait, as jobs may queue for long.",
     )
+    max_resubmits: int = Field(
+        3,
+        ge=0,
+        description="A task whose batch job ended under it (cancelled, killed, out of walltime or memory, a node failure) runs again in "
+        "a replacement job up to this many times; past that the step gives up on it with an error naming it (labelling: the structure "
+        "is marked failed; a fit or a trajectory: the run stops with a sentence). Dask's allowed-failures.",
+    )
     lifetime_margin_s: float | None = Field(
         None,
         ge=0,
@@ -304,7 +311,9 @@ class _JobqueueBase(StrictModel):
 
     def cluster_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the dask-jobqueue cluster class (unset options left to its defaults)."""
-        kwargs = self.model_dump(exclude={"type", "jobs", "lifetime_margin_s", "start_timeout_s", "worker_extra_args"}, exclude_none=True)
+        kwargs = self.model_dump(
+            exclude={"type", "jobs", "lifetime_margin_s", "start_timeout_s", "worker_extra_args", "max_resubmits"}, exclude_none=True
+        )
         if self.log_directory is not None:
             kwargs["log_directory"] = str(Path(self.log_directory).expanduser().resolve())
         extra = list(self.worker_extra_args)
@@ -375,3 +384,34 @@ ComputeConfig = Annotated[
     Discriminator(_compute_tag, custom_error_type="compute_type", custom_error_message="unknown compute type; the type must be one of local, dask, slurm, pbs"),
 ]
 """Where the oracle runs: a discriminated union on ``type``; a mapping without ``type`` is a local cluster."""
+
+#: The heavy steps of a run, each of which may have its own compute (``compute_<step>`` in the pipeline config).
+COMPUTE_STEPS = ("label", "fit", "explore")
+
+
+def is_batch(compute: Any) -> bool:
+    """True for a compute config whose workers run in batch jobs (SLURM, PBS)."""
+    return isinstance(compute, _JobqueueBase)
+
+
+def step_compute_config(
+    compute: LocalComputeConfig | DaskComputeConfig | SlurmComputeConfig | PBSComputeConfig, step: str
+) -> LocalComputeConfig | DaskComputeConfig | SlurmComputeConfig | PBSComputeConfig:
+    """``compute`` as ``step`` (one of :data:`COMPUTE_STEPS`) uses it.
+
+    Batch jobs are named ``mlip-<step>`` unless ``job_name`` is set, so the scheduler's records tell the
+    steps apart.  A fit is one task: its cluster is one job with one worker process (that owns all the job's
+    cores, for pacemaker's threads), and it runs into its walltime rather than leaving before it (a fit
+    cut short and started again in a new job would never finish): a job killed at its walltime counts
+    against ``max_resubmits``.
+    """
+    if step not in COMPUTE_STEPS:
+        raise ValueError(f"unknown step {step!r}; one of {COMPUTE_STEPS}")
+    if not is_batch(compute):
+        return compute
+    update: dict[str, Any] = {}
+    if compute.job_name is None:
+        update["job_name"] = f"mlip-{step}"
+    if step == "fit":
+        update.update(jobs=1, processes=1, lifetime_margin_s=0.0)
+    return compute.model_copy(update=update) if update else compute

@@ -12,7 +12,7 @@ from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
-from mlip_autopipec.config.schemas.oracle import ComputeConfig, EMTOracleConfig, LocalComputeConfig, OracleConfig
+from mlip_autopipec.config.schemas.oracle import ComputeConfig, EMTOracleConfig, LocalComputeConfig, OracleConfig, step_compute_config
 from mlip_autopipec.config.schemas.structure import SeedConfig, StructureConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
 
@@ -112,7 +112,22 @@ class PipelineConfig(StrictModel):
     oracle: OracleConfig = Field(default_factory=EMTOracleConfig, description="What computes energies, forces and stresses (default: EMT).")
     compute: ComputeConfig = Field(
         default_factory=LocalComputeConfig,
-        description="Where the oracle runs: local worker processes (default), a Dask scheduler address, or SLURM/PBS jobs.",
+        description="Where the heavy steps run (labelling, fits, exploration MD), unless `compute_label`, `compute_fit` or "
+        "`compute_explore` says otherwise: local worker processes (default), a Dask scheduler address, or SLURM/PBS jobs.",
+    )
+    compute_label: ComputeConfig | None = Field(
+        None, description="Where the labelling (the oracle's calculations) runs, when not on `compute`; batch jobs named mlip-label by default."
+    )
+    compute_fit: ComputeConfig | None = Field(
+        None,
+        description="Where the pacemaker fits run, when not on `compute`: local (in the driver's process, the default with a local "
+        "`compute`), a Dask scheduler, or one SLURM/PBS job per fit (its own cores, memory, walltime, queue/partition and GPUs through "
+        "job_extra_directives, e.g. ['--gres=gpu:1']; jobs, processes and lifetime_margin_s are set for a fit: one job, one worker, "
+        "no early leave); batch jobs named mlip-fit by default.",
+    )
+    compute_explore: ComputeConfig | None = Field(
+        None,
+        description="Where active learning's MD trajectories run, when not on `compute`; batch jobs named mlip-explore by default.",
     )
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="The structure database and the train/validation split.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="The pacemaker fit.")
@@ -145,6 +160,12 @@ class PipelineConfig(StrictModel):
         if doubled:
             raise ValueError(f"seed names must differ; give each seed a `name`: {doubled} appear more than once")
         return self
+
+    def compute_for(self, step: str) -> ComputeConfig:
+        """The compute of ``step`` ('label', 'fit' or 'explore'): its own section, else `compute`, with the step's
+        job name and, for a fit, one job of one worker (:func:`~mlip_autopipec.config.schemas.oracle.step_compute_config`)."""
+        own = getattr(self, f"compute_{step}", None)
+        return step_compute_config(own if own is not None else self.compute, step)
 
     def resolve_paths(self, base: Path) -> "PipelineConfig":
         """A copy whose sections' relative file paths are taken relative to ``base`` (the config's folder).
