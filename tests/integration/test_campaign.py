@@ -28,7 +28,7 @@ def config(workdir: Path) -> dict:
         "workdir": str(workdir),
         "seeds": [
             {"name": "Cu_fcc", "element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True},
-            {"name": "Cu3Au_L12", "file": str(CIF)},
+            {"name": "Cu3Au_L12", "file": str(CIF), "repeat": [2, 2, 2]},
             {"name": "Cu_111", "element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True, "repeat": [2, 2, 1],
              "surface": {"miller": [1, 1, 1], "layers": 3, "vacuum": 6.0}},
         ],
