@@ -148,7 +148,8 @@ def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingR
         if gen is None or not gen.done("explored"):
             reason = _budget_stop(ctx, settings, g)
             if reason:
-                _stop(ctx, reason)
+                verdict = convergence_verdict(_halts(ctx, g - 1), fit_errors(ctx, fit), settings)
+                _stop(ctx, f"{reason}; {verdict.reason}")
                 return fit
         gen = record.start_generation(g, training)
         record.stop_reason = None
