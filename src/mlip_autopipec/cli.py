@@ -41,21 +41,23 @@ def _setup_logging(verbose: bool) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from mlip_autopipec.config import load_config
-    from mlip_autopipec.generator import InitialExplorer, build_seed
+    from mlip_autopipec.generator import build_pool
     from mlip_autopipec.generator.pool import write_pool
     from mlip_autopipec.progress import progress_bar
 
     cfg = load_config(args.config)
-    seed = build_seed(cfg.structure)
     count = args.count or cfg.generator.pool_size
     with progress_bar("generating", total=count, enabled=count >= 1000) as update:
-        pool = InitialExplorer(cfg.generator).generate(seed, count, progress=update)
+        pool = build_pool(cfg, count, progress=update)
     write_pool(pool, args.output)
     ops: dict[str, int] = {}
+    seeds: dict[str, int] = {}
     for atoms in pool:
         ops[atoms.info["operation"]] = ops.get(atoms.info["operation"], 0) + 1
+        seeds[atoms.info["seed"]] = seeds.get(atoms.info["seed"], 0) + 1
     summary = ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
-    print(f"wrote {len(pool)} structures of {seed.get_chemical_formula()} to {args.output} ({summary})")
+    per_seed = ", ".join(f"{n} {name}" for name, n in seeds.items())
+    print(f"wrote {len(pool)} structures to {args.output} (seeds: {per_seed}; {summary})")
     return 0
 
 

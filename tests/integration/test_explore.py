@@ -214,17 +214,38 @@ def test_npt_follows_the_pressure(tiny_fit, active_set):
     assert vols[5.0] < vols[-5.0] - 0.3  # Å^3/atom
 
 
-def test_blowups_stop_without_candidates(tiny_fit, active_set):
+def test_blowups_stop_and_the_frames_leading_into_them_become_candidates(tiny_fit, active_set):
     _folder, potential, _data = tiny_fit
     crowded = _cu().repeat(2)
     crowded.positions[1] = crowded.positions[0] + [0.4, 0.0, 0.0]
     res = run_trajectory(crowded, potential, active_set, MDCondition("nvt", 300.0), _settings(), seed=0)
-    assert res.stop == "blowup" and "Å" in res.reason and res.candidates == []
+    assert res.stop == "blowup" and "Å" in res.reason
+    assert res.candidates == []  # nothing sane led into it: the start itself has atoms 0.4 Å apart
     strained = _cu().repeat(2)  # its potential energy turns into heat: far above 2 x 300 K within a few steps
     strained.positions += np.random.default_rng(0).normal(0.0, 0.2, strained.positions.shape)
     hot = run_trajectory(strained, potential, active_set, MDCondition("nvt", 300.0), _settings(max_temperature_ratio=2.0), seed=0)
     assert hot.stop == "blowup" and "temperature" in hot.reason
-    assert all(c.info["md_step"] < hot.n_steps_done and c.info["source"] == "md_sample" for c in hot.candidates)
+    assert all(c.info["md_step"] < hot.n_steps_done for c in hot.candidates)
+    lead_up = [c for c in hot.candidates if c.info["source"] == "md_blowup"]
+    assert 1 <= len(lead_up) <= _settings().blowup_candidates
+    assert all(c.info["blowup_step"] == hot.n_steps_done for c in lead_up)
+    assert {c.info["source"] for c in hot.candidates} <= {"md_sample", "md_blowup"}
+
+
+def test_a_slab_runs_nvt_with_its_vacuum_axis_left_alone(tiny_fit, active_set):
+    from ase.build import fcc111
+
+    from mlip_autopipec.explore.md import vacuum_axes
+
+    _folder, potential, _data = tiny_fit
+    slab = fcc111("Cu", (2, 2, 4), a=3.61, vacuum=7.0)  # pbc (T, T, F), 16 atoms: repeated in-plane to 32
+    res = run_trajectory(slab, potential, active_set, MDCondition("npt", 300.0, 5.0), _settings(n_steps=40), seed=1)
+    assert res.ensemble_used == "nvt" and res.n_atoms == 32
+    final = res.final_structure
+    assert final.pbc.all()  # pyace takes fully periodic cells: the vacuum gap is kept instead
+    np.testing.assert_allclose(final.cell[2], slab.cell[2])  # never repeated, never barostatted along z
+    assert vacuum_axes(final) == (False, False, True)
+    assert sorted(np.round(final.cell.lengths()[:2] / slab.cell.lengths()[:2]).tolist()) == [1.0, 2.0]  # in-plane only
 
 
 def test_foreign_species_and_missing_files(tiny_fit, active_set, tmp_path):

@@ -69,6 +69,9 @@ def parse_activeset_log(text: str) -> dict[str, ActiveSetSummary]:
     return out
 
 
+_UNDER_DETERMINED = "Insufficient atomic environments to determine active set"
+
+
 def build_active_set(
     potential_yaml: str | Path,
     datasets: str | Path | Sequence[str | Path],
@@ -110,8 +113,19 @@ def build_active_set(
     log_path = potential.parent / LOG_NAME
     run = profile.run("pace_activeset", args, cwd=potential.parent, log_path=log_path, timeout_s=timeout)
     output = log_path.read_text(errors="replace") if log_path.is_file() else ""
+    if not run.ok and not all_atoms and _UNDER_DETERMINED in output:
+        # a minority element (a few Au atoms among Cu) may have fewer environments below the force-error cut than
+        # basis functions: every atom of the training data then enters the active set
+        return build_active_set(
+            potential, dataset_paths, profile=profile, all_atoms=True, memory_limit=memory_limit, timeout=timeout
+        )
     if not run.ok:
         hint = ""
+        if _UNDER_DETERMINED in output:
+            hint = (
+                "\n(an element has fewer atomic environments in the training data than basis functions per element: "
+                "give it more structures (a seed's weight or repeat) or lower training.number_of_functions_per_element)"
+            )
         if _BATCH_NEEDS_ALL_ATOMS in output:
             hint = "\n(the memory limit forces batches, which pace_activeset allows only with all_atoms=True: raise the limit or set all_atoms)"
         raise TrainerError(f"{run.failure()}, building the active set of {potential}:\n{tail(output)}{hint}")

@@ -38,6 +38,9 @@ from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 StopKind = Literal["completed", "gamma", "blowup"]
 SOURCE_HALT = "md_halt"
 SOURCE_SAMPLE = "md_sample"
+SOURCE_BLOWUP = "md_blowup"
+#: a gap (Å) this wide between the atoms' periodic images along a cell axis makes that axis a vacuum axis (a slab's normal)
+VACUUM_MIN_GAP = 5.0
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,47 @@ def bare_copy(atoms: Atoms) -> Atoms:
     return Atoms(numbers=atoms.numbers.copy(), positions=atoms.positions.copy(), cell=atoms.cell.array.copy(), pbc=atoms.pbc.copy())
 
 
-def supercell_for_md(atoms: Atoms, min_atoms: int) -> Atoms:
-    """Repeat ``atoms`` along its shortest periodic cell vectors until it has at least ``min_atoms`` atoms."""
+def vacuum_axes(atoms: Atoms, min_gap: float = VACUUM_MIN_GAP) -> tuple[bool, bool, bool]:
+    """Per cell axis: True when it is not periodic, or when the atoms leave a gap of at least ``min_gap`` Å
+    between them and their periodic images along it (a slab's vacuum, in a fully periodic cell)."""
+    out = []
+    cell = np.asarray(atoms.cell)
+    volume = abs(np.linalg.det(cell)) if atoms.cell.rank == 3 else 0.0
+    for axis in range(3):
+        if not atoms.pbc[axis] or volume == 0.0 or len(atoms) == 0:
+            out.append(not atoms.pbc[axis])
+            continue
+        other = [a for a in range(3) if a != axis]
+        width = volume / np.linalg.norm(np.cross(cell[other[0]], cell[other[1]]))
+        frac = np.sort(np.mod(atoms.get_scaled_positions(wrap=False)[:, axis], 1.0))
+        gaps = np.diff(np.concatenate([frac, [frac[0] + 1.0]]))
+        out.append(bool(gaps.max() * width >= min_gap))
+    return (out[0], out[1], out[2])
+
+
+def md_cell(atoms: Atoms) -> tuple[Atoms, tuple[bool, bool, bool]]:
+    """``atoms`` as MD and pyace take it, and its vacuum axes: a slab periodic in-plane only (pbc (T, T, F)) becomes
+    fully periodic with its vacuum gap kept (pyace takes only fully periodic or non-periodic cells)."""
+    vacuum = vacuum_axes(atoms)
+    out = bare_copy(atoms)
+    if out.pbc.any() and not out.pbc.all():
+        closed = out.copy()
+        closed.pbc = True
+        if not all(vacuum_axes(closed)[a] for a in range(3) if not out.pbc[a]):
+            raise StructureError(
+                f"{out.get_chemical_formula()}: the cell has no vacuum gap of {VACUUM_MIN_GAP:g} Å along its non-periodic "
+                "axis; add vacuum (pyace needs a fully periodic cell)"
+            )
+        out.pbc = True
+    return out, vacuum
+
+
+def supercell_for_md(atoms: Atoms, min_atoms: int, axes: tuple[bool, bool, bool] | None = None) -> Atoms:
+    """Repeat ``atoms`` along its shortest periodic cell vectors (only those of ``axes`` when given: never a
+    vacuum axis) until it has at least ``min_atoms`` atoms."""
     reps = [1, 1, 1]
-    periodic = [i for i in range(3) if atoms.pbc[i]]
+    allowed = atoms.pbc if axes is None else np.asarray(axes, dtype=bool) & atoms.pbc
+    periodic = [i for i in range(3) if allowed[i]]
     lengths = atoms.cell.lengths()
     if not periodic or len(atoms) >= min_atoms:
         return atoms.copy()
@@ -254,7 +294,11 @@ def run_trajectory(
     gamma_select ≤ γ < gamma_halt becomes a candidate (source "md_sample").  A
     blow-up (non-finite values, runaway temperature every step; atoms closer than
     ``min_distance_fraction`` of their covalent radii at samples and at a halt)
-    stops the run without making its frame a candidate.  The same ``seed`` gives
+    stops the run; its own frame is no candidate, but the last ``blowup_candidates``
+    sane frames sampled before it are (source "md_blowup",
+    :func:`blowup_candidates`): the loop learns the path into the blow-up.
+    A slab (a vacuum axis, :func:`vacuum_axes`) runs NVT whatever the condition
+    and is never repeated along its vacuum axis.  The same ``seed`` gives
     the same trajectory.  ``label`` (e.g. the start structure's id) is stored in
     the candidates' info as ``md_start``.
     """
@@ -263,10 +307,11 @@ def run_trajectory(
     active_set_asi = Path(active_set_asi)
     calc = _load_calculator(potential_yaml, active_set_asi)
 
-    work = supercell_for_md(bare_copy(atoms), settings.md_min_atoms)
+    start, vacuum = md_cell(atoms)
+    work = supercell_for_md(start, settings.md_min_atoms, axes=tuple(not v for v in vacuum))
     ensemble = condition.ensemble
-    if ensemble == "npt" and not work.pbc.all():
-        ensemble = "nvt"  # no pressure without a cell periodic in all directions (slabs, wires, molecules)
+    if ensemble == "npt" and (not work.pbc.all() or any(vacuum)):
+        ensemble = "nvt"  # no pressure without a cell periodic in all directions: a slab's vacuum axis is left alone
     vel_rng, dyn_rng, rattle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     work.calc = calc
     _thermalize(work, condition.temperature, vel_rng)
@@ -290,6 +335,7 @@ def run_trajectory(
         return out
 
     candidates: list[Atoms] = []
+    history: list[tuple[int, float, Atoms]] = []  # recent sampled frames: what led into a blow-up
     trace: list[tuple[int, float]] = []
     max_gamma = 0.0
     stop: StopKind = "completed"
@@ -299,6 +345,8 @@ def run_trajectory(
         work.get_potential_energy()
     except ValueError as err:
         raise StructureError(f"start structure {label or work.get_chemical_formula()}: {err}") from None
+    gammas0 = np.asarray(calc.results.get("gamma", []), dtype=float)
+    history.append((0, float(gammas0.max()) if gammas0.size else float("nan"), bare_copy(work)))
     dyn = _dynamics(work, ensemble, condition, settings, dyn_rng)
     try:
         for _ in dyn.irun(settings.n_steps):
@@ -316,6 +364,10 @@ def run_trajectory(
                     bad = f"atoms {pair[0]} and {pair[1]} at {pair[2]:.2f} Å"
             if bad is not None:
                 stop, reason = "blowup", f"blow-up at step {step}: {bad}"
+                candidates.extend(
+                    frame(SOURCE_BLOWUP, s_, g_, a_, blowup_step=int(step))
+                    for s_, g_, a_ in blowup_candidates(history, settings.blowup_candidates, settings.min_distance_fraction)
+                )
                 break
             max_gamma = max(max_gamma, gamma)
             if gamma >= settings.gamma_halt:
@@ -333,10 +385,16 @@ def run_trajectory(
                 break
             if sample:
                 trace.append((step, gamma))
+                history.append((step, gamma, bare_copy(work)))
+                del history[: -max(settings.blowup_candidates, 1) * 2]
                 if gamma >= settings.gamma_select:
                     candidates.append(frame(SOURCE_SAMPLE, step, gamma, work))
     except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as err:
         stop, reason = "blowup", f"blow-up at step {steps_done}: {type(err).__name__}: {err}"
+        candidates.extend(
+            frame(SOURCE_BLOWUP, s_, g_, a_, blowup_step=int(steps_done))
+            for s_, g_, a_ in blowup_candidates(history, settings.blowup_candidates, settings.min_distance_fraction)
+        )
 
     return TrajectoryResult(
         condition=condition,
@@ -353,3 +411,25 @@ def run_trajectory(
         final_structure=bare_copy(work),
         wall_time=time.perf_counter() - t0,
     )
+
+
+def blowup_candidates(
+    history: list[tuple[int, float, Atoms]], n: int, min_distance_fraction: float
+) -> list[tuple[int, float, Atoms]]:
+    """The frames leading into a blow-up that are worth labelling: of ``history`` ((step, largest γ, frame),
+    oldest first), the ``n`` latest whose positions, cell and γ are finite and whose atoms are no closer than
+    ``min_distance_fraction`` of their covalent radii; returned oldest first.
+
+    The blow-up's own frame is never among them (the oracle may fail on it);
+    the frames before it show the potential where it starts to go wrong.
+    """
+    picked: list[tuple[int, float, Atoms]] = []
+    for step, gamma, atoms in reversed(history):
+        if len(picked) >= n:
+            break
+        if not (np.all(np.isfinite(atoms.positions)) and np.all(np.isfinite(atoms.cell.array))):
+            continue
+        if not math.isfinite(gamma) or closest_pair(atoms, min_distance_fraction) is not None:
+            continue
+        picked.append((step, gamma, atoms))
+    return picked[::-1]

@@ -8,7 +8,7 @@ from ase import Atoms
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.database import StructureMetadata
-from mlip_autopipec.explore.md import SOURCE_HALT, MDCondition, md_conditions
+from mlip_autopipec.explore.md import SOURCE_BLOWUP, SOURCE_HALT, MDCondition, md_conditions, vacuum_axes
 
 SEED_LABEL = "seed"
 
@@ -18,43 +18,70 @@ def sampled_source(generation: int) -> str:
     return f"active_learning_iter_{generation}"
 
 
+def seed_label(name: str | None) -> str:
+    """The start label of a campaign seed's crystal: ``seed:<name>`` (plain ``seed`` without a name)."""
+    return SEED_LABEL if name is None else f"{SEED_LABEL}:{name}"
+
+
+def is_slab(atoms: Atoms) -> bool:
+    """True when ``atoms`` has a vacuum axis (a slab, wire or molecule): it explores NVT only."""
+    return any(vacuum_axes(atoms))
+
+
 def order_starts(
-    seed_crystal: Atoms, defects: list[tuple[str, Atoms]], others: list[tuple[str, Atoms]], seed: int, generation: int
+    seed_crystals: Atoms | list[tuple[str, Atoms]],
+    defects: list[tuple[str, Atoms]],
+    others: list[tuple[str, Atoms]],
+    seed: int,
+    generation: int,
 ) -> list[tuple[str, Atoms]]:
-    """Where trajectories start: the seed crystal (label ``"seed"``) first, then point defects and other
-    structures alternating, each group shuffled with ``SeedSequence([seed, generation])``."""
+    """Where trajectories start: the seed crystal(s) first (one Atoms: label ``"seed"``; else (label, atoms)
+    per campaign seed, in the config's order), then point defects and other structures alternating, each group
+    shuffled with ``SeedSequence([seed, generation])``."""
     rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, generation]))
     defects = [defects[i] for i in rng.permutation(len(defects))]
     others = [others[i] for i in rng.permutation(len(others))]
     mixed: list[tuple[str, Atoms]] = []
     for k in range(max(len(defects), len(others))):
         mixed.extend(group[k] for group in (defects, others) if k < len(group))
-    return [(SEED_LABEL, seed_crystal), *mixed]
+    seeds = [(SEED_LABEL, seed_crystals)] if isinstance(seed_crystals, Atoms) else list(seed_crystals)
+    return [*seeds, *mixed]
 
 
 def trajectory_plan(
-    settings: ActiveLearningConfig, starts: list[tuple[str, Atoms]], generation: int
+    settings: ActiveLearningConfig, starts: list[tuple[str, Atoms]], generation: int, n_seeds: int = 1
 ) -> list[tuple[MDCondition, str, Atoms, int]]:
     """(condition, start label, start structure, seed) of every trajectory of a generation.
 
-    Replica 0 of each condition starts from ``starts[0]`` (the seed crystal);
-    replicas 1, 2, ... take the other starts in turn (the seed crystal again
-    when there are none).  Trajectory ``i`` gets the seed ``SeedSequence([seed, generation, i])``.
+    ``starts[:n_seeds]`` are the campaign's seed crystals: replica 0 of each
+    condition starts from each of them (a slab, :func:`is_slab`, only under NVT
+    conditions: NPT would move its vacuum axis); replicas 1, 2, ... take the
+    other starts in turn (the seed crystals again when there are none).
+    Trajectory ``i`` gets the seed ``SeedSequence([seed, generation, i])``.
     """
     plan = []
-    others = starts[1:] or starts[:1]
+    n_seeds = max(1, min(n_seeds, len(starts)))
+    seeds = starts[:n_seeds]
+    slab = [is_slab(atoms) for _label, atoms in seeds]
+    others = starts[n_seeds:] or seeds
     k = 0
     i = 0
+
+    def add(condition: MDCondition, label: str, atoms: Atoms) -> None:
+        nonlocal i
+        seq = np.random.SeedSequence([settings.seed & 0xFFFFFFFF, generation, i])
+        plan.append((condition, label, atoms, int(seq.generate_state(1, dtype=np.uint32)[0])))
+        i += 1
+
     for condition in md_conditions(settings):
-        for replica in range(settings.trajectories_per_condition):
-            if replica == 0:
-                label, atoms = starts[0]
-            else:
-                label, atoms = others[k % len(others)]
-                k += 1
-            seq = np.random.SeedSequence([settings.seed & 0xFFFFFFFF, generation, i])
-            plan.append((condition, label, atoms, int(seq.generate_state(1, dtype=np.uint32)[0])))
-            i += 1
+        for (label, atoms), is_a_slab in zip(seeds, slab):
+            if condition.ensemble == "npt" and is_a_slab:
+                continue
+            add(condition, label, atoms)
+        for _replica in range(1, settings.trajectories_per_condition):
+            label, atoms = others[k % len(others)]
+            k += 1
+            add(condition, label, atoms)
     return plan
 
 
@@ -68,7 +95,9 @@ def _parent_id(atoms: Atoms) -> int | None:
 
 
 def candidate_metadata(atoms: Atoms, generation: int) -> StructureMetadata:
-    """Where a selected candidate came from: "md_halt" for halting frames and their copies, else active_learning_iter_<g>;
-    its parent is the database id the trajectory started from (none for the seed crystal)."""
-    source = SOURCE_HALT if atoms.info.get("source") == SOURCE_HALT else sampled_source(generation)
+    """Where a selected candidate came from: "md_halt" for halting frames and their copies, "md_blowup" for frames
+    leading into a blow-up, else active_learning_iter_<g>; its parent is the database id the trajectory started
+    from (none for a seed crystal)."""
+    given = atoms.info.get("source")
+    source = given if given in (SOURCE_HALT, SOURCE_BLOWUP) else sampled_source(generation)
     return StructureMetadata(source=source, generation=generation, parent_id=_parent_id(atoms))

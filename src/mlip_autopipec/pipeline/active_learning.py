@@ -5,12 +5,17 @@ Generations g = 1, 2, ... each run the steps of
 label → refit); each finished step is written at once to ``state.json``
 (:class:`~mlip_autopipec.pipeline.records.ActiveLearningRecord`).
 
-Stop rules, checked in this order: a generation whose trajectories all ran their
-full length without a γ halt or a blow-up ("converged": its potential is
-final, nothing is labelled); ``max_generations`` generations done; the oracle
-budget ``max_oracle_calls`` spent (oracle calls = structures added by active
-learning, labelled, failed or pending); a generation that found nothing new to
-label.  The reason is logged and recorded as ``stop_reason``.
+Stop rules, checked in this order: "converged" (:func:`~mlip_autopipec.explore.convergence.convergence_verdict`):
+the current fit meets the training and validation error targets AND the last
+``quiet_generations`` generations ran every trajectory their full length without
+a γ halt or a blow-up (its potential is final, nothing more is labelled);
+``max_generations`` generations done; the oracle budget ``max_oracle_calls``
+spent (oracle calls = structures added by active learning, labelled, failed or
+pending; one budget for every seed of the campaign); a generation that found
+nothing new to label (a quiet one with an adequate fit goes on exploring with
+new seeds instead; a quiet one with an inadequate fit stops and says so).
+The reason is logged and recorded as ``stop_reason``; it says which of the
+fit and the exploration held.
 
 Resume: a killed run, started again, skips every finished step: exploration is
 read back from its files, a selection already in the database is not made
@@ -26,6 +31,7 @@ import logging
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.explore.activeset import asi_path_for
+from mlip_autopipec.explore.convergence import FitErrors, Verdict, convergence_verdict
 from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline.fits import load_fit, mark_latest
 from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FILE, StepClients, generation_dir
@@ -142,7 +148,8 @@ def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingR
         if gen is None or not gen.done("explored"):
             reason = _budget_stop(ctx, settings, g)
             if reason:
-                _stop(ctx, reason)
+                verdict = convergence_verdict(_halts(ctx, g - 1), fit_errors(ctx, fit), settings)
+                _stop(ctx, f"{reason}; {verdict.reason}")
                 return fit
         gen = record.start_generation(g, training)
         record.stop_reason = None
@@ -171,22 +178,30 @@ def _generation(
         with clients.step("explore") as client:
             step_explore(ctx, gen, fit, asi, client)
         _save(ctx)
-    if not gen.halts:
-        n, skipped = gen.trajectories or 0, gen.not_started or 0
-        if skipped == n:
-            raise TrainerError(
-                f"active learning generation {g}: none of the {n} exploration trajectories could start "
-                f"(see the log and {gen_dir / TRAJECTORIES_FILE})"
-            )
-        return fit, (
-            f"converged: all {n - skipped} trajectories of generation {g} ran their full {settings.n_steps} steps at every "
-            "condition without a γ halt or a blow-up" + (f" ({skipped} could not start)" if skipped else "")
+    n, skipped = gen.trajectories or 0, gen.not_started or 0
+    if n and skipped == n:
+        raise TrainerError(
+            f"active learning generation {g}: none of the {n} exploration trajectories could start "
+            f"(see the log and {gen_dir / TRAJECTORIES_FILE})"
         )
+    verdict: Verdict | None = None
+    if not gen.halts:
+        verdict = convergence_verdict(_halts(ctx, g), fit_errors(ctx, fit), settings)
+        if verdict.converged:
+            return fit, (
+                f"{verdict.reason}; all {n - skipped} trajectories of generation {g} ran their full {settings.n_steps} steps"
+                + (f" ({skipped} could not start)" if skipped else "")
+            )
+        log.info("active learning generation %d: quiet, %s", g, verdict.reason)
     if not gen.done("selected"):
         step_select(ctx, gen, fit, asi)
         _save(ctx)
     if not gen.selected:
-        return fit, f"nothing new to label in generation {g}: {gen.candidates or 0} candidates, {gen.excluded or 0} already in the database"
+        nothing = f"nothing new to label in generation {g}: {gen.candidates or 0} candidates, {gen.excluded or 0} already in the database"
+        if verdict is not None and verdict.fit_adequate and _budget_stop(ctx, settings, g + 1) is None:
+            _carry_fit(gen, fit, training)  # quiet and adequate: explore again with new seeds, same potential
+            return fit, None
+        return fit, nothing + (f"; {verdict.reason}" if verdict is not None else "")
     if not gen.done("labelled"):
         with clients.step("label") as client:
             step_label(ctx, gen, client)
@@ -194,3 +209,26 @@ def _generation(
     fit = step_refit(ctx, gen, fit, training)
     _save(ctx)
     return fit, None
+
+
+def _halts(ctx: RunContext, g: int) -> list[int | None]:
+    """Halts (γ or blow-up) of generations 1..g, in order."""
+    return [row.halts for row in ctx.active_learning.generations if row.generation <= g]
+
+
+def fit_errors(ctx: RunContext, fit: TrainingResult) -> FitErrors:
+    """The training errors pacemaker reported for ``fit`` and its validation errors on the split now."""
+    v = fit_validation(ctx, fit)
+    return FitErrors(
+        train_force_rmse_mev_per_angstrom=fit.metrics.train_force_rmse_mev_per_a,
+        train_energy_rmse_mev_per_atom=fit.metrics.train_energy_rmse_mev_per_atom,
+        validation_force_rmse_mev_per_angstrom=v.validation_force_rmse_mev_per_angstrom,
+        validation_energy_rmse_mev_per_atom=v.validation_energy_rmse_mev_per_atom,
+    )
+
+
+def _carry_fit(gen: GenerationRecord, fit: TrainingResult, training: str) -> None:
+    """Record a generation that labelled nothing as done with the fit it started from."""
+    gen.fit_dir = fit.output_dir
+    gen.training = training
+    gen.step = "fitted"

@@ -3,9 +3,10 @@
 Molecular dynamics with ``PyACECalculator`` and γ, one Dask task per trajectory
 (:func:`~mlip_autopipec.explore.md.run_trajectory`), for every condition ×
 ``trajectories_per_condition`` (:func:`~mlip_autopipec.explore.plan.trajectory_plan`).
-The first trajectory of every condition starts from the seed crystal, the
-others from labelled structures of the database (point defects and other
-structures alternating, drawn afresh each generation).
+The first trajectory of every condition starts from each seed of the campaign
+(:func:`seed_crystals`; a slab only under NVT), the others from labelled
+structures of the database (point defects and other structures alternating,
+drawn afresh each generation).
 """
 
 from __future__ import annotations
@@ -123,17 +124,29 @@ def read_trajectories(workdir: Path, generation: int) -> TrajectoryRecords | Non
 
 
 # --------------------------------------------------------------------------- exploration
-def start_structures(ctx: RunContext, generation: int, seed: int) -> list[tuple[str, Atoms]]:
-    """The seed crystal, then the labelled structures of the database (labels: their ids), in
-    :func:`~mlip_autopipec.explore.plan.order_starts`' order."""
-    from mlip_autopipec.generator import build_seed
+def seed_crystals(config, generation: int) -> list[tuple[str, Atoms]]:
+    """One start per campaign seed, labelled ``seed:<name>``: the seed's structure, or for a seed with several
+    variants (alloy compositions and occupations, slab variants) variant ``(generation - 1) mod n``, so the
+    generations go through them in turn.  ``config`` is a :class:`PipelineConfig`."""
+    from mlip_autopipec.explore.plan import seed_label
+    from mlip_autopipec.generator.campaign import seed_generator_config, seed_variants
 
+    out = []
+    for seed in config.seeds:
+        variants = seed_variants(seed, seed_generator_config(seed, config.generator).seed)
+        out.append((seed_label(seed.name), variants[(generation - 1) % len(variants)]))
+    return out
+
+
+def start_structures(ctx: RunContext, generation: int, seed: int) -> list[tuple[str, Atoms]]:
+    """The seed crystals (:func:`seed_crystals`), then the labelled structures of the database (labels: their
+    ids), in :func:`~mlip_autopipec.explore.plan.order_starts`' order."""
     defects: list[tuple[str, Atoms]] = []
     others: list[tuple[str, Atoms]] = []
     for rec in ctx.db.select(status="labelled"):
         group = defects if rec.metadata.provenance.get("operation") == "defect" else others
         group.append((str(rec.id), rec.atoms))
-    return order_starts(build_seed(ctx.config.structure), defects, others, seed, generation)
+    return order_starts(seed_crystals(ctx.config, generation), defects, others, seed, generation)
 
 
 def _trajectory_record(label: str, r: TrajectoryResult) -> TrajectoryRecord:
@@ -157,7 +170,7 @@ def explore(
     from mlip_autopipec.progress import progress_bar
 
     settings: ActiveLearningConfig = ctx.config.active_learning
-    plan = trajectory_plan(settings, start_structures(ctx, generation, settings.seed), generation)
+    plan = trajectory_plan(settings, start_structures(ctx, generation, settings.seed), generation, n_seeds=len(ctx.config.seeds))
     futures = {}
     for i, (condition, label, atoms, seed) in enumerate(plan):
         fut = client.submit(

@@ -25,15 +25,17 @@ from mlip_autopipec.pipeline.records import ActiveLearningRecord, RunState, dump
 STATE_FILE = "state.json"
 
 #: sections whose change invalidates finished work, with the fields that do not matter
+#: (``structure:`` folds into ``seeds``, so the seeds stand for both; a state written before ``seeds``
+#: existed has a ``structure`` fingerprint only and is compared by the seeds of its recorded config)
 INVALIDATING: dict[str, set[str]] = {
-    "structure": set(),
+    "seeds": set(),
     "generator": set(),
     "oracle": {"command", "env", "timeout_s", "keep_scratch", "max_failure_fraction", "max_attempts"},
     "database": set(),
     "training": {"timeout_s", "display_step"},
 }
 #: sections whose data lives in the database: a change there means a new database
-DATA_SECTIONS = ("structure", "generator", "oracle", "database")
+DATA_SECTIONS = ("seeds", "generator", "oracle", "database")
 
 
 def fingerprint(data: Any) -> str:
@@ -77,7 +79,9 @@ def changed_sections(workdir: Path, cfg: PipelineConfig) -> list[str]:
     state = read_state(workdir)
     if state is None:
         return []
-    old = state.fingerprints
+    old = dict(state.fingerprints)
+    if "seeds" not in old:  # a state from before `seeds`: its recorded config's seeds (its structure, folded)
+        old["seeds"] = section_fingerprints(state.config)["seeds"]
     new = section_fingerprints(cfg)
     return [s for s in INVALIDATING if s in old and old[s] != new[s]]
 

@@ -26,8 +26,9 @@ INITIAL_SOURCE = "initial_random"
 
 
 def step_generate(ctx: RunContext) -> None:
-    """Draw the starting pool and store it (skipped when the database already holds it)."""
-    from mlip_autopipec.generator import InitialExplorer, build_seed
+    """Draw the starting pool over every seed (:func:`~mlip_autopipec.generator.build_pool`) and store it,
+    each structure with its seed's name as provenance ``seed`` (skipped when the database already holds it)."""
+    from mlip_autopipec.generator import build_pool
     from mlip_autopipec.progress import progress_bar
 
     gen = ctx.config.generator
@@ -35,11 +36,19 @@ def step_generate(ctx: RunContext) -> None:
     if have >= gen.pool_size:
         log.info("generate: the database already holds the pool (%d structures), skipped", have)
         return
-    seed = build_seed(ctx.config.structure)
     with progress_bar("generating", total=gen.pool_size, enabled=ctx.progress) as update:
-        pool = InitialExplorer(gen).generate(seed, gen.pool_size, progress=update)
+        pool = build_pool(ctx.config, gen.pool_size, progress=update)
+    for atoms in pool:
+        if atoms.pbc.any() and not atoms.pbc.all():
+            atoms.pbc = True  # a slab keeps its vacuum gap in a fully periodic cell: pyace takes no mixed periodicity
     ids = ctx.db.add_structures(pool, StructureMetadata(source=INITIAL_SOURCE, generation=0))
-    log.info("generate: %d structures in the database (%d new)", len(set(ids)), len(set(ids)) - have)
+    per_seed: dict[str, int] = {}
+    for atoms in pool:
+        per_seed[atoms.info["seed"]] = per_seed.get(atoms.info["seed"], 0) + 1
+    log.info(
+        "generate: %d structures in the database (%d new); per seed: %s",
+        len(set(ids)), len(set(ids)) - have, ", ".join(f"{k} {v}" for k, v in per_seed.items()),
+    )  # fmt: skip
 
 
 def step_label(ctx: RunContext, client: Callable[[], Client] | None = None) -> None:

@@ -100,6 +100,31 @@ class ActiveLearningConfig(StrictModel):
     max_temperature_ratio: float = Field(
         5.0, gt=1.0, description="A frame hotter than this multiple of the target temperature is a blow-up (dimensionless)."
     )
+    blowup_candidates: int = Field(
+        3,
+        ge=0,
+        description="How many of the last sane frames sampled (every sample_interval steps) before a blow-up become "
+        "candidates (source 'md_blowup'), so the loop learns the path into it; 0: blow-ups teach nothing.",
+    )
+
+    # --- convergence: an adequate fit AND a quiet exploration
+    target_force_rmse_mev_per_angstrom: float | None = Field(
+        25.0,
+        gt=0.0,
+        description="Convergence needs the fit's training and validation force RMSE (meV/Å, per Cartesian component) "
+        "at or below this; null: not checked.",
+    )
+    target_energy_rmse_mev_per_atom: float | None = Field(
+        5.0,
+        gt=0.0,
+        description="Convergence needs the fit's training and validation energy RMSE (meV/atom) at or below this; null: not checked.",
+    )
+    quiet_generations: int = Field(
+        2,
+        ge=1,
+        description="Convergence needs this many consecutive generations whose trajectories all ran their full length "
+        "without a γ halt or a blow-up (a quiet generation still labels its sampled candidates, if any).",
+    )
 
     # --- selection and budget
     max_new_per_generation: int = Field(
