@@ -49,7 +49,7 @@ import os
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -127,31 +127,58 @@ class _NoCommitConnection:
         return getattr(self._con, name)
 
 
+_FINGERPRINT_INDEX_SQL = f"CREATE INDEX IF NOT EXISTS {FINGERPRINT_INDEX} ON number_key_values(value) WHERE key='{KEY_FINGERPRINT}'"
+
+
+def _chunks(ids: list[int]) -> Iterator[tuple[list[int], set[int]]]:
+    """``ids`` (ascending) ``_CHUNK`` at a time: each chunk, and the set of its ids (an id range holds others too)."""
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        yield chunk, set(chunk)
+
+
+def _metadata_of(row: tuple[Any, ...] | None) -> dict[str, Any]:
+    """ASE's metadata from the ``information`` row read (``{}`` when none, or not a mapping)."""
+    value = json.loads(row[0]) if row else {}
+    return value if isinstance(value, dict) else {}
+
+
 class Storage(ABC):
-    """What both backends share: ASE's database object ``db``, chunked row reads, the settings store."""
+    """What both backends share: ASE's database object ``db``, the connection's life, the error translation,
+    the transaction's shape, chunked row reads, the settings store."""
 
     location: str
     db: Any
     busy_timeout: float
+    raw: Any = None  # the driver's connection (sqlite3 or psycopg2); ASE is given a wrapper that cannot commit
+    read_only: bool = False
     campaign: str | None = None  # the server campaign (schema); None for a SQLite file
+    _errors: type[BaseException] | tuple[type[BaseException], ...] = ()  # the driver's errors
+    _in_tx = False
+    _doing = "writing"  # what the caller is doing, for the messages (set by guard)
 
     # ------------------------------------------------------------ given by each backend
+    @staticmethod
     @abstractmethod
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
+    def _explain(location: str, exc: BaseException, doing: str, busy_timeout: float | None = None) -> DatabaseError:
+        """The :class:`DatabaseError` for one of the driver's errors (:func:`explain`, :func:`explain_pg`)."""
 
     @abstractmethod
-    def live(self) -> None:
-        """:class:`DatabaseError` when closed."""
+    def _facts(self) -> ownership.Facts:
+        """What the database holds, for :func:`.ownership.decide`."""
 
     @abstractmethod
-    def write_tx(self) -> AbstractContextManager[None]:
-        """One write transaction: all of the block is committed when it ends, or nothing is."""
+    def _tx_begin(self) -> Any:
+        """Begin a write transaction holding the write lock; the handle :meth:`_tx_commit` and :meth:`_tx_rollback` use.
 
-    @contextmanager
-    def guard(self, doing: str) -> Iterator[None]:
-        """Translate the backend's errors into :class:`DatabaseError` (none to translate here)."""
-        yield
+        On failure the driver's error is raised, with nothing left open."""
+
+    @abstractmethod
+    def _tx_rollback(self, tx: Any) -> None:
+        """Roll back ``tx`` (quietly: a lost connection or a killed process rolls back on its own)."""
+
+    def _tx_end(self, tx: Any) -> None:
+        """Release what :meth:`_tx_begin` made, after the commit or rollback."""
 
     def lost(self) -> bool:
         """True when the connection to a server was dropped (the next :meth:`live` connects again)."""
@@ -161,6 +188,73 @@ class Storage(ABC):
         return dict(self.db.metadata)
 
     # ------------------------------------------------------------ shared
+    def _open(self, nothing_to_read: str) -> None:
+        """Check (read-only) or claim (see :meth:`_claim`) the database just connected; closed again on failure."""
+        try:
+            with self.guard("opening the database"):
+                if self.read_only:
+                    if ownership.decide(self._facts()) is ownership.Verdict.INITIALISE:
+                        raise DatabaseError(nothing_to_read)
+                else:
+                    self._claim(self._facts)
+                self.db._initialize(self.db.connection)  # ASE reads its format version (no write on a made database)
+        except BaseException:
+            self.close()
+            raise
+
+    def _no_tables(self, tables: tuple[str, ...]) -> ownership.Facts:
+        """The facts of a database without ASE's tables."""
+        return ownership.Facts(self.location, False, tables, 0, {}, False, complete=False)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self.raw is not None:
+            self.db.connection = None
+            self.raw.close()
+            self.raw = None
+
+    def live(self) -> None:
+        """:class:`DatabaseError` when closed."""
+        if self.raw is None:
+            raise DatabaseError(f"{self.location}: the database manager is closed")
+
+    @contextmanager
+    def guard(self, doing: str) -> Iterator[None]:
+        """Translate the driver's errors into :class:`DatabaseError` saying ``doing``."""
+        outer, self._doing = self._doing, doing
+        try:
+            yield
+        except self._errors as exc:
+            raise self._explain(self.location, exc, doing, self.busy_timeout) from exc
+        finally:
+            self._doing = outer
+
+    @contextmanager
+    def write_tx(self) -> Iterator[None]:
+        """One write transaction: all of the block is committed when it ends, or nothing is (nested: the outer one)."""
+        self.live()
+        if self._in_tx:
+            yield
+            return
+        if self.read_only:
+            raise DatabaseError(f"{self.location}: the database was opened read-only; open it without read_only to change it")
+        try:
+            tx = self._tx_begin()
+        except self._errors as exc:
+            raise self._explain(self.location, exc, f"{self._doing} (taking the write lock)", self.busy_timeout) from exc
+        self._in_tx = True
+        try:
+            yield
+            tx.execute("COMMIT")
+        except BaseException as exc:
+            self._tx_rollback(tx)
+            if isinstance(exc, self._errors):
+                raise self._explain(self.location, exc, f"{self._doing} (rolled back: nothing of it was stored)", self.busy_timeout) from exc
+            raise
+        finally:
+            self._in_tx = False
+            self._tx_end(tx)
+
     def settings(self) -> dict[str, Any]:
         """The project's settings, read fresh (another process may have changed them)."""
         return ownership.settings_of(self.metadata())
@@ -187,9 +281,7 @@ class Storage(ABC):
 
     def rows(self, ids: list[int], sel: list[Any], include_data: bool = True) -> Iterator[AtomsRow]:
         """The rows of ``ids`` (ascending), read ``_CHUNK`` at a time by id range."""
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            wanted = set(chunk)
+        for chunk, wanted in _chunks(ids):
             rng = [("id", ">=", chunk[0]), ("id", "<=", chunk[-1])]
             found = [r for r in self.db.select(sel + rng, include_data=include_data) if r.id in wanted]
             found.sort(key=lambda r: r.id)
@@ -303,37 +395,25 @@ class PostgreSQLStorage(Storage):
     """A campaign in a PostgreSQL database: ASE's tables in the campaign's own schema, one held connection,
     and transactions made here (see the module's note)."""
 
+    _explain = staticmethod(explain_pg)
+
     def __init__(self, url: str, busy_timeout: float, campaign: str | None = None, read_only: bool = False):
         self.campaign = check_campaign(campaign if campaign is not None else DEFAULT_CAMPAIGN)
         self.location = f"{redact_url(url)} (campaign {self.campaign})"
         self.busy_timeout = busy_timeout
         self.read_only = read_only
         self._url = url  # only ever handed to psycopg2.connect; messages use self.location
-        self._in_tx = False
-        self._ready = False  # the campaign's tables exist
-        self._doing = "writing"
-        self.raw: Any = None
+        self._ready = False  # the campaign's tables exist (set by _facts and _prepare_tables)
         try:
             backend, self._held, self._pg = _postgresql_classes()
         except ImportError as exc:
             raise DatabaseError(
                 f"{self.location}: ASE's PostgreSQL backend needs the ase-db-backends package (and psycopg2): {exc}"
             ) from exc
+        self._errors = self._pg.Error
         self.db = backend(redact_url(url), create_indices=True, use_lock_file=False, serial=True)
         self._connect()
-        try:
-            with self.guard("opening the database"):
-                facts = self._facts()
-                if read_only:
-                    if ownership.decide(facts) is ownership.Verdict.INITIALISE:
-                        raise DatabaseError(f"{self.location}: the campaign has no structures yet (no schema '{self.campaign}'); nothing to read")
-                else:
-                    self._claim(self._facts)
-                self._ready = True
-                self.db._initialize(self.db.connection)  # ASE reads its format version (no write on a made database)
-        except BaseException:
-            self.close()
-            raise
+        self._open(f"{self.location}: the campaign has no structures yet (no schema '{self.campaign}'); nothing to read")
 
     # ------------------------------------------------------------ lifecycle
     def _connect(self) -> None:
@@ -362,74 +442,41 @@ class PostgreSQLStorage(Storage):
         self.db.connection = self._held(raw)
         self.db.change_count = 0
 
-    def close(self) -> None:
-        if self.raw is not None:
-            self.db.connection = None
-            self.raw.close()
-            self.raw = None
-
     def live(self) -> None:
-        if self.raw is None:
-            raise DatabaseError(f"{self.location}: the database manager is closed")
+        super().live()
         if self.raw.closed and not self._in_tx:  # the server dropped us (restart, idle timeout): connect again
             self._connect()  # replaces self.raw only on success: a server still away is tried again next call
 
     def lost(self) -> bool:
         return self.raw is not None and bool(self.raw.closed)
 
-    @contextmanager
-    def guard(self, doing: str) -> Iterator[None]:
-        outer, self._doing = self._doing, doing
-        try:
-            yield
-        except self._pg.Error as exc:
-            raise explain_pg(self.location, exc, doing, self.busy_timeout) from exc
-        finally:
-            self._doing = outer
-
-    @contextmanager
-    def write_tx(self) -> Iterator[None]:
-        """One transaction holding the campaign's write lock: all of the block is committed when it ends, or nothing is.
+    def _tx_begin(self) -> Any:
+        """One transaction holding the campaign's write lock.
 
         The lock (``pg_advisory_xact_lock``, released by the commit or
         rollback) serialises the writers of one campaign, as SQLite's
         ``BEGIN IMMEDIATE`` does: the duplicate check and the insert of one
         writer never interleave with another's.  Other campaigns are not held up.
         """
-        self.live()
-        if self._in_tx:
-            yield
-            return
-        if self.read_only:
-            raise DatabaseError(f"{self.location}: the database was opened read-only; open it without read_only to change it")
-        pg = self._pg
         cur = self.raw.cursor()
         try:
             cur.execute("BEGIN")
             cur.execute(f"SET LOCAL lock_timeout = '{int(self.busy_timeout * 1000)}ms'")
             cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, self.campaign))
-        except pg.Error as exc:
-            self._rollback(cur)
-            raise explain_pg(self.location, exc, f"{self._doing} (taking the write lock)", self.busy_timeout) from exc
-        self._in_tx = True
-        try:
-            yield
-            cur.execute("COMMIT")
-        except BaseException as exc:
-            self._rollback(cur)
-            if isinstance(exc, pg.Error):
-                raise explain_pg(self.location, exc, f"{self._doing} (rolled back: nothing of it was stored)", self.busy_timeout) from exc
-            raise
-        finally:
-            self._in_tx = False
+        except BaseException:
+            self._tx_rollback(cur)
             cur.close()
+            raise
+        return cur
 
-    @staticmethod
-    def _rollback(cur: Any) -> None:
+    def _tx_rollback(self, tx: Any) -> None:
         try:
-            cur.execute("ROLLBACK")
+            tx.execute("ROLLBACK")
         except Exception:
             pass  # a lost connection: the server rolls the transaction back itself
+
+    def _tx_end(self, tx: Any) -> None:
+        tx.close()
 
     # ------------------------------------------------------------ the campaign's schema
     def _tables(self) -> list[str]:
@@ -440,7 +487,7 @@ class PostgreSQLStorage(Storage):
     def _facts(self) -> ownership.Facts:
         tables = tuple(self._tables())
         if "systems" not in tables or "information" not in tables:
-            return ownership.Facts(self.location, False, tables, 0, {}, False, complete=False)
+            return self._no_tables(tables)
         self._ready = True
         metadata = self.metadata()
         with self.raw.cursor() as cur:
@@ -459,9 +506,7 @@ class PostgreSQLStorage(Storage):
                 cur.execute(f"CREATE SCHEMA {self.campaign}")
             self.db.initialized = False
             self.db._initialize(self.db.connection)  # ASE's tables, when missing (under the write lock)
-            cur.execute(
-                f"CREATE INDEX IF NOT EXISTS {FINGERPRINT_INDEX} ON number_key_values(value) WHERE key='{KEY_FINGERPRINT}'"
-            )
+            cur.execute(_FINGERPRINT_INDEX_SQL)
         self._ready = True
 
     # ------------------------------------------------------------ reads straight from ASE's tables
@@ -470,9 +515,7 @@ class PostgreSQLStorage(Storage):
             return {}
         with self.raw.cursor() as cur:
             cur.execute("SELECT value FROM information WHERE name='metadata'")
-            row = cur.fetchone()
-        value = json.loads(row[0]) if row else {}
-        return value if isinstance(value, dict) else {}
+            return _metadata_of(cur.fetchone())
 
     def ids(self, sel: list[Any]) -> list[int]:
         keys, cmps = parse_selection(sel)
@@ -487,9 +530,7 @@ class PostgreSQLStorage(Storage):
             "SELECT id, numbers, positions, cell, pbc, energy, forces, stress, key_value_pairs, data "
             "FROM systems WHERE id BETWEEN %s AND %s ORDER BY id"
         )
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            wanted = set(chunk)
+        for chunk, wanted in _chunks(ids):
             with self.raw.cursor() as cur:
                 cur.execute(query, (chunk[0], chunk[-1]))
                 found = cur.fetchall()
@@ -529,44 +570,34 @@ class PostgreSQLStorage(Storage):
 class SQLiteStorage(Storage):
     """A SQLite file, with this module's own connection, transactions and SQL (see the module's note)."""
 
+    _errors = sqlite3.Error
+    _explain = staticmethod(explain)
+
     def __init__(self, path: Path, busy_timeout: float, read_only: bool = False):
         self.location = str(path)
         self.busy_timeout = busy_timeout
         self.read_only = read_only
-        self._in_tx = False
-        self._doing = "writing"  # what the caller is doing, for the messages (set by guard)
-        self.con: sqlite3.Connection | None = None
+        self.raw: sqlite3.Connection | None = None
         self.db = connect(str(path), type="db", use_lock_file=False, serial=True)
         if read_only and not path.is_file():
             raise DatabaseError(f"{path}: no such database file to read")
         try:
             if read_only:
-                self.con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None)
+                self.raw = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None)
             else:
-                self.con = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
+                self.raw = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise explain(self.location, exc, "opening the database", busy_timeout) from exc
-        self.db.connection = _NoCommitConnection(self.con)
+        self.db.connection = _NoCommitConnection(self.raw)
         self.db.change_count = 0
-        try:
-            with self.guard("opening the database"):
-                if read_only:
-                    facts = self._facts()
-                    if ownership.decide(facts) is ownership.Verdict.INITIALISE:
-                        raise DatabaseError(f"{path}: the database is empty; nothing to read")
-                else:
-                    self._claim(self._facts)
-                self.db._initialize(self.db.connection)  # ASE reads its format version (no write on a made database)
-        except BaseException:
-            self.close()
-            raise
+        self._open(f"{path}: the database is empty; nothing to read")
 
     def _facts(self) -> ownership.Facts:
-        con = self.con
+        con = self.raw
         names = {name: kind for name, kind in con.execute("SELECT name, type FROM sqlite_master")}
         tables = tuple(sorted(n for n, k in names.items() if k == "table"))
         if "systems" not in names:
-            return ownership.Facts(self.location, False, tables, 0, {}, False, complete=False)
+            return self._no_tables(tables)
         metadata = self.metadata()
         # the row count only matters (and costs a scan) for a database without the mark
         rows = 0 if ownership.MARK_KEY in ownership.settings_of(metadata) else con.execute("SELECT COUNT(*) FROM systems").fetchone()[0]
@@ -575,76 +606,34 @@ class SQLiteStorage(Storage):
 
     def _prepare_tables(self) -> None:
         self.db._initialize(self.db.connection)  # ASE's tables, when missing
-        self.con.execute(
-            f"CREATE INDEX IF NOT EXISTS {FINGERPRINT_INDEX} ON number_key_values(value) WHERE key='{KEY_FINGERPRINT}'"
-        )
+        self.raw.execute(_FINGERPRINT_INDEX_SQL)
 
-    # ------------------------------------------------------------ lifecycle
-    def close(self) -> None:
-        if self.con is not None:
-            self.db.connection = None
-            self.con.close()
-            self.con = None
+    # ------------------------------------------------------------ transactions
+    def _tx_begin(self) -> sqlite3.Connection:
+        self.raw.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for the write lock
+        return self.raw
 
-    def live(self) -> None:
-        if self.con is None:
-            raise DatabaseError(f"{self.location}: the database manager is closed")
-
-    @contextmanager
-    def guard(self, doing: str) -> Iterator[None]:
-        outer, self._doing = self._doing, doing
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise explain(self.location, exc, doing, self.busy_timeout) from exc
-        finally:
-            self._doing = outer
-
-    @contextmanager
-    def write_tx(self) -> Iterator[None]:
-        """One write transaction: all of the block is committed when it ends, or nothing is."""
-        self.live()
-        if self._in_tx:
-            yield
-            return
-        if self.read_only:
-            raise DatabaseError(f"{self.location}: the database was opened read-only; open it without read_only to change it")
-        con = self.con
-        try:
-            con.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise explain(self.location, exc, f"{self._doing} (taking the write lock)", self.busy_timeout) from exc
-        self._in_tx = True
-        try:
-            yield
-            con.execute("COMMIT")
-        except BaseException as exc:
-            if con.in_transaction:
-                try:
-                    con.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the journal rolls it back on the next open
-            if isinstance(exc, sqlite3.Error):
-                raise explain(self.location, exc, f"{self._doing} (rolled back: nothing of it was stored)", self.busy_timeout) from exc
-            raise
-        finally:
-            self._in_tx = False
+    def _tx_rollback(self, tx: sqlite3.Connection) -> None:
+        if tx.in_transaction:
+            try:
+                tx.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the journal rolls it back on the next open
 
     # ------------------------------------------------------------ reads straight from ASE's tables
     def metadata(self) -> dict[str, Any]:
         try:
-            row = self.con.execute("SELECT value FROM information WHERE name='metadata'").fetchone()
+            row = self.raw.execute("SELECT value FROM information WHERE name='metadata'").fetchone()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return {}
             raise
-        value = json.loads(row[0]) if row else {}
-        return value if isinstance(value, dict) else {}
+        return _metadata_of(row)
 
     def ids(self, sel: list[Any]) -> list[int]:
         keys, cmps = parse_selection(sel)
         sql, args = self.db.create_select_statement(keys, cmps, what="systems.id")
-        return [r[0] for r in self.con.execute(sql + " ORDER BY systems.id", args)]
+        return [r[0] for r in self.raw.execute(sql + " ORDER BY systems.id", args)]
 
     def raw_rows(self, ids: list[int], sel: list[Any]) -> Iterator[RawRow]:
         db = self.db
@@ -653,10 +642,8 @@ class SQLiteStorage(Storage):
             "SELECT id, numbers, positions, cell, pbc, energy, forces, stress, key_value_pairs, data "
             "FROM systems WHERE id BETWEEN ? AND ? ORDER BY id"
         )
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            wanted = set(chunk)
-            for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in self.con.execute(query, (chunk[0], chunk[-1])).fetchall():
+        for chunk, wanted in _chunks(ids):
+            for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in self.raw.execute(query, (chunk[0], chunk[-1])).fetchall():
                 if sid not in wanted:
                     continue
                 yield (
@@ -673,7 +660,7 @@ class SQLiteStorage(Storage):
                 )
 
     def duplicate_candidates(self, lo: float, hi: float) -> Iterator[tuple[int, Geometry]]:
-        db, con = self.db, self.con
+        db, con = self.db, self.raw
         found = con.execute(
             f"SELECT id FROM number_key_values INDEXED BY {FINGERPRINT_INDEX} "
             f"WHERE key='{KEY_FINGERPRINT}' AND value BETWEEN ? AND ? ORDER BY id",

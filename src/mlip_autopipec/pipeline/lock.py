@@ -1,7 +1,7 @@
 """One writer per work directory: ``run`` holds an exclusive lock on ``<workdir>/.run.lock`` for its whole life.
 
-The lock is ``fcntl.flock`` on a file inside the work directory (the approach of
-:class:`~mlip_autopipec.trainer.lock.FitFolderLock`), so the kernel releases it
+The lock is ``fcntl.flock`` on a file inside the work directory (:class:`~mlip_autopipec.locking.FileLock`,
+as :class:`~mlip_autopipec.trainer.lock.FitFolderLock`), so the kernel releases it
 when its holder ends, however it ends (``kill -9``, out of memory, a node
 reboot on a local disk): a lock left by a killed run never blocks the next one,
 which takes it over at once.  The holder writes its pid, host, start time and
@@ -26,32 +26,23 @@ support it.  A file system without it makes ``run`` stop with a sentence.
 
 from __future__ import annotations
 
-import datetime
 import errno
-import fcntl
 import logging
 import os
 import socket
-import sys
 import tempfile
 from pathlib import Path
 
 from mlip_autopipec.exceptions import WorkdirError
 from mlip_autopipec.fileio import os_error_sentence
+from mlip_autopipec.locking import FileLock, holder_line
 
 log = logging.getLogger("mlip_autopipec")
 
 LOCK_NAME = ".run.lock"
 
 
-def holder_line() -> str:
-    """What the lock file says about this process: pid, host, start time (UTC) and command."""
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
-    return f"pid {os.getpid()} on {socket.gethostname()} since {started} ({command})"
-
-
-class RunLock:
+class RunLock(FileLock):
     """``with RunLock(path, what):`` holds the lock file ``path`` or raises :class:`WorkdirError` naming the holder.
 
     ``what`` names what is locked, for the messages ("work directory /x").
@@ -60,69 +51,27 @@ class RunLock:
     """
 
     def __init__(self, path: str | Path, what: str) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.what = what
-        self.fd: int | None = None
-        self.taken_over: str | None = None
 
-    def acquire(self) -> None:
-        """Take the lock at once, or raise :class:`WorkdirError` without waiting."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # O_CLOEXEC by default: not inherited
-        except OSError as err:
-            raise WorkdirError(os_error_sentence(err, f"cannot create the lock file of the {self.what}")) from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read(fd) or "holder unknown"
-            os.close(fd)
-            raise WorkdirError(
-                f"the {self.what} is in use by another run ({holder}): one work directory (and one database file) "
-                "takes one run at a time. Wait for that run to finish or stop it; meanwhile `mlip-autopipec status` "
-                "shows its progress"
-            ) from None
-        except OSError as err:
-            os.close(fd)
-            hint = (
-                " (the file system does not support flock: on Lustre mount it with -o flock, or put the work "
-                "directory on a file system that does)"
-                if err.errno in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
-                else ""
-            )
-            raise WorkdirError(f"cannot lock the {self.what} ({self.path}): {err.strerror or err}{hint}") from err
-        self.taken_over = _read(fd) or None
-        line = holder_line()
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (line + "\n").encode(), 0)
-        except OSError as err:
-            os.close(fd)
-            raise WorkdirError(os_error_sentence(err, f"cannot write the lock file of the {self.what}")) from err
-        self.fd = fd
+    def _in_use(self, holder: str) -> WorkdirError:
+        return WorkdirError(
+            f"the {self.what} is in use by another run ({holder}): one work directory (and one database file) "
+            "takes one run at a time. Wait for that run to finish or stop it; meanwhile `mlip-autopipec status` "
+            "shows its progress"
+        )
 
-    def release(self) -> None:
-        """Empty the file (a clean end) and release the lock."""
-        if self.fd is not None:
-            try:
-                os.ftruncate(self.fd, 0)
-            except OSError:
-                pass  # the lock is released all the same; the next run will only say it took it over
-            os.close(self.fd)  # closing the descriptor releases the flock
-            self.fd = None
+    def _cannot_lock(self, err: OSError) -> WorkdirError:
+        hint = (
+            " (the file system does not support flock: on Lustre mount it with -o flock, or put the work "
+            "directory on a file system that does)"
+            if err.errno in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
+            else ""
+        )
+        return WorkdirError(f"cannot lock the {self.what} ({self.path}): {err.strerror or err}{hint}")
 
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _read(fd: int) -> str:
-    try:
-        return os.pread(fd, 1024, 0).decode(errors="replace").strip()
-    except OSError:
-        return ""
+    def _file_error(self, err: OSError, doing: str) -> WorkdirError:
+        return WorkdirError(os_error_sentence(err, f"cannot {doing} the lock file of the {self.what}"))
 
 
 def read_holder(workdir: str | Path) -> tuple[str, bool | None] | None:
