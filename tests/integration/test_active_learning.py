@@ -105,7 +105,8 @@ def _kill_tree(pid: int) -> None:
 
 def _labels(db: DatabaseManager) -> dict[int, str]:
     """Who computed each labelled structure's label (host:pid of the Dask worker)."""
-    return {rec.id: rec.label_info["oracle_worker"] for rec in db.select(status="labelled")}
+    report_rows = set(db.ids(label="property"))  # the report's property calculations, not the campaign's labels
+    return {rec.id: rec.label_info["oracle_worker"] for rec in db.select(status="labelled") if rec.id not in report_rows}
 
 
 def _sha(path: Path) -> str:
