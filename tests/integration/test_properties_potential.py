@@ -10,6 +10,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from conftest import require_executable
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
 from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
 from mlip_autopipec.explore import build_active_set
@@ -58,7 +59,7 @@ def potential(tmp_path_factory):
         records.append(ExportRecord(atoms, e, f, s, f"cu{i}", {}))
     data = tmp / "train.pckl.gzip"
     write_pacemaker(data, records, None)
-    result = PacemakerRunner(FIT, show_progress=False).train(data, tmp / "fit")
+    result = PacemakerRunner(TrainingConfig(**FIT), show_progress=False).train(data, tmp / "fit")
     return result.potential_yace, result.potential_yaml, build_active_set(result.potential_yaml, data)
 
 

@@ -18,6 +18,7 @@ from conftest import require_slurm
 from test_slurm_labelling import slurm_jobs
 from test_train_pacemaker import cu_structures, pacemaker_profile, write_dataset  # noqa: F401  (fixture)
 
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.config.schemas.oracle import SlurmComputeConfig, step_compute_config
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.pipeline.fits import train_on_cluster
@@ -68,7 +69,7 @@ def test_a_fit_whose_job_is_cancelled_runs_again_in_a_new_job_and_finishes(job_n
     data = write_dataset(tmp_path / "cu.pckl.gzip", cu_structures)
     fit_dir = tmp_path / "fit"
     canceller = cancel_when_fitting(job_name, fit_dir / LOG_NAME)
-    result = train_on_cluster(PacemakerRunner(SMALL, show_progress=False), compute(job_name, tmp_path, max_resubmits=1), data, fit_dir, None, progress=False)
+    result = train_on_cluster(PacemakerRunner(TrainingConfig(**SMALL), show_progress=False), compute(job_name, tmp_path, max_resubmits=1), data, fit_dir, None, progress=False)
     canceller.join(timeout=5)
     assert result.potential_yace.is_file() and result.output_dir == fit_dir.absolute()
     jobs = slurm_jobs(job_name)
@@ -83,7 +84,7 @@ def test_a_fit_past_its_resubmits_is_a_trainer_error_and_leaves_no_job(job_name,
     fit_dir = tmp_path / "fit"
     canceller = cancel_when_fitting(job_name, fit_dir / LOG_NAME, signal="KILL")
     with pytest.raises(TrainerError, match=r"given up after 1 attempt \(max_resubmits=0\).*batch job ended") as err:
-        train_on_cluster(PacemakerRunner(SMALL, show_progress=False), compute(job_name, tmp_path, max_resubmits=0), data, fit_dir, None, progress=False)
+        train_on_cluster(PacemakerRunner(TrainingConfig(**SMALL), show_progress=False), compute(job_name, tmp_path, max_resubmits=0), data, fit_dir, None, progress=False)
     canceller.join(timeout=5)
     assert str(fit_dir / LOG_NAME) in str(err.value)
     jobs = slurm_jobs(job_name)

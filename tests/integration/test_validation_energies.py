@@ -28,6 +28,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import require_executable
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.config.schemas.oracle import DEFAULT_PSEUDO_DIR
 from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
 from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
@@ -80,7 +81,7 @@ def fit_and_compare(structures, tmp_path: Path, reference_energies=None):
         if PacemakerProfile().find(program) is None:
             require_executable(program)
     train, validation = structures[:-4], structures[-4:]
-    config = dict(TINY_FIT, reference_energies=reference_energies)
+    config = TrainingConfig(**dict(TINY_FIT, reference_energies=reference_energies))
     result = PacemakerRunner(config, show_progress=False).train(
         write(tmp_path / "train.pckl.gzip", train), tmp_path / "fit", test_dataset_path=write(tmp_path / "val.pckl.gzip", validation)
     )
