@@ -23,7 +23,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from conftest import require_slurm
 
-from mlip_autopipec.config import EMTOracleConfig, SlurmComputeConfig
+from mlip_autopipec.config import ASEOracleConfig, EMTOracleConfig, SlurmComputeConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.oracle import label_pending
 
@@ -100,8 +100,8 @@ def make_db(path: Path, n: int) -> tuple[DatabaseManager, list[int]]:
     return db, ids
 
 
-def slow_emt(log: Path, delay_s: float) -> dict:
-    return {"type": "ase", "calculator": "mlip_autopipec.oracle.testing.SlowEMT", "kwargs": {"delay_s": delay_s, "log_file": str(log)}}
+def slow_emt(log: Path, delay_s: float) -> ASEOracleConfig:
+    return ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": delay_s, "log_file": str(log)})
 
 
 def labelled_once(db: DatabaseManager, ids: list[int], written: Counter) -> None:
