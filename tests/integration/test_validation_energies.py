@@ -32,6 +32,7 @@ from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.config.schemas.oracle import DEFAULT_PSEUDO_DIR
 from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
 from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
+from mlip_autopipec.config import OracleConfig, validate_config
 from mlip_autopipec.oracle import make_oracle
 from mlip_autopipec.report.validate import energy_shift, error_metrics, predict
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
@@ -124,7 +125,7 @@ def si_pw(tmp_path_factory):
     require_executable("pw.x")
     if not (DEFAULT_PSEUDO_DIR / PSEUDO).is_file():
         pytest.fail(f"pw.x is installed but {DEFAULT_PSEUDO_DIR / PSEUDO} is missing: install quantum-espresso-data")
-    oracle = make_oracle(PW)
+    oracle = make_oracle(validate_config(OracleConfig, PW, "oracle"))
     tmp = tmp_path_factory.mktemp("pw")
     out = []
     for i, atoms in enumerate(strained_cells(bulk("Si", "diamond", a=5.43), 12, seed=7)):
