@@ -36,29 +36,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from ase.build import bulk  # noqa: E402
-
+from mlip_autopipec.config import ComputeConfig, EMTOracleConfig, EspressoOracleConfig, validate_config  # noqa: E402
 from mlip_autopipec.database import DatabaseManager, StructureMetadata  # noqa: E402
 from mlip_autopipec.oracle import label_pending, make_oracle  # noqa: E402
 from mlip_autopipec.oracle.compute import dask_client  # noqa: E402
 
-
-def si_cells(n: int) -> list:
-    cells = []
-    for i in range(n):
-        atoms = bulk("Si", "diamond", a=5.43, cubic=True)
-        atoms.rattle(0.05, seed=100 + i)
-        cells.append(atoms)
-    return cells
-
-
-def cu_cells(n: int) -> list:
-    cells = []
-    for i in range(n):
-        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-        atoms.rattle(0.05, seed=i)
-        cells.append(atoms)
-    return cells
+# the same cells as bench_oracle.py, so the two benchmarks' figures compare (this folder is on sys.path when run as a script)
+from bench_oracle import cu_cells, si_cells  # noqa: E402
 
 
 def one_run(name: str, compute: dict, oracle, cells: list, root: Path, n_workers: int) -> dict:
@@ -67,7 +51,7 @@ def one_run(name: str, compute: dict, oracle, cells: list, root: Path, n_workers
     db.add_structures(cells, StructureMetadata(source="benchmark"))
     first: list[float] = []
     t0 = time.perf_counter()
-    with dask_client(compute) as client:
+    with dask_client(validate_config(ComputeConfig, compute, name)) as client:
         client.wait_for_workers(n_workers, timeout=600)
         t_up = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -87,7 +71,7 @@ def first_result_when_submitted(name: str, compute: dict, oracle, cell, root: Pa
     db = DatabaseManager(root / f"{name}_first.db")
     db.add_structures([cell], StructureMetadata(source="benchmark"))
     t0 = time.perf_counter()
-    label_pending(db, oracle, compute, workdir=root / f"{name}_first_runs", progress=False)
+    label_pending(db, oracle, validate_config(ComputeConfig, compute, name), workdir=root / f"{name}_first_runs", progress=False)
     took = time.perf_counter() - t0
     db.close()
     return took
@@ -148,7 +132,7 @@ def main() -> None:
         root = Path(tmp)  # the jobs run on this machine, so /tmp is "shared"; on a real cluster it must be a shared file system
         if shutil.which("pw.x") is None:
             raise SystemExit("pw.x is not installed (apt-get install quantum-espresso)")
-        pw = make_oracle({"type": "espresso", "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"}, "ecutwfc": args.ecutwfc, "kspacing": args.kspacing})
+        pw = make_oracle(EspressoOracleConfig(pseudopotentials={"Si": "Si.pbe-rrkj.UPF"}, ecutwfc=args.ecutwfc, kspacing=args.kspacing))
         cells = si_cells(args.structures)
         r_local, r_slurm = compare(f"pw.x, {args.structures} Si8 cells, {args.workers} workers each side:", pw, cells, root, args, "pw")
         per_calc = r_local["label"] * args.workers / args.structures
@@ -173,7 +157,7 @@ def main() -> None:
         print(f"  per-job overhead (SLURM - local, submission to first result): {slurm_first - local_first:.1f} s")
 
         if args.emt_structures:
-            emt = make_oracle({"type": "emt"})
+            emt = make_oracle(EMTOracleConfig())
             e_local, e_slurm = compare(
                 f"EMT, {args.emt_structures} Cu32 cells (tiny tasks: the per-task cost), {args.workers} workers each side:",
                 emt, cu_cells(args.emt_structures), root, args, "emt",
