@@ -132,8 +132,11 @@ def test_labelling_runs_in_slurm_jobs_that_the_scheduler_records_with_their_logs
         assert Path(job["StdErr"].replace("%J", job["JobId"])).parent == logs
         err = logs / f"{job_name}-{job['JobId']}.err"
         assert err.is_file(), sorted(p.name for p in logs.iterdir())
-    worker_logs = "".join((logs / f"{job_name}-{j['JobId']}.err").read_text() for j in jobs)
-    assert "Registered to" in worker_logs  # the Dask workers wrote their log there
+    # the Dask workers wrote their log there (the jobs' logs open in append mode, so a job SLURM launched twice keeps both runs)
+    deadline = time.monotonic() + 30
+    while "Registered to" not in (worker_logs := "".join((logs / f"{job_name}-{j['JobId']}.err").read_text() for j in jobs)):
+        assert time.monotonic() < deadline, (worker_logs, [(j["JobId"], j.get("Restarts"), j.get("Reason")) for j in jobs])
+        time.sleep(1)
 
 
 def test_a_job_cancelled_mid_labelling_is_replaced_and_costs_no_structure(job_name, tmp_path):

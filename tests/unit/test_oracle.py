@@ -93,7 +93,18 @@ def test_compute_config_union_and_errors():
     assert validate_compute_config({"type": "dask", "address": "tcp://h:8786"}).address == "tcp://h:8786"
     slurm = validate_compute_config({"type": "slurm", "cores": 8, "memory": "16GiB", "queue": "short", "jobs": 3})
     assert isinstance(slurm, SlurmComputeConfig)
-    assert slurm.cluster_kwargs() == {"cores": 8, "memory": "16GiB", "queue": "short", "job_script_prologue": [], "job_extra_directives": []}
+    # the jobs' logs open in append mode, so a requeued job keeps its first run's log; a directive of the user's wins
+    assert slurm.cluster_kwargs() == {
+        "cores": 8,
+        "memory": "16GiB",
+        "queue": "short",
+        "job_script_prologue": [],
+        "job_extra_directives": ["--open-mode=append"],
+    }
+    own = validate_compute_config({"type": "slurm", "cores": 8, "memory": "16GiB", "job_extra_directives": ["--open-mode=truncate"]})
+    assert own.cluster_kwargs()["job_extra_directives"] == ["--open-mode=truncate"]
+    pbs = validate_compute_config({"type": "pbs", "cores": 8, "memory": "16GiB"})
+    assert pbs.cluster_kwargs()["job_extra_directives"] == []
     for bad, frag in [({"type": "k8s"}, "unknown compute type"), ({"type": "slurm"}, "slurm.cores"), ({"n_workers": 0}, "local.n_workers")]:
         with pytest.raises(ConfigurationError) as err:
             validate_compute_config(bad)

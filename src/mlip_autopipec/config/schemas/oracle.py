@@ -359,6 +359,14 @@ class SlurmComputeConfig(_JobqueueBase):
         "calculation at a time per job with command 'mpirun -np 16 pw.x'.",
     )
 
+    def cluster_kwargs(self) -> dict[str, Any]:
+        """dask-jobqueue's SLURMCluster keywords; the jobs' logs open in append mode (``--open-mode=append``, unless a directive
+        sets it), so a job that SLURM launches again (a requeue, a retried launch) keeps the log of its first run."""
+        kwargs = super().cluster_kwargs()
+        if not any(d.lstrip("-").startswith("open-mode") for d in self.job_extra_directives):
+            kwargs["job_extra_directives"] = [*self.job_extra_directives, "--open-mode=append"]
+        return kwargs
+
 
 class PBSComputeConfig(_JobqueueBase):
     """Dask workers in PBS batch jobs (dask-jobqueue's PBSCluster)."""
