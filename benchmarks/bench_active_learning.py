@@ -197,11 +197,18 @@ def run(config: dict):
     run_pipeline(cfg, progress=False)
     wall = time.perf_counter() - t0
     workdir = Path(config["workdir"])
+    return latest_fit(workdir), training_calls(workdir), wall
+
+
+def training_calls(workdir: Path) -> int:
+    """Oracle calls the campaign spent on its data (labelled or failed structures); the report's own reference
+    calculations of the properties (stored with the ``property`` label) are not training data and are not counted."""
     from mlip_autopipec.database import DatabaseManager
+    from mlip_autopipec.database.metadata import PROPERTY
 
     with DatabaseManager(workdir / "structures.db") as db:
-        calls = db.count(status="labelled") + db.count(status="failed")
-    return latest_fit(workdir), calls, wall
+        spent = set(db.ids(status="labelled")) | set(db.ids(status="failed"))
+        return len(spent - set(db.ids(label=PROPERTY)))
 
 
 def stability(fit, train_data: Path, gamma_halt: float, s: Sizes, workers: int) -> tuple[int, list[str]]:

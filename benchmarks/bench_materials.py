@@ -39,7 +39,7 @@ from ase import Atoms
 from ase.build import bulk, fcc111
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_active_learning import _emt_md, test_errors  # noqa: E402  (the same EMT MD and scoring)
+from bench_active_learning import _emt_md, test_errors, training_calls  # noqa: E402  (the same EMT MD and scoring)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cuau_emt.yaml"
@@ -118,16 +118,13 @@ def campaign_config(s: Sizes, workdir: Path, workers: int):
 
 
 def run(cfg):
-    from mlip_autopipec.database import DatabaseManager
     from mlip_autopipec.pipeline.fits import latest_fit
     from mlip_autopipec.pipeline.run import run_pipeline
 
     t0 = time.perf_counter()
     run_pipeline(cfg, progress=False)
     wall = time.perf_counter() - t0
-    with DatabaseManager(Path(cfg.workdir) / "structures.db") as db:
-        calls = db.count(status="labelled") + db.count(status="failed")
-    return latest_fit(Path(cfg.workdir)), calls, wall
+    return latest_fit(Path(cfg.workdir)), training_calls(Path(cfg.workdir)), wall
 
 
 def main() -> int:
