@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
@@ -97,3 +98,22 @@ def test_selection_across_both_elements_was_labelled_and_refitted(campaign):
     assert {"Au", "Cu"} <= {s for r in new for s in r.atoms.get_chemical_symbols()}  # selection across elements
     assert {r.metadata.provenance.get("md_start", "") .split(":")[0] for r in new} >= {"seed"}
     assert (workdir / summary.potential.yace).is_file()
+
+
+def test_the_binary_fits_used_the_default_basis_blocks_and_learnt_the_energies(campaign):
+    """The Cu-Au fits ran with the default basis (no shape set): pacemaker's UNARY and BINARY template blocks.
+    Before issue 12 the UNARY shape was applied to every element combination and pacemaker stopped with its
+    white-list error on any alloy."""
+    workdir, cfg, summary = campaign
+    assert cfg.training.nradmax_by_orders is None and cfg.training.basis_blocks is None
+    first = (workdir / "fits").glob("fit-*/input.yaml")
+    text = next(first).read_text()
+    assert "UNARY" in text and "BINARY" in text
+    # generation 1's refit continues from that potential (its blocks come with it)
+    refit = next((workdir / "fits").glob("gen1-*/input.yaml")).read_text()
+    assert "initial_potential.yaml" in refit or "filename:" in refit
+    # it learnt the energies: training RMSE well below the spread of the training energies per atom
+    with DatabaseManager(workdir / "structures.db") as db:
+        per_atom = [r.atoms.get_potential_energy() / len(r.atoms) for r in db.select(status="labelled")]
+    spread_mev = 1e3 * float(np.std(per_atom))
+    assert summary.fit.train_energy_rmse_mev_per_atom < 0.5 * spread_mev, (summary.fit, spread_mev)

@@ -1,9 +1,10 @@
-"""Real pacemaker fits of a binary and a ternary EMT alloy with the DEFAULT basis (pacemaker's template blocks).
+"""A real pacemaker fit of a ternary EMT alloy with the DEFAULT basis (pacemaker's template blocks).
 
 Before issue 12 the defaults applied the UNARY shape to every element combination and pacemaker
 stopped with "potential shape is too big ... white-list" on any alloy.  Tiny data: a dozen
-8-atom cells, few functions, a few hundred iterations; the TensorFlow graph
-compilation dominates (binary ~3 min, ternary ~11 min measured on 2 cores under a load of ~11).
+8-atom cells, 150 iterations; TensorFlow's graph build dominates (~1.5 min on 2 cores).
+The binary (Cu-Au) fit with the default basis runs, and is checked, in test_campaign_pipeline.py,
+whose fits use the default blocks.
 """
 
 from __future__ import annotations
@@ -88,19 +89,12 @@ def fit_and_score(elements, tmp_path, seed, **overrides):
     return result, rmse_e, spread
 
 
-def test_binary_fits_with_the_default_basis(tmp_path):
-    result, rmse_e, spread = fit_and_score(["Cu", "Au"], tmp_path, seed=1)
-    assert result.potential_yace.is_file()
-    text = (result.output_dir / "input.yaml").read_text()
-    assert "BINARY" in text and "UNARY" in text
-    # the potential predicts the oracle's own energies (no reference shift): it learnt the data
-    assert rmse_e < 0.5 * spread, (rmse_e, spread)
-
-
 def test_ternary_fits_with_the_default_basis(tmp_path):
     # pacemaker spreads number_of_functions_per_element over the element's 4 species blocks (A, AB, AC, ABC):
-    # 12 leaves 3 per block, too few to tell the compositions apart
-    result, rmse_e, spread = fit_and_score(["Cu", "Ni", "Pd"], tmp_path, seed=2, number_of_functions_per_element=32, max_num_epochs=300)
+    # 12 leaves 3 per block, too few to tell the compositions apart.  TensorFlow's graph build takes most of the
+    # time; 150 iterations reach rmse/spread ~0.07 (measured: 120 -> 0.085, 300 -> 0.04)
+    result, rmse_e, spread = fit_and_score(["Cu", "Ni", "Pd"], tmp_path, seed=2, number_of_functions_per_element=32, max_num_epochs=150)
     assert result.potential_yace.is_file()
-    assert "TERNARY" in (result.output_dir / "input.yaml").read_text()
+    text = (result.output_dir / "input.yaml").read_text()
+    assert "UNARY" in text and "BINARY" in text and "TERNARY" in text  # every block of pacemaker's template
     assert rmse_e < 0.5 * spread, (rmse_e, spread)
