@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mlip_autopipec.exceptions import Interrupted, MlipAutopipecError
 from mlip_autopipec.fileio import os_error_sentence
+from mlip_autopipec.examples import EXAMPLES
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -75,17 +76,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from mlip_autopipec.examples import example_text
+    from mlip_autopipec.examples import COMPANIONS, example_text, write_example
 
-    text = example_text(args.example)
     if args.output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(example_text(args.example))
+        if COMPANIONS.get(args.example):
+            print(f"note: this example reads {', '.join(COMPANIONS[args.example])} beside it: use -o FILE to write them too", file=sys.stderr)
         return 0
-    if args.output.exists() and not args.overwrite:
-        print(f"error: {args.output} exists (use --overwrite)", file=sys.stderr)
+    try:
+        written = write_example(args.example, args.output, overwrite=args.overwrite)
+    except FileExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    args.output.write_text(text)
-    print(f"wrote {args.output}: edit it, check it with `mlip-autopipec validate {args.output}`, then `mlip-autopipec run {args.output}`")
+    extra = f" (and {', '.join(str(p) for p in written[1:])}, which it reads)" if written[1:] else ""
+    print(f"wrote {args.output}{extra}: edit it, check it with `mlip-autopipec validate {args.output}`, then `mlip-autopipec run {args.output}`")
     return 0
 
 
@@ -144,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("init", help="write a commented example config")
-    p.add_argument("--example", choices=["cu-emt", "si-qe", "si-qe-slurm"], default="cu-emt", help="which example (default cu-emt)")
+    p.add_argument(
+        "--example", choices=list(EXAMPLES), default="cu-emt", help="which example (default cu-emt; cuau-emt: Cu-Au alloys, phases, a surface)"
+    )
     p.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: print to stdout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_init)

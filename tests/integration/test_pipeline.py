@@ -297,6 +297,16 @@ def test_validate_and_init(tmp_path, capsys):
     assert main(["validate", str(out)]) == 0
     assert "valid" in capsys.readouterr().out
     assert main(["init", "--example", "si-qe", "-o", str(out)]) == 2  # exists: not overwritten
+    # the Cu-Au example reads a CIF file beside it: init writes both, and the copy validates where it lands
+    alloy = tmp_path / "elsewhere" / "cuau.yaml"
+    assert main(["init", "--example", "cuau-emt", "-o", str(alloy)]) == 0
+    assert "cuau/Cu3Au_L12.cif" in capsys.readouterr().out
+    assert (alloy.parent / "cuau" / "Cu3Au_L12.cif").read_bytes() == (Path(__file__).resolve().parents[2] / "examples" / "cuau" / "Cu3Au_L12.cif").read_bytes()
+    assert main(["validate", str(alloy)]) == 0
+    assert "seed Cu3Au_L12: " in capsys.readouterr().out
+    assert main(["init", "--example", "cuau-emt", "-o", str(alloy)]) == 2  # exists: not overwritten
+    assert main(["init", "--example", "cuau-emt"]) == 0  # stdout: the config, and a note on the file it reads
+    assert "use -o FILE" in capsys.readouterr().err
     bad = tmp_path / "au.yaml"
     bad.write_text("structure: {element: Si, lattice: diamond, a: 5.43}\noracle: {type: emt}\n")
     assert main(["validate", str(bad)]) == 2
