@@ -132,8 +132,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a small smoke run (minutes); not the benchmark's figures")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)")
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (oracle, MD)")
+    ap.add_argument("--max-generations", type=int, default=None,
+                    help="stop active learning after this many generations (a shorter run; each full-size refit takes ~10 min on 2 cores)")
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
+    if args.max_generations is not None:
+        al = {**s.campaign.get("active_learning", {}), "max_generations": args.max_generations}
+        s = Sizes(s.test_frames, s.test_equilibration, s.test_interval, {**s.campaign, "active_learning": al})
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for handler in logging.getLogger().handlers:
         handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("mlip_autopipec"))
