@@ -115,8 +115,9 @@ def test_report_per_seed_eos_properties_and_counts(potential, tmp_path):
         "report": {"properties": {"vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},
     })  # fmt: skip
     db = DatabaseManager(tmp_path / "s.db")
-    for name, lattice, a in (("Cu_fcc", "fcc", 3.6), ("Cu_bcc", "bcc", 2.87)):
-        for i, s in enumerate(np.linspace(0.96, 1.04, 6)):
+    # the fcc seed has 6 clean equation-of-state points in its pool; the bcc seed 3, too few for a fit
+    for name, lattice, a, n_eos in (("Cu_fcc", "fcc", 3.6, 6), ("Cu_bcc", "bcc", 2.87, 3)):
+        for i, s in enumerate(np.linspace(0.96, 1.04, n_eos)):
             atoms = bulk("Cu", lattice, a=a * s, cubic=True)
             atoms.calc = EMT()
             atoms.get_potential_energy()
@@ -132,7 +133,16 @@ def test_report_per_seed_eos_properties_and_counts(potential, tmp_path):
     figures = build_figures(cfg, db, fit, out, tmp_path)
     assert set(figures.eos_by_seed) == {"Cu_fcc", "Cu_bcc"}  # the slab has no equation of state
     assert figures.eos_by_seed["Cu_fcc"].oracle.lattice_constant == pytest.approx(3.59, abs=0.02)
-    assert figures.eos_by_seed["Cu_bcc"].oracle is not None
+    # the bcc seed's equation of state comes from 7 oracle points on its volume range, kept as property rows
+    bcc = figures.eos_by_seed["Cu_bcc"]
+    assert bcc.oracle is not None and bcc.potential is not None, bcc
+    assert bcc.oracle.lattice_constant == pytest.approx(2.87, rel=0.05)
+    eos_rows = [r for r in db.select(label="property") if r.metadata.source == "property_eos"]
+    # 7 volumes; the middle one is the seed's own cell, which the pool already holds labelled: reused, not recomputed
+    assert sorted({r.metadata.provenance["seed"] for r in eos_rows}) == ["Cu_bcc"] and len(eos_rows) == 6
+    lo, hi = cfg.generator.volume_range
+    volumes = sorted(r.atoms.get_volume() / 2 for r in eos_rows)  # 2 atoms in the cubic bcc cell
+    assert volumes[0] == pytest.approx(lo * 2.87**3 / 2) and volumes[-1] == pytest.approx(hi * 2.87**3 / 2)
     assert figures.eos == figures.eos_by_seed["Cu_fcc"]
     assert (out / "eos.png").is_file() and (out / "eos_Cu_bcc.png").is_file()
     assert set(figures.properties_by_seed) == {"Cu_fcc", "Cu_bcc"}
@@ -143,3 +153,8 @@ def test_report_per_seed_eos_properties_and_counts(potential, tmp_path):
     assert set(figures.counts.by_seed) == {"Cu_fcc", "Cu_bcc"}
     assert figures.formation is None  # one element
     assert (out / "parity_energy.png").stat().st_size > 0
+    # a second report finds every oracle result in the database: no new rows
+    n_rows = len(db)
+    again = build_figures(cfg, db, fit, tmp_path / "report2", tmp_path)
+    assert again.eos_by_seed["Cu_bcc"] == bcc
+    assert len(db) == n_rows

@@ -19,9 +19,9 @@ from mlip_autopipec.database import STATUSES, DatabaseManager
 from mlip_autopipec.report.models import FormationFigures, PropertiesFigures
 from mlip_autopipec.report.seeds import (
     bulk_seeds,
-    eos_structures,
     formation_energies,
     labelled_for_formation,
+    seed_eos_structures,
     seed_lattice,
     seed_properties,
 )
@@ -148,14 +148,13 @@ def build_figures(cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult,
 
     calc = import_pyace_calculator()(str(fit.potential_yace))
     seeds = bulk_seeds(cfg)
-    first = str(cfg.seeds[0].name) if cfg.seeds else ""
     eos, eos_by_seed = None, {}
     t0 = time.perf_counter()
     if cfg.report.eos:
         for i, seed in enumerate(seeds):
             try:
                 _atoms, v_seed, a_seed = seed_lattice(seed)
-                comparison = compare_eos(eos_structures(db, seed, first), calc, v_seed, a_seed)
+                comparison = compare_eos(seed_eos_structures(cfg, seed, db, workdir), calc, v_seed, a_seed)
                 figures = EOSFigures.model_validate(comparison.as_dict())
                 if i == 0:
                     plots.eos_plot(comparison, out, title=str(seed.name) if len(seeds) > 1 else "")

@@ -51,6 +51,10 @@ def seed_lattice(seed: SeedConfig) -> tuple[Atoms, float, float]:
     return atoms, atoms.get_volume() / len(atoms), a
 
 
+MIN_EOS_POINTS = 5  # a Birch-Murnaghan fit has 4 parameters
+EOS_GRID_POINTS = 7  # volumes of the oracle's own equation of state, when the pool has too few clean points
+
+
 def eos_structures(db: DatabaseManager, seed: SeedConfig, first_seed: str) -> list[Atoms]:
     """The clean, isotropically scaled cells of ``seed`` (provenance operation 'eos'), labelled."""
     return [
@@ -58,6 +62,51 @@ def eos_structures(db: DatabaseManager, seed: SeedConfig, first_seed: str) -> li
         for rec in db.select(status="labelled")
         if rec.metadata.provenance.get("operation") == "eos" and seed_name(rec, first_seed) == seed.name
     ]
+
+
+def seed_eos_structures(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, workdir: Path) -> list[Atoms]:
+    """The cells the equation of state of the bulk ``seed`` is fitted on, labelled by the oracle.
+
+    The pool's clean equation-of-state points when it holds at least
+    :data:`MIN_EOS_POINTS` of them (no oracle call); otherwise (a small share of
+    the pool, e.g. several seeds with ``eos_fraction`` 0.1) :data:`EOS_GRID_POINTS`
+    volumes evenly spaced over the seed's ``volume_range``, labelled by the oracle
+    and kept in the database as property rows (source ``property_eos``, never
+    trained on), so a rerun calls the oracle for none of them.
+    """
+    pool = eos_structures(db, seed, str(cfg.seeds[0].name) if cfg.seeds else "")
+    if len(pool) >= MIN_EOS_POINTS:
+        return pool
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from mlip_autopipec.generator.campaign import seed_generator_config
+    from mlip_autopipec.oracle.factory import make_oracle
+    from mlip_autopipec.report.properties import CachedCalculator, OracleCalculator
+    from mlip_autopipec.report.properties.store import DatabaseStore
+
+    atoms, _v, _a = seed_lattice(seed)
+    lo, hi = seed_generator_config(seed, cfg.generator).volume_range
+    store = DatabaseStore(db, str(seed.name or "seed"))
+    store.stage("eos")
+    folder = None if cfg.oracle.type == "emt" else workdir / "properties" / str(seed.name) / "eos"  # EMT writes no files
+    oracle = CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), folder), store)
+    cells = []
+    try:
+        for ratio in np.linspace(lo, hi, EOS_GRID_POINTS):
+            cell = atoms.copy()
+            cell.set_cell(atoms.cell * ratio ** (1.0 / 3.0), scale_atoms=True)
+            cell.calc = oracle
+            energy = cell.get_potential_energy()
+            labelled = Atoms(cell.numbers, cell.positions, cell=cell.cell, pbc=cell.pbc)
+            labelled.calc = SinglePointCalculator(labelled, energy=energy)
+            cells.append(labelled)
+    finally:
+        store.flush()
+    log.info(
+        "report: equation of state of seed %s on %d volumes (%.2f-%.2f of the seed's; the pool has %d clean points)",
+        seed.name, EOS_GRID_POINTS, lo, hi, len(pool),
+    )  # fmt: skip
+    return cells
 
 
 def seed_properties(
@@ -195,6 +244,7 @@ def labelled_for_formation(db: DatabaseManager) -> list[StoredStructure]:
 __all__ = [
     "bulk_seeds",
     "eos_structures",
+    "seed_eos_structures",
     "formation_energies",
     "group_name",
     "labelled_for_formation",
