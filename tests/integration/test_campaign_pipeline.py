@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager
@@ -106,12 +107,14 @@ def test_the_binary_fits_used_the_default_basis_blocks_and_learnt_the_energies(c
     white-list error on any alloy."""
     workdir, cfg, summary = campaign
     assert cfg.training.nradmax_by_orders is None and cfg.training.basis_blocks is None
-    first = (workdir / "fits").glob("fit-*/input.yaml")
-    text = next(first).read_text()
-    assert "UNARY" in text and "BINARY" in text
-    # generation 1's refit continues from that potential (its blocks come with it)
-    refit = next((workdir / "fits").glob("gen1-*/input.yaml")).read_text()
-    assert "initial_potential.yaml" in refit or "filename:" in refit
+    (first,) = (workdir / "fits").glob("fit-*/")
+    blocks = yaml.safe_load((first / "input.yaml").read_text())["potential"]["functions"]
+    assert {"UNARY", "BINARY"} <= set(blocks), blocks
+    # generation 1's refit continues from that potential (its blocks come with it): its input names a copy of it
+    (refit,) = (workdir / "fits").glob("gen1-*/")
+    start = yaml.safe_load((refit / "input.yaml").read_text())["potential"]
+    assert start == {"filename": str((refit / "initial_potential.yaml").absolute())}, start
+    assert (refit / "initial_potential.yaml").read_text() == (first / "output_potential.yaml").read_text()
     # it learnt the energies: training RMSE well below the spread of the training energies per atom
     with DatabaseManager(workdir / "structures.db") as db:
         per_atom = [r.atoms.get_potential_energy() / len(r.atoms) for r in db.select(status="labelled")]
