@@ -200,6 +200,20 @@ def run(config: dict):
     return latest_fit(workdir), training_calls(workdir), wall
 
 
+def learning_curve(al_dir: Path, test_set: dict[str, list[Atoms]]) -> list[tuple[int, dict]]:
+    """(oracle calls, test errors) after each fit of an active-learning run, the starting pool's fit first."""
+    from mlip_autopipec.pipeline.fits import load_fit
+    from mlip_autopipec.pipeline.state import read_state
+
+    state = read_state(al_dir).active_learning
+    initial = state.initial
+    curve = [(initial.n_labelled_total, load_fit(al_dir, initial.fit_dir))]
+    for row in state.generations:
+        if row.step == "fitted":
+            curve.append((initial.n_labelled_total + row.oracle_calls_total, load_fit(al_dir, row.fit_dir)))
+    return [(calls, test_errors(fit, test_set)) for calls, fit in curve]
+
+
 def training_calls(workdir: Path) -> int:
     """Oracle calls the campaign spent on its data (labelled or failed structures); the report's own reference
     calculations of the properties (stored with the ``property`` label) are not training data and are not counted."""
@@ -263,20 +277,13 @@ def main() -> int:
     cfg = base_config(s, al_dir, args.workers, s.pool)
     cfg["active_learning"] = al_settings(s)
     al_fit, al_calls, al_wall = run(cfg)
-    from mlip_autopipec.pipeline.fits import load_fit
     from mlip_autopipec.pipeline.state import read_state
 
     state = read_state(al_dir).active_learning
     print(f"active learning: {al_calls} oracle calls, {len(state.generations)} generations, {al_wall:.0f} s; "
           f"stopped: {state.stop_reason}", flush=True)  # fmt: skip
 
-    curve = []  # (oracle calls, fit) after each fit of active learning
-    initial = state.initial
-    curve.append((initial.n_labelled_total, load_fit(al_dir, initial.fit_dir)))
-    for row in state.generations:
-        if row.step == "fitted":
-            curve.append((initial.n_labelled_total + row.oracle_calls_total, load_fit(al_dir, row.fit_dir)))
-    al_curve = [(calls, test_errors(f, test_set)) for calls, f in curve]
+    al_curve = learning_curve(al_dir, test_set)
     al_err = test_errors(al_fit, test_set)
 
     # random cold start, same calls and half of them

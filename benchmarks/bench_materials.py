@@ -16,7 +16,8 @@ composition range at 600-1200 K, of the ordered L1_2 Cu3Au phase with a vacancy
 slab (600 K); frames sampled after an equilibration.
 
 Printed: the force RMSE (meV/Å) and energy RMSE (meV/atom) per condition for both
-runs, the oracle calls each used, active learning's stop reason.  Target: force
+runs, the oracle calls each used, active learning's stop reason, and its
+learning curve (the test set after each of its fits).  Target: force
 RMSE ≤ 25 meV/Å on every condition with at most 400 oracle calls.
 ``--quick`` shrinks the campaign and the test set (a smoke run of minutes; its
 figures are not the benchmark's).
@@ -39,7 +40,7 @@ from ase import Atoms
 from ase.build import bulk, fcc111
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_active_learning import _emt_md, test_errors, training_calls  # noqa: E402  (the same EMT MD and scoring)
+from bench_active_learning import _emt_md, learning_curve, test_errors, training_calls  # noqa: E402  (the same EMT MD and scoring)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cuau_emt.yaml"
@@ -162,6 +163,11 @@ def main() -> int:
     print(f"active learning: {al_calls} oracle calls ({al_cfg.generator.pool_size} in the pool), "
           f"{len(state.generations)} generations, {al_wall:.0f} s; stopped: {state.stop_reason}", flush=True)  # fmt: skip
     al_err = test_errors(al_fit, test_set)
+    print("active learning after each fit, the starting pool's first (oracle calls: force RMSE over all conditions; "
+          "the worst condition), meV/Å:")  # fmt: skip
+    for calls, err in learning_curve(root / "active_learning", test_set):
+        name, worst_c = max(err["by_category"].items(), key=lambda kv: kv[1]["force_rmse_mev_per_angstrom"])
+        print(f"  {calls}: {err['force_rmse_mev_per_angstrom']:.1f}; {name} {worst_c['force_rmse_mev_per_angstrom']:.1f}", flush=True)
 
     rnd_cfg = campaign_config(s, root / "random", args.workers)
     rnd_cfg = rnd_cfg.model_copy(update={"active_learning": None, "generator": rnd_cfg.generator.model_copy(update={"pool_size": al_calls})})
