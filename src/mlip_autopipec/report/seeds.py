@@ -64,6 +64,19 @@ def eos_structures(db: DatabaseManager, seed: SeedConfig, first_seed: str) -> li
     ]
 
 
+def _cached_oracle(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, folder: Path):
+    """The oracle as an ASE calculator whose results are kept in (and first looked up in) ``db``, and its store.
+
+    ``folder``: where a file-based oracle runs (EMT writes no files)."""
+    from mlip_autopipec.oracle.factory import make_oracle
+    from mlip_autopipec.report.properties import CachedCalculator, OracleCalculator
+    from mlip_autopipec.report.properties.store import DatabaseStore
+
+    store = DatabaseStore(db, str(seed.name or "seed"))
+    folder = None if cfg.oracle.type == "emt" else folder
+    return CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), folder), store), store
+
+
 def seed_eos_structures(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, workdir: Path) -> list[Atoms]:
     """The cells the equation of state of the bulk ``seed`` is fitted on, labelled by the oracle.
 
@@ -80,26 +93,18 @@ def seed_eos_structures(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManag
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from mlip_autopipec.generator.campaign import seed_generator_config
-    from mlip_autopipec.oracle.factory import make_oracle
-    from mlip_autopipec.report.properties import CachedCalculator, OracleCalculator
-    from mlip_autopipec.report.properties.store import DatabaseStore
 
     atoms, _v, _a = seed_lattice(seed)
     lo, hi = seed_generator_config(seed, cfg.generator).volume_range
-    store = DatabaseStore(db, str(seed.name or "seed"))
+    oracle, store = _cached_oracle(cfg, seed, db, workdir / "properties" / str(seed.name) / "eos")
     store.stage("eos")
-    folder = None if cfg.oracle.type == "emt" else workdir / "properties" / str(seed.name) / "eos"  # EMT writes no files
-    oracle = CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), folder), store)
     cells = []
     try:
         for ratio in np.linspace(lo, hi, EOS_GRID_POINTS):
             cell = atoms.copy()
             cell.set_cell(atoms.cell * ratio ** (1.0 / 3.0), scale_atoms=True)
-            cell.calc = oracle
-            energy = cell.get_potential_energy()
-            labelled = Atoms(cell.numbers, cell.positions, cell=cell.cell, pbc=cell.pbc)
-            labelled.calc = SinglePointCalculator(labelled, energy=energy)
-            cells.append(labelled)
+            cell.calc = SinglePointCalculator(cell, energy=oracle.get_potential_energy(cell))
+            cells.append(cell)
     finally:
         store.flush()
     log.info(
@@ -123,23 +128,13 @@ def seed_properties(
     Draws ``phonons_<seed>.png`` under ``out`` when phonons are on.
     """
     from mlip_autopipec.explore.activeset import asi_path_for
-    from mlip_autopipec.oracle.factory import make_oracle
-    from mlip_autopipec.report.properties import (
-        CachedCalculator,
-        OracleCalculator,
-        compute_properties,
-        phonon_plot,
-        properties_summary,
-    )
-    from mlip_autopipec.report.properties.store import DatabaseStore
+    from mlip_autopipec.report.properties import compute_properties, phonon_plot, properties_summary
     from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
     t0 = time.perf_counter()
     pcfg = cfg.report.properties
     atoms, _v, _a = seed_lattice(seed)
-    store = DatabaseStore(db, seed.name or "seed")
-    folder = None if cfg.oracle.type == "emt" else workdir / "properties" / str(seed.name)  # EMT writes no files
-    oracle_calc = CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), folder), store)
+    oracle_calc, store = _cached_oracle(cfg, seed, db, workdir / "properties" / str(seed.name))
     try:
         oracle = compute_properties(atoms, oracle_calc, pcfg, stage=store.stage)
     finally:
