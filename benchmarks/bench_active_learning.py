@@ -201,7 +201,8 @@ def run(config: dict):
 
 
 def learning_curve(al_dir: Path, test_set: dict[str, list[Atoms]]) -> list[tuple[int, dict]]:
-    """(oracle calls, test errors) after each fit of an active-learning run, the starting pool's fit first."""
+    """(oracle calls, test errors) after each fit of an active-learning run, the starting pool's fit first
+    (a closing fit, active_learning.final_max_epochs, comes last with the calls of the refit it continued)."""
     from mlip_autopipec.pipeline.fits import load_fit
     from mlip_autopipec.pipeline.state import read_state
 
@@ -211,7 +212,20 @@ def learning_curve(al_dir: Path, test_set: dict[str, list[Atoms]]) -> list[tuple
     for row in state.generations:
         if row.step == "fitted":
             curve.append((initial.n_labelled_total + row.oracle_calls_total, load_fit(al_dir, row.fit_dir)))
+    if state.final is not None:
+        curve.append((curve[-1][0], load_fit(al_dir, state.final.fit_dir)))
     return [(calls, test_errors(fit, test_set)) for calls, fit in curve]
+
+
+def minimiser_iterations(al_dir: Path, training_epochs: int) -> int:
+    """Minimiser iterations of all the fits of an active-learning run together (the starting pool's fit ran
+    ``training_epochs``; a refit recorded before fit_max_epochs existed counts as that many too)."""
+    from mlip_autopipec.pipeline.state import read_state
+
+    state = read_state(al_dir).active_learning
+    refits = [row for row in state.generations if row.step == "fitted" and row.selected]  # a quiet generation refits nothing
+    total = training_epochs + sum(row.fit_max_epochs or training_epochs for row in refits)
+    return total + (state.final.max_epochs if state.final is not None else 0)
 
 
 def training_calls(workdir: Path) -> int:

@@ -299,6 +299,54 @@ def test_stop_rules_budget_and_convergence(al_run, tmp_path):
         assert db.count(generation=3) == 0  # nothing labelled once converged
 
 
+def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
+    """refit_max_epochs: generation 3 refits with 4 iterations; the run converges in generation 4 and hands on one
+    more fit with final_max_epochs (16), continued from that refit on the same data; a rerun reuses it."""
+    from mlip_autopipec.pipeline.active_learning import run_active_learning
+    from mlip_autopipec.pipeline.fits import latest_fit
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(al_run["workdir"], workdir)
+    cfg = al_run["config"]
+    start = latest_fit(workdir)
+    # frames sampled at 1500 K reach γ >= 1 (candidates) but never gamma_halt: generations 3 and 4 are quiet; with
+    # quiet_generations 2, generation 3 still labels and refits, and generation 4 converges (fit targets off)
+    al_cfg = cfg.active_learning.model_copy(update=dict(
+        refit_max_epochs=4, final_max_epochs=16, max_generations=5, gamma_select=1.0, gamma_halt=1e6, temperatures=[1500.0], trajectories_per_condition=1,
+        max_temperature_ratio=1e3, min_distance_fraction=0.01, quiet_generations=2,
+        target_force_rmse_mev_per_angstrom=None, target_energy_rmse_mev_per_atom=None))  # fmt: skip
+    c = cfg.model_copy(update={"active_learning": al_cfg})
+
+    def run():
+        ctx = RunContext(c, workdir, open_database(c, workdir), progress=False)
+        try:
+            return run_active_learning(ctx, start), _al(workdir), ctx.pacemaker_s
+        finally:
+            ctx.db.close()
+
+    def maxiter(fit_dir: Path) -> int:
+        return yaml.safe_load((fit_dir / "input.yaml").read_text())["fit"]["maxiter"]
+
+    final, al, _ = run()
+    assert al.stop_reason.startswith("converged: fit targets not set; exploration quiet"), al.stop_reason
+    g3 = al.generation(3)
+    assert g3.labelled, g3.max_gamma
+    assert g3.fit_max_epochs == 4 and maxiter(g3.fit_dir) == 4
+    assert al.generation(4).step == "explored"  # converged before selecting: no refit in generation 4
+    assert al.final is not None and al.final.start_dir == g3.fit_dir and al.final.max_epochs == 16
+    assert final.output_dir == al.final.fit_dir and final.output_dir.name.startswith("final-")
+    assert maxiter(final.output_dir) == 16
+    assert (final.output_dir / "initial_potential.yaml").read_bytes() == (g3.fit_dir / "output_potential.yaml").read_bytes()
+    assert al.final.validation_force_rmse_mev_per_angstrom is not None
+    assert latest_fit(workdir).output_dir == final.output_dir
+    assert any(line.strip().startswith("final fit: 16 iterations") for line in status_lines(workdir))
+
+    fits = _oracle_and_fit_dirs(workdir)
+    again, al_again, pacemaker_s = run()
+    assert again.output_dir == final.output_dir and al_again.final.fit_dir == al.final.fit_dir
+    assert pacemaker_s == 0.0 and _oracle_and_fit_dirs(workdir) == fits
+
+
 def _oracle_and_fit_dirs(workdir: Path) -> tuple[set[str], set[str]]:
     return {p.name for p in (workdir / "oracle").iterdir()}, {p.name for p in (workdir / "fits").iterdir() if p.is_dir()}
 

@@ -15,7 +15,9 @@ pending; one budget for every seed of the campaign); a generation that found
 nothing new to label (a quiet one with an adequate fit goes on exploring with
 new seeds instead; a quiet one with an inadequate fit stops and says so).
 The reason is logged and recorded as ``stop_reason``; it says which of the
-fit and the exploration held.
+fit and the exploration held.  When the run stopped after a refit shorter than
+``final_max_epochs`` (``refit_max_epochs``), :func:`final_fit` continues it on
+the same data.
 
 Resume: a killed run, started again, skips every finished step: exploration is
 read back from its files, a selection already in the database is not made
@@ -27,15 +29,18 @@ continue from the same potentials.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.explore.activeset import asi_path_for
 from mlip_autopipec.explore.convergence import FitErrors, Verdict, convergence_verdict
-from mlip_autopipec.pipeline.context import RunContext
-from mlip_autopipec.pipeline.fits import load_fit, mark_latest
+from mlip_autopipec.pipeline import steps
+from mlip_autopipec.pipeline.context import RunContext, timed
+from mlip_autopipec.pipeline.fits import fit_or_reuse, load_fit, mark_latest
 from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FILE, StepClients, generation_dir
 from mlip_autopipec.pipeline.generation import (
+    final_epochs,
     fit_validation,
     oracle_calls_used,
     step_active_set,
@@ -44,7 +49,7 @@ from mlip_autopipec.pipeline.generation import (
     step_refit,
     step_select,
 )
-from mlip_autopipec.pipeline.records import ActiveLearningRecord, GenerationRecord, InitialFit
+from mlip_autopipec.pipeline.records import ActiveLearningRecord, FinalFit, GenerationRecord, InitialFit
 from mlip_autopipec.pipeline.state import read_state, section_fingerprints, write_state
 from mlip_autopipec.trainer.pace import TrainingResult
 
@@ -105,6 +110,7 @@ def run_active_learning(ctx: RunContext, fit: TrainingResult) -> TrainingResult:
         fit = _generations(ctx, settings, fit, clients)
     finally:
         clients.close()
+    fit = final_fit(ctx, fit)
     mark_latest(ctx.workdir, fit)
     _save(ctx)
     return fit
@@ -209,6 +215,36 @@ def _generation(
     fit = step_refit(ctx, gen, fit, training)
     _save(ctx)
     return fit, None
+
+
+def final_fit(ctx: RunContext, fit: TrainingResult) -> TrainingResult:
+    """The potential active learning hands on: ``fit``, or, when ``fit`` is a refit with fewer iterations than
+    :func:`~mlip_autopipec.pipeline.generation.final_epochs`, one more fit continued from it on the same data
+    with that many (tag ``final``, reused on a rerun)."""
+    record = ctx.active_learning
+    epochs = final_epochs(ctx)
+    here = Path(fit.output_dir).resolve()
+    last = next((g for g in reversed(record.generations) if g.fit_dir is not None and Path(g.fit_dir).resolve() == here), None)
+    if last is None or last.fit_max_epochs is None or last.fit_max_epochs >= epochs:
+        record.final = None
+        return fit
+    log.info("active learning: the last refit ran %d iterations; continuing it for %d (final_max_epochs)", last.fit_max_epochs, epochs)
+    seconds: list[float] = []
+    with timed("active learning: final fit", seconds.append):
+        train, validation = steps.step_export(ctx)
+        training = ctx.config.training.model_copy(update={"max_num_epochs": epochs})
+        final = fit_or_reuse(ctx, train, validation, training=training, previous=fit, tag="final")
+    record.final = FinalFit(
+        fit_s=seconds[0],
+        fit_dir=final.output_dir,
+        start_dir=fit.output_dir,
+        max_epochs=epochs,
+        n_labelled_total=ctx.db.count(status="labelled"),
+        **dict(fit_validation(ctx, final)),
+    )
+    rmse = record.final.validation_force_rmse_mev_per_angstrom
+    log.info("active learning: final fit %s; validation force RMSE %s", final.output_dir.name, "n/a" if rmse is None else f"{rmse:.1f} meV/Å")
+    return final
 
 
 def _halts(ctx: RunContext, g: int) -> list[int | None]:

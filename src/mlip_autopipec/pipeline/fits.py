@@ -115,7 +115,7 @@ def fit_or_reuse(
     previous: TrainingResult | None = None,
     tag: str = "fit",
 ) -> TrainingResult:
-    """Run pacemaker on ``train`` (reporting its test errors on ``validation``), or reuse the same fit.
+    """Run pacemaker on ``train``, or reuse the same fit (same settings, data, split and start).
 
     ``previous``: continue from that fit's potential (active learning's refits).
     Adds pacemaker's time to ``ctx.pacemaker_s``.
@@ -128,11 +128,15 @@ def fit_or_reuse(
     if result is not None:
         log.info("fit: reusing the finished fit in %s", fit_dir)
     else:
+        # The pipeline validates every fit itself (report.validate.validation_errors); pacemaker sees the split only
+        # when its early stopping watches the test loss: evaluating it costs each fit ~25 s (a second TensorFlow graph).
+        es = training.early_stopping
+        test = validation if es is not None and es.min_relative_test_loss_per_iter is not None else None
         compute = ctx.config.compute_for("fit")
         if isinstance(compute, LocalComputeConfig):
-            result = PacemakerRunner(training, show_progress=ctx.progress).train(train, fit_dir, test_dataset_path=validation)
+            result = PacemakerRunner(training, show_progress=ctx.progress).train(train, fit_dir, test_dataset_path=test)
         else:
-            result = train_on_cluster(PacemakerRunner(training, show_progress=False), compute, train, fit_dir, validation, ctx.progress)
+            result = train_on_cluster(PacemakerRunner(training, show_progress=False), compute, train, fit_dir, test, ctx.progress)
         save_fit(ctx.workdir, result)
         ctx.pacemaker_s += result.wall_time_s
         log.info("fit: %s done in %.0f s", fit_dir.name, result.wall_time_s)

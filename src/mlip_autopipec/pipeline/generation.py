@@ -20,8 +20,9 @@
     The cold start's labelling and split, on active learning's Dask client.
 ``step_refit``
     Export, refit (from the previous potential when ``continue_from_previous``)
-    with :func:`~mlip_autopipec.pipeline.fits.fit_or_reuse` (tag ``gen<g>``), and
-    the validation RMSE of the new potential.
+    with :func:`~mlip_autopipec.pipeline.fits.fit_or_reuse` (tag ``gen<g>``;
+    ``refit_max_epochs`` iterations, ``final_max_epochs`` for the last, :func:`refit_epochs`),
+    and the validation RMSE of the new potential.
 """
 
 from __future__ import annotations
@@ -175,15 +176,36 @@ def step_label(ctx: RunContext, gen: GenerationRecord, client: LazyClient) -> No
     gen.step = "labelled"
 
 
+def final_epochs(ctx: RunContext) -> int:
+    """Minimiser iterations of the potential active learning hands on (``final_max_epochs``)."""
+    return ctx.config.active_learning.final_max_epochs or ctx.config.training.max_num_epochs
+
+
+def refit_epochs(ctx: RunContext, g: int) -> int:
+    """Minimiser iterations of generation ``g``'s refit: :func:`final_epochs` when it is certainly the last one
+    (``g`` is ``max_generations``, or the oracle budget is spent), else ``refit_max_epochs``
+    (both default to ``training.max_num_epochs``)."""
+    settings: ActiveLearningConfig = ctx.config.active_learning
+    budget_spent = settings.max_oracle_calls is not None and oracle_calls_used(ctx.db) >= settings.max_oracle_calls
+    if g >= settings.max_generations or budget_spent:
+        return final_epochs(ctx)
+    return settings.refit_max_epochs or ctx.config.training.max_num_epochs
+
+
 def step_refit(ctx: RunContext, gen: GenerationRecord, fit: TrainingResult, training: str) -> TrainingResult:
     """Export the data, refit (from ``fit`` when ``continue_from_previous``), validate; record the new fit."""
     settings: ActiveLearningConfig = ctx.config.active_learning
     g = gen.generation
+    epochs = refit_epochs(ctx, g)
+    settings_now = ctx.config.training
+    if epochs != settings_now.max_num_epochs:
+        settings_now = settings_now.model_copy(update={"max_num_epochs": epochs})
     with timed(f"generation {g}: refit", gen.add_seconds("fit_s")):
         train, validation = steps.step_export(ctx)
         previous = fit if settings.continue_from_previous else None
-        fit = fit_or_reuse(ctx, train, validation, previous=previous, tag=f"gen{g}")
+        fit = fit_or_reuse(ctx, train, validation, training=settings_now, previous=previous, tag=f"gen{g}")
     gen.fit_dir = fit.output_dir
+    gen.fit_max_epochs = epochs
     gen.n_labelled_total = ctx.db.count(status="labelled")
     gen.training = training
     for key, value in fit_validation(ctx, fit):

@@ -129,6 +129,16 @@ class InitialFit(ValidationErrors):
     n_labelled_total: int = Field(description="Labelled structures in the database when active learning started.")
 
 
+class FinalFit(ValidationErrors):
+    """The fit that continues the last refit, shorter than active_learning.final_max_epochs, on the same data."""
+
+    fit_dir: WorkPath = Field(description="The fit's directory (fits/final-*).")
+    start_dir: WorkPath = Field(description="The fit it continued from.")
+    max_epochs: int = Field(description="Minimiser iterations it ran with.")
+    n_labelled_total: int = Field(description="Labelled structures in the database at the fit.")
+    fit_s: float = Field(0.0, description="Time exporting and fitting (s).")
+
+
 class GenerationRecord(ValidationErrors):
     """One generation of active learning: what each finished step found, written as soon as the step is done."""
 
@@ -151,6 +161,7 @@ class GenerationRecord(ValidationErrors):
     failed: int | None = Field(None, description="Structures of this generation the oracle failed on.")
     oracle_calls_total: int | None = Field(None, description="Oracle calls by active learning so far (all generations).")
     fit_dir: WorkPath | None = Field(None, description="The refit's directory.")
+    fit_max_epochs: int | None = Field(None, description="Minimiser iterations the refit ran with (null: not recorded).")
     n_labelled_total: int | None = Field(None, description="Labelled structures in the database at the refit.")
     active_set_s: float = Field(0.0, description="Time building the active set (s).")
     explore_s: float = Field(0.0, description="Time exploring (s).")
@@ -179,6 +190,9 @@ class ActiveLearningRecord(BaseModel):
     initial: InitialFit | None = Field(None, description="The fit active learning started from.")
     generations: list[GenerationRecord] = Field(default_factory=list, description="One record per generation, in order.")
     stop_reason: str | None = Field(None, description="Why active learning stopped; null while it runs.")
+    final: FinalFit | None = Field(
+        None, description="The closing fit made when active learning stopped after a short refit; null: none was needed."
+    )
 
     def generation(self, g: int) -> GenerationRecord | None:
         return next((row for row in self.generations if row.generation == g), None)

@@ -101,6 +101,12 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
                 f"{g.failed or 0:>6} {g.halts or 0:>5} {max_gamma:>8.2f} "
                 f"{('%.1f meV/Å' % rmse) if rmse is not None else 'n/a':>11}"
             )
+        if al.final is not None:
+            rmse = al.final.validation_force_rmse_mev_per_angstrom
+            lines.append(
+                f"  final fit: {al.final.max_epochs} iterations from the last refit; "
+                f"val F RMSE {'n/a' if rmse is None else '%.1f meV/Å' % rmse}"
+            )
         if al.stop_reason:
             lines.append(f"  stopped: {al.stop_reason}")
     fit = latest_fit(workdir)

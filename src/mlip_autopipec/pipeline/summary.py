@@ -70,6 +70,9 @@ def active_learning_plot(al: ActiveLearningRecord, out: Path) -> Path | None:
         for r in al.generations
         if r.validation_force_rmse_mev_per_angstrom is not None and r.n_labelled_total is not None
     ]
+    final = al.final
+    if final is not None and final.validation_force_rmse_mev_per_angstrom is not None and al.generations:
+        points.append(CurvePoint(final.n_labelled_total, final.validation_force_rmse_mev_per_angstrom, al.generations[-1].generation, "final"))
     halts = [
         GenerationHalts(r.generation, r.trajectories, r.gamma_halts if r.gamma_halts is not None else (r.halts or 0), r.blowups or 0)
         for r in al.generations

@@ -151,6 +151,13 @@ def render_html(summary: dict[str, Any], config_yaml: str, report_dir: Path) -> 
             ["generation", "trajectories", "candidates", "selected", "labelled", "γ halts", "blow-ups", "max γ",
              "labelled total", "validation force RMSE (meV/Å)"], rows,
         ) + f"<p>Stop: {html.escape(str(al.get('stop_reason')))}</p>"  # fmt: skip
+        final = al.get("final")
+        if final:
+            active_learning += (
+                f"<p>Final fit: {final['max_epochs']} iterations continued from the last (short) refit on all "
+                f"{final['n_labelled_total']} labelled structures; validation force RMSE "
+                f"{final.get('validation_force_rmse_mev_per_angstrom')} meV/Å.</p>"
+            )
     else:
         active_learning = "<p class=\"muted\">Active learning was not run (the learning curve is in active_learning.png when it is).</p>"
 

@@ -105,6 +105,7 @@ class CurvePoint(NamedTuple):
     n_labelled: int
     force_rmse_mev_per_angstrom: float
     generation: int
+    label: str | None = None  # the annotation (default: g<generation>)
 
 
 class GenerationHalts(NamedTuple):
@@ -126,12 +127,14 @@ def active_learning_plot(points: Sequence[CurvePoint], halts: Sequence[Generatio
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     if points:
-        x, y, _gens = zip(*points)
+        x = [p.n_labelled for p in points]
+        y = [p.force_rmse_mev_per_angstrom for p in points]
         left.plot(x, y, "o-")
         if min(y) > 0 and max(y) / min(y) > 20:
             left.set_yscale("log")
-        for xi, yi, gi in points:
-            left.annotate(f"g{gi}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for p in points:
+            left.annotate(p.label or f"g{p.generation}", (p.n_labelled, p.force_rmse_mev_per_angstrom),
+                          textcoords="offset points", xytext=(4, 4), fontsize=8)  # fmt: skip
     left.set_xlabel("labelled structures")
     left.set_ylabel("validation force RMSE (meV/Å)")
     left.set_title("validation error after each fit")

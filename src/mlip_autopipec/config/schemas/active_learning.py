@@ -146,6 +146,20 @@ class ActiveLearningConfig(StrictModel):
     continue_from_previous: bool = Field(
         True, description="Refit each generation starting from the previous generation's potential instead of from scratch."
     )
+    refit_max_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Minimiser iterations of a refit made while exploring goes on; null: training.max_num_epochs. A refit "
+        "continues from the previous potential, so a short one is enough to steer the next generation. Needs "
+        "continue_from_previous.",
+    )
+    final_max_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Minimiser iterations of the potential active learning hands on; null: training.max_num_epochs. A "
+        "refit known to be the last (max_generations or max_oracle_calls reached) runs them; a run that stops after a "
+        "refit with fewer ends with one more fit, continued from it on the same data (fits/final-*).",
+    )
     seed: int = Field(42, description="Base seed of initial velocities, thermostat noise and rattled copies; the same seed gives the same run.")
 
     @field_validator("temperatures")
@@ -175,4 +189,6 @@ class ActiveLearningConfig(StrictModel):
     def _check_thresholds(self) -> "ActiveLearningConfig":
         if self.gamma_halt <= self.gamma_select:
             raise ValueError(f"gamma_halt ({self.gamma_halt}) must be above gamma_select ({self.gamma_select})")
+        if self.refit_max_epochs is not None and not self.continue_from_previous:
+            raise ValueError("refit_max_epochs needs continue_from_previous: true (a short fit from scratch is a poor potential)")
         return self
