@@ -223,3 +223,23 @@ def test_only_the_launcher_starts_processes():
         if path.name != "launch.py" and any(word in path.read_text() for word in ("import subprocess", "from subprocess", "os.system(", "os.spawn", "os.posix_spawn"))
     ]
     assert offenders == [], f"start programs through mlip_autopipec.launch.run_program (a profile's run()), not in {offenders}"
+
+
+def test_programs_do_not_inherit_what_a_local_dask_cluster_wrote_into_the_environment(tmp_path, monkeypatch):
+    """distributed's nanny writes MALLOC_TRIM_THRESHOLD_=65536 (and OMP/MKL/OPENBLAS_NUM_THREADS=1) into the driver's
+    own os.environ when it starts a local worker; pacemaker inheriting it ran 2x slower. Programs the driver starts
+    get the environment from before the cluster; the workers keep Dask's."""
+    from mlip_autopipec import launch
+    from mlip_autopipec.config.schemas.oracle import LocalComputeConfig
+    from mlip_autopipec.oracle.compute import dask_client
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # restored to absent afterwards
+    monkeypatch.setattr(launch, "_BEFORE_DASK", {})
+    probe = [sys.executable, "-c", "import os; print(os.environ.get('MALLOC_TRIM_THRESHOLD_'))"]
+    with dask_client(LocalComputeConfig(n_workers=1)) as client:
+        assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # what the nanny did to this process
+        assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {"65536"}
+        run_program(probe, cwd=tmp_path, log_path=tmp_path / "out.txt")
+        assert (tmp_path / "out.txt").read_text().strip() == "None"
+        assert "MALLOC_TRIM_THRESHOLD_" not in PacemakerProfile().environment()
+        assert PacemakerProfile(env={"MALLOC_TRIM_THRESHOLD_": "1"}).environment()["MALLOC_TRIM_THRESHOLD_"] == "1"

@@ -34,6 +34,7 @@ from mlip_autopipec.config.schemas.oracle import (
     SlurmComputeConfig,
 )
 from mlip_autopipec.exceptions import OracleError
+from mlip_autopipec.launch import remember_environment_before_dask
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
         import dask
         from distributed import LocalCluster
 
+        # the nanny is about to write its pre-spawn environment into this process's (see launch.py)
+        remember_environment_before_dask([*(dask.config.get("distributed.nanny.pre-spawn-environ") or {}), "PYTHONHASHSEED"])
         with _sigint_ignored():  # inherited by the worker processes started now
             return LocalCluster(
                 n_workers=config.n_workers or default_n_workers(),

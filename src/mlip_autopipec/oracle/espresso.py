@@ -11,7 +11,6 @@ its own folder ``<directory>/attempt_<n>``; every attempt is recorded.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from ase.calculators.espresso import Espresso, EspressoProfile
 
 from mlip_autopipec.config.schemas.oracle import EspressoOracleConfig
 from mlip_autopipec.exceptions import OracleError
-from mlip_autopipec.launch import ProgramRun, run_program
+from mlip_autopipec.launch import ProgramRun, program_environment, run_program
 from mlip_autopipec.oracle.base import AttemptRecord, LabelFailed, LabelResult, Oracle, fully_periodic, kpoint_mesh, output_tail, results_from_calculator
 from mlip_autopipec.oracle.healing import ScfSettings, healing_overrides, merge_namelists
 from mlip_autopipec.oracle.qe_output import parse_pw_output, pw_output_tail
@@ -55,7 +54,7 @@ class PwProfile(EspressoProfile):
         run = run_program(
             self.get_command(inputfile),
             cwd=directory,
-            env={**os.environ, **self.env},
+            env={**program_environment(), **self.env},
             timeout_s=self.timeout_s,
             log_path=directory / outputfile,
             stderr_path=directory / errorfile if errorfile is not None else None,

@@ -74,8 +74,8 @@ class PacemakerProfile(StrictModel):
         return [self.executable(program), *args]
 
     def environment(self) -> dict[str, str]:
-        """The environment for the programs: this process's, updated with ``env``."""
-        environ = dict(os.environ)
+        """The environment for the programs: this process's (:func:`~mlip_autopipec.launch.program_environment`), updated with ``env``."""
+        environ = launch.program_environment()  # without what a local Dask cluster put into os.environ
         environ.update(self.env)
         return environ
 
