@@ -6,6 +6,11 @@ and the median of the repeats is compared.  The wrapper also converts the potent
 to .yace (pace_yaml2yace), which `pacemaker input.yaml` alone does not do; the manual
 equivalent (pacemaker, then pace_yaml2yace) is timed as well and shown for reference.
 
+The wrapper runs as in a pipeline run: with a local Dask cluster up in this process.  The
+direct runs get the environment from before that cluster started: distributed's nanny
+writes MALLOC_TRIM_THRESHOLD_=65536 and *_NUM_THREADS=1 into its parent's environment, and
+a fit that inherited them ran 2x slower (launch.program_environment keeps them out).
+
 Target: wrapper / `pacemaker input.yaml` <= 1.05 (the wrapper adds nothing that matters).
 Both wall-clock and CPU time (this process plus its children: user + system) are
 reported; on a shared, busy machine the CPU time is the steadier of the two.
@@ -64,17 +69,17 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run_direct(config: TrainingConfig, dataset: Path, workdir: Path, convert: bool) -> tuple[float, float]:
+def run_direct(config: TrainingConfig, dataset: Path, workdir: Path, convert: bool, env: dict[str, str]) -> tuple[float, float]:
     profile = PacemakerProfile()
     workdir.mkdir(parents=True)
     (workdir / "input.yaml").write_text(config.to_input_yaml(dataset, ["Cu"]))
     t0, c0 = time.perf_counter(), cpu_seconds()
     with open(workdir / "pacemaker.log", "wb") as log:
-        subprocess.run([profile.executable("pacemaker"), "input.yaml"], cwd=workdir, env=environment(), stdout=log, stderr=subprocess.STDOUT, check=True)
+        subprocess.run([profile.executable("pacemaker"), "input.yaml"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
         if convert:
             subprocess.run(
                 [profile.executable("pace_yaml2yace"), "output_potential.yaml", "-o", "output_potential.yace"],
-                cwd=workdir, env=environment(), stdout=log, stderr=subprocess.STDOUT, check=True,
+                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
             )
     return time.perf_counter() - t0, cpu_seconds() - c0
 
@@ -97,7 +102,12 @@ def main() -> None:
     kinds = ("wrapper", "direct", "direct+yace")
     wall: dict[str, list[float]] = {k: [] for k in kinds}
     cpu: dict[str, list[float]] = {k: [] for k in kinds}
-    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+    from mlip_autopipec.config.schemas.oracle import LocalComputeConfig
+    from mlip_autopipec.oracle.compute import dask_client
+
+    user_env = environment()  # before the Dask cluster below touches this process's environment
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp, dask_client(LocalComputeConfig(n_workers=2)):
+        print("a local Dask cluster of 2 worker processes is up in this process, as in a pipeline run", flush=True)
         root = Path(tmp)
         dataset = make_dataset(root / "cu.pckl.gzip")
         result = None
@@ -108,7 +118,7 @@ def main() -> None:
                 if kind == "wrapper":
                     w, c, result = run_wrapper(config, dataset, workdir)
                 else:
-                    w, c = run_direct(config, dataset, workdir, convert=kind == "direct+yace")
+                    w, c = run_direct(config, dataset, workdir, convert=kind == "direct+yace", env=user_env)
                 wall[kind].append(w)
                 cpu[kind].append(c)
                 print(f"  repeat {i + 1}/{args.repeats}: {kind:12s} wall {w:7.2f} s   cpu {c:7.2f} s", flush=True)

@@ -92,14 +92,16 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
     al = read_state(workdir).active_learning
     if al is not None:
         lines.append("active learning:")
-        lines.append(f"  {'gen':>3} {'candidates':>10} {'selected':>8} {'labelled':>8} {'failed':>6} {'halts':>5} {'max γ':>8} {'val F RMSE':>11}")
+        lines.append(
+            f"  {'gen':>3} {'candidates':>10} {'selected':>8} {'labelled':>8} {'failed':>6} {'halts':>5} {'max γ':>8} {'val F RMSE':>11} {'refit iters':>11}"
+        )
         for g in al.generations:
             rmse = g.validation_force_rmse_mev_per_angstrom
             max_gamma = float("nan") if g.max_gamma is None else g.max_gamma
             lines.append(
                 f"  {g.generation:>3} {g.candidates or 0:>10} {g.selected or 0:>8} {g.labelled or 0:>8} "
                 f"{g.failed or 0:>6} {g.halts or 0:>5} {max_gamma:>8.2f} "
-                f"{('%.1f meV/Å' % rmse) if rmse is not None else 'n/a':>11}"
+                f"{('%.1f meV/Å' % rmse) if rmse is not None else 'n/a':>11} {g.fit_max_epochs or '':>11}"
             )
         if al.final is not None:
             rmse = al.final.validation_force_rmse_mev_per_angstrom

@@ -146,10 +146,10 @@ def render_html(summary: dict[str, Any], config_yaml: str, report_dir: Path) -> 
     if al:
         rows = [[g["generation"], g.get("trajectories"), g.get("candidates"), g.get("selected"), g.get("labelled"),
                  g.get("gamma_halts"), g.get("blowups"), g.get("max_gamma"), g.get("n_labelled_total"),
-                 g.get("validation_force_rmse_mev_per_angstrom")] for g in al.get("generations", [])]  # fmt: skip
+                 g.get("validation_force_rmse_mev_per_angstrom"), g.get("fit_max_epochs")] for g in al.get("generations", [])]  # fmt: skip
         active_learning = _table(
             ["generation", "trajectories", "candidates", "selected", "labelled", "γ halts", "blow-ups", "max γ",
-             "labelled total", "validation force RMSE (meV/Å)"], rows,
+             "labelled total", "validation force RMSE (meV/Å)", "refit iterations"], rows,
         ) + f"<p>Stop: {html.escape(str(al.get('stop_reason')))}</p>"  # fmt: skip
         final = al.get("final")
         if final:
