@@ -7,7 +7,8 @@ Au, the L1_2 Cu3Au phase from its CIF file, random fcc Cu-Au alloys at three
 compositions, a Cu-Au (111) slab; at most 400 oracle calls), run through
 ``run_pipeline``.  Random cold start: the same config without active learning,
 its starting pool (the same pool generator over the same seeds) as large as the
-oracle calls active learning used, one fit.
+oracle calls active learning used, one fit with as many minimiser iterations as
+all of active learning's fits together (an equal optimisation effort).
 
 The test set no run trains on, built here with fixed seeds: EMT molecular
 dynamics (Langevin NVT) of 108-atom random fcc Cu-Au alloys across the
@@ -134,7 +135,7 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)")
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (oracle, MD)")
     ap.add_argument("--max-generations", type=int, default=None,
-                    help="stop active learning after this many generations (a shorter run; each full-size refit takes ~10 min on 2 cores)")
+                    help="stop active learning after this many generations (the last refit is the long one: final_max_epochs)")
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
     if args.max_generations is not None:
