@@ -55,3 +55,21 @@ def test_unset_schedule_uses_training_max_num_epochs_for_every_refit():
 def test_short_refits_from_scratch_are_refused_naming_the_fields():
     with pytest.raises(ConfigurationError, match="refit_max_epochs needs continue_from_previous"):
         _ctx(refit_max_epochs=40, continue_from_previous=False)
+
+
+def test_the_final_fit_decision_finds_the_refit_that_made_the_potential(tmp_path):
+    """A quiet generation that carried the fit on names the same folder without refitting: it must not hide the
+    short refit that made the potential (the closing fit would be skipped)."""
+    from mlip_autopipec.pipeline.active_learning import refit_iterations
+    from mlip_autopipec.pipeline.records import ActiveLearningRecord, GenerationRecord
+
+    gen3, gen4 = tmp_path / "fits" / "gen3-a", tmp_path / "fits" / "gen4-b"
+    rows = [
+        GenerationRecord(generation=3, training="t", step="fitted", fit_dir=gen3, fit_max_epochs=25),
+        GenerationRecord(generation=4, training="t", step="fitted", fit_dir=gen3),  # carried: nothing labelled
+    ]
+    record = ActiveLearningRecord(generations=rows)
+    assert refit_iterations(record, gen3) == 25
+    assert refit_iterations(record, tmp_path / "fits" / "fit-initial") is None
+    record.generations = [*rows, GenerationRecord(generation=5, training="t", step="fitted", fit_dir=gen4, fit_max_epochs=400)]
+    assert refit_iterations(record, gen4) == 400

@@ -42,6 +42,7 @@ from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FI
 from mlip_autopipec.pipeline.generation import (
     final_epochs,
     fit_validation,
+    training_with,
     oracle_calls_used,
     step_active_set,
     step_explore,
@@ -217,23 +218,32 @@ def _generation(
     return fit, None
 
 
+def refit_iterations(record: ActiveLearningRecord, fit_dir: Path) -> int | None:
+    """Minimiser iterations of the generation refit that made ``fit_dir`` (None: no refit made it, e.g. the
+    initial fit, or a record from before the iterations were recorded).  A quiet generation that carried the
+    fit on (nothing to label) names the same folder but made nothing, so it is passed over."""
+    here = Path(fit_dir).resolve()
+    for row in reversed(record.generations):
+        if row.fit_max_epochs is not None and row.fit_dir is not None and Path(row.fit_dir).resolve() == here:
+            return row.fit_max_epochs
+    return None
+
+
 def final_fit(ctx: RunContext, fit: TrainingResult) -> TrainingResult:
     """The potential active learning hands on: ``fit``, or, when ``fit`` is a refit with fewer iterations than
     :func:`~mlip_autopipec.pipeline.generation.final_epochs`, one more fit continued from it on the same data
     with that many (tag ``final``, reused on a rerun)."""
     record = ctx.active_learning
     epochs = final_epochs(ctx)
-    here = Path(fit.output_dir).resolve()
-    last = next((g for g in reversed(record.generations) if g.fit_dir is not None and Path(g.fit_dir).resolve() == here), None)
-    if last is None or last.fit_max_epochs is None or last.fit_max_epochs >= epochs:
+    ran = refit_iterations(record, fit.output_dir)
+    if ran is None or ran >= epochs:
         record.final = None
         return fit
-    log.info("active learning: the last refit ran %d iterations; continuing it for %d (final_max_epochs)", last.fit_max_epochs, epochs)
+    log.info("active learning: the last refit ran %d iterations; continuing it for %d (final_max_epochs)", ran, epochs)
     seconds: list[float] = []
     with timed("active learning: final fit", seconds.append):
         train, validation = steps.step_export(ctx)
-        training = ctx.config.training.model_copy(update={"max_num_epochs": epochs})
-        final = fit_or_reuse(ctx, train, validation, training=training, previous=fit, tag="final")
+        final = fit_or_reuse(ctx, train, validation, training=training_with(ctx, epochs), previous=fit, tag="final")
     record.final = FinalFit(
         fit_s=seconds[0],
         fit_dir=final.output_dir,

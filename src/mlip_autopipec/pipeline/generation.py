@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ase import Atoms
 
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.exceptions import StructureError
@@ -176,6 +177,12 @@ def step_label(ctx: RunContext, gen: GenerationRecord, client: LazyClient) -> No
     gen.step = "labelled"
 
 
+def training_with(ctx: RunContext, epochs: int) -> TrainingConfig:
+    """The run's training settings with ``epochs`` minimiser iterations."""
+    training = ctx.config.training
+    return training if epochs == training.max_num_epochs else training.model_copy(update={"max_num_epochs": epochs})
+
+
 def final_epochs(ctx: RunContext) -> int:
     """Minimiser iterations of the potential active learning hands on (``final_max_epochs``)."""
     return ctx.config.active_learning.final_max_epochs or ctx.config.training.max_num_epochs
@@ -197,13 +204,10 @@ def step_refit(ctx: RunContext, gen: GenerationRecord, fit: TrainingResult, trai
     settings: ActiveLearningConfig = ctx.config.active_learning
     g = gen.generation
     epochs = refit_epochs(ctx, g)
-    settings_now = ctx.config.training
-    if epochs != settings_now.max_num_epochs:
-        settings_now = settings_now.model_copy(update={"max_num_epochs": epochs})
     with timed(f"generation {g}: refit", gen.add_seconds("fit_s")):
         train, validation = steps.step_export(ctx)
         previous = fit if settings.continue_from_previous else None
-        fit = fit_or_reuse(ctx, train, validation, training=settings_now, previous=previous, tag=f"gen{g}")
+        fit = fit_or_reuse(ctx, train, validation, training=training_with(ctx, epochs), previous=previous, tag=f"gen{g}")
     gen.fit_dir = fit.output_dir
     gen.fit_max_epochs = epochs
     gen.n_labelled_total = ctx.db.count(status="labelled")
