@@ -71,14 +71,46 @@ class Sizes:
     stability_ps: float
 
 
-FULL = Sizes(pool=24, max_new=16, generations=5, md_steps=1000, trajectories_per_condition=1, epochs=150, functions=30,
-             test_frames=8, test_equilibration=300, test_interval=50, stability_trajectories=4, stability_ps=20.0)  # fmt: skip
-QUICK = Sizes(pool=16, max_new=8, generations=2, md_steps=300, trajectories_per_condition=1, epochs=60, functions=20,
-              test_frames=3, test_equilibration=100, test_interval=40, stability_trajectories=2, stability_ps=2.0)  # fmt: skip
+FULL = Sizes(
+    pool=24,
+    max_new=16,
+    generations=5,
+    md_steps=1000,
+    trajectories_per_condition=1,
+    epochs=150,
+    functions=30,
+    test_frames=8,
+    test_equilibration=300,
+    test_interval=50,
+    stability_trajectories=4,
+    stability_ps=20.0,
+)
+QUICK = Sizes(
+    pool=16,
+    max_new=8,
+    generations=2,
+    md_steps=300,
+    trajectories_per_condition=1,
+    epochs=60,
+    functions=20,
+    test_frames=3,
+    test_equilibration=100,
+    test_interval=40,
+    stability_trajectories=2,
+    stability_ps=2.0,
+)
 
 
 # --------------------------------------------------------------------------- the test set
-def _emt_md(atoms: Atoms, temperature: float, n_frames: int, equilibration: int, interval: int, rng, pressure: float | None = None) -> list[Atoms]:
+def _emt_md(
+    atoms: Atoms,
+    temperature: float,
+    n_frames: int,
+    equilibration: int,
+    interval: int,
+    rng,
+    pressure: float | None = None,
+) -> list[Atoms]:
     """Frames (with EMT energy and forces) of one EMT trajectory: Langevin NVT, or LangevinBAOAB NPT at ``pressure`` GPa."""
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary
@@ -92,7 +124,9 @@ def _emt_md(atoms: Atoms, temperature: float, n_frames: int, equilibration: int,
     atoms.calc = EMT()
     thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
-    with warnings.catch_warnings():  # ASE's notes on fixcm and on the barostat mass heuristic: the frames stay as they were
+    with (
+        warnings.catch_warnings()
+    ):  # ASE's notes on fixcm and on the barostat mass heuristic: the frames stay as they were
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message="Using heuristic P_mass", category=UserWarning)
         if pressure is None:
@@ -100,8 +134,16 @@ def _emt_md(atoms: Atoms, temperature: float, n_frames: int, equilibration: int,
         else:
             from ase.md.langevinbaoab import LangevinBAOAB
 
-            dyn = LangevinBAOAB(atoms, 2 * units.fs, temperature_K=temperature, externalstress=-pressure * units.GPa,
-                                hydrostatic=True, T_tau=50 * units.fs, P_tau=500 * units.fs, rng=rng)  # fmt: skip
+            dyn = LangevinBAOAB(
+                atoms,
+                2 * units.fs,
+                temperature_K=temperature,
+                externalstress=-pressure * units.GPa,
+                hydrostatic=True,
+                T_tau=50 * units.fs,
+                P_tau=500 * units.fs,
+                rng=rng,
+            )
     dyn.run(equilibration)
     frames = []
     for _ in range(n_frames):
@@ -118,7 +160,9 @@ def build_test_set(s: Sizes) -> dict[str, list[Atoms]]:
     cell108 = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
     vacancy = cell108.copy()
     del vacancy[0]
-    slab = fcc100("Cu", size=(3, 3, 6), a=3.61, vacuum=7.0, periodic=True)  # periodic with vacuum: PyACECalculator needs full pbc
+    slab = fcc100(
+        "Cu", size=(3, 3, 6), a=3.61, vacuum=7.0, periodic=True
+    )  # periodic with vacuum: PyACECalculator needs full pbc
     slab111 = fcc111("Cu", size=(4, 4, 6), a=3.61, vacuum=7.0, periodic=True)
     md = dict(n_frames=s.test_frames, equilibration=s.test_equilibration, interval=s.test_interval, rng=rng)
     return {
@@ -135,8 +179,8 @@ def build_test_set(s: Sizes) -> dict[str, list[Atoms]]:
 
 def test_errors(fit, test_set: dict[str, list[Atoms]]) -> dict:
     """Force (meV/Å) and energy (meV/atom) RMSE of ``fit`` on the test set, overall and per category."""
-    from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
     from mlip_autopipec.report.validate import error_metrics, predict
+    from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
     calc = import_pyace_calculator()(str(fit.potential_yace))
     refs = fit.reference_energy or {}
@@ -145,7 +189,12 @@ def test_errors(fit, test_set: dict[str, list[Atoms]]) -> dict:
     out = {"by_category": {name: error_metrics(p).as_dict() for name, p in per.items()}}
     from mlip_autopipec.report.validate import Predictions
 
-    allp = Predictions(*(np.concatenate([getattr(p, f) for p in per.values()]) for f in ("natoms", "energy_ref", "energy_pred", "forces_ref", "forces_pred")))
+    allp = Predictions(
+        *(
+            np.concatenate([getattr(p, f) for p in per.values()])
+            for f in ("natoms", "energy_ref", "energy_pred", "forces_ref", "forces_pred")
+        )
+    )
     out.update(error_metrics(allp).as_dict())
     return out
 
@@ -156,34 +205,65 @@ def base_config(s: Sizes, workdir: Path, workers: int, pool: int) -> dict:
         "workdir": str(workdir),
         "seeds": [
             {"name": "Cu_fcc", "element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True, "repeat": [2, 2, 2]},
-            {"name": "Cu_111", "element": "Cu", "lattice": "fcc", "a": 3.61, "repeat": [3, 3, 1], "weight": 0.5,
-             "surface": {"miller": [1, 1, 1], "layers": 4, "vacuum": 7.0},
-             "generator": {"n_defect_structures": 0}},
+            {
+                "name": "Cu_111",
+                "element": "Cu",
+                "lattice": "fcc",
+                "a": 3.61,
+                "repeat": [3, 3, 1],
+                "weight": 0.5,
+                "surface": {"miller": [1, 1, 1], "layers": 4, "vacuum": 7.0},
+                "generator": {"n_defect_structures": 0},
+            },
         ],
         "generator": {
-            "pool_size": pool, "seed": 7, "rattle_stdev": 0.05, "volume_range": [0.9, 1.1], "max_anisotropic_strain": 0.03,
-            "eos_fraction": 0.15, "anisotropic_fraction": 0.4, "n_defect_structures": 4,
-            "defect_kinds": ["vacancy", "interstitial"], "defect_supercell_min_width": 7.0,
+            "pool_size": pool,
+            "seed": 7,
+            "rattle_stdev": 0.05,
+            "volume_range": [0.9, 1.1],
+            "max_anisotropic_strain": 0.03,
+            "eos_fraction": 0.15,
+            "anisotropic_fraction": 0.4,
+            "n_defect_structures": 4,
+            "defect_kinds": ["vacancy", "interstitial"],
+            "defect_supercell_min_width": 7.0,
         },
         "oracle": {"type": "emt"},
         "compute": {"type": "local", "n_workers": workers},
         "database": {"validation_fraction": 0.1, "split_seed": 0},
         "training": {
-            "cutoff": 5.0, "number_of_functions_per_element": s.functions, "nradmax_by_orders": [12, 4, 2],
-            "lmax_by_orders": [0, 2, 1], "max_num_epochs": s.epochs, "batch_size": 500, "test_size": 0,
-            "evaluator": "tensorpot", "seed": 1, "display_step": 1000,
+            "cutoff": 5.0,
+            "number_of_functions_per_element": s.functions,
+            "nradmax_by_orders": [12, 4, 2],
+            "lmax_by_orders": [0, 2, 1],
+            "max_num_epochs": s.epochs,
+            "batch_size": 500,
+            "test_size": 0,
+            "evaluator": "tensorpot",
+            "seed": 1,
+            "display_step": 1000,
         },
         "report": {"eos": False},
-    }  # fmt: skip
+    }
 
 
 def al_settings(s: Sizes) -> dict:
     return {
-        "gamma_select": 1.5, "gamma_halt": 5.0, "temperatures": [300.0, 900.0, 1300.0], "ensembles": ["nvt", "npt"],
-        "pressures": [-5.0, 5.0], "trajectories_per_condition": s.trajectories_per_condition, "n_steps": s.md_steps,
-        "sample_interval": 20, "md_min_atoms": 16, "n_rattled_copies": 2, "max_new_per_generation": s.max_new,
-        "max_generations": s.generations, "max_oracle_calls": s.max_new * s.generations, "seed": 11,
-    }  # fmt: skip
+        "gamma_select": 1.5,
+        "gamma_halt": 5.0,
+        "temperatures": [300.0, 900.0, 1300.0],
+        "ensembles": ["nvt", "npt"],
+        "pressures": [-5.0, 5.0],
+        "trajectories_per_condition": s.trajectories_per_condition,
+        "n_steps": s.md_steps,
+        "sample_interval": 20,
+        "md_min_atoms": 16,
+        "n_rattled_copies": 2,
+        "max_new_per_generation": s.max_new,
+        "max_generations": s.generations,
+        "max_oracle_calls": s.max_new * s.generations,
+        "seed": 11,
+    }
 
 
 def run(config: dict):
@@ -223,7 +303,9 @@ def minimiser_iterations(al_dir: Path, training_epochs: int) -> int:
     from mlip_autopipec.pipeline.state import read_state
 
     state = read_state(al_dir).active_learning
-    refits = [row for row in state.generations if row.step == "fitted" and row.selected]  # a quiet generation refits nothing
+    refits = [
+        row for row in state.generations if row.step == "fitted" and row.selected
+    ]  # a quiet generation refits nothing
     total = training_epochs + sum(row.fit_max_epochs or training_epochs for row in refits)
     return total + (state.final.max_epochs if state.final is not None else 0)
 
@@ -241,22 +323,38 @@ def training_calls(workdir: Path) -> int:
 
 def stability(fit, train_data: Path, gamma_halt: float, s: Sizes, workers: int) -> tuple[int, list[str]]:
     """How many of the 1300 K NVT trajectories (32 atoms, s.stability_ps ps) ran to the end; the stop reasons."""
+    from mlip_autopipec.config import LocalComputeConfig
     from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
     from mlip_autopipec.explore import MDCondition, build_active_set, run_trajectory
     from mlip_autopipec.explore.activeset import asi_path_for
-    from mlip_autopipec.config import LocalComputeConfig
     from mlip_autopipec.oracle.compute import dask_client
 
     asi = asi_path_for(fit.potential_yaml)
     if not asi.is_file():
         asi = build_active_set(fit.potential_yaml, train_data)
     steps = int(round(s.stability_ps * 1000 / 2.0))
-    cfg = ActiveLearningConfig(n_steps=steps, timestep=2.0, sample_interval=100, gamma_select=gamma_halt * 0.999,
-                               gamma_halt=gamma_halt, md_min_atoms=32, n_rattled_copies=0)  # fmt: skip
+    cfg = ActiveLearningConfig(
+        n_steps=steps,
+        timestep=2.0,
+        sample_interval=100,
+        gamma_select=gamma_halt * 0.999,
+        gamma_halt=gamma_halt,
+        md_min_atoms=32,
+        n_rattled_copies=0,
+    )
     seed_crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
     with dask_client(LocalComputeConfig(n_workers=workers)) as client:
         futures = [
-            client.submit(run_trajectory, seed_crystal, str(fit.potential_yaml), str(asi), MDCondition("nvt", 1300.0), cfg, 1000 + k, pure=False)
+            client.submit(
+                run_trajectory,
+                seed_crystal,
+                str(fit.potential_yaml),
+                str(asi),
+                MDCondition("nvt", 1300.0),
+                cfg,
+                1000 + k,
+                pure=False,
+            )
             for k in range(s.stability_trajectories)
         ]
         results = client.gather(futures)
@@ -265,8 +363,12 @@ def stability(fit, train_data: Path, gamma_halt: float, s: Sizes, workers: int) 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a small smoke run (a few minutes); not the benchmark's figures")
-    ap.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)")
+    ap.add_argument(
+        "--quick", action="store_true", help="a small smoke run (a few minutes); not the benchmark's figures"
+    )
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)"
+    )
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (oracle, MD)")
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
@@ -278,13 +380,19 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
     t_start = time.perf_counter()
-    print(f"bench_active_learning ({'quick' if args.quick else 'full'}); work in {root}; load average {load_start[0]:.1f}", flush=True)
+    print(
+        f"bench_active_learning ({'quick' if args.quick else 'full'}); work in {root}; load average {load_start[0]:.1f}",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     test_set = build_test_set(s)
     n_frames = sum(len(v) for v in test_set.values())
     n_atoms = sum(len(a) for v in test_set.values() for a in v)
-    print(f"test set: {n_frames} EMT frames, {n_atoms} atoms ({', '.join(test_set)}), {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"test set: {n_frames} EMT frames, {n_atoms} atoms ({', '.join(test_set)}), {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
 
     # active learning
     al_dir = root / "active_learning"
@@ -294,8 +402,11 @@ def main() -> int:
     from mlip_autopipec.pipeline.state import read_state
 
     state = read_state(al_dir).active_learning
-    print(f"active learning: {al_calls} oracle calls, {len(state.generations)} generations, {al_wall:.0f} s; "
-          f"stopped: {state.stop_reason}", flush=True)  # fmt: skip
+    print(
+        f"active learning: {al_calls} oracle calls, {len(state.generations)} generations, {al_wall:.0f} s; "
+        f"stopped: {state.stop_reason}",
+        flush=True,
+    )
 
     al_curve = learning_curve(al_dir, test_set)
     al_err = test_errors(al_fit, test_set)
@@ -314,40 +425,69 @@ def main() -> int:
     f_ratio = al_err["force_rmse_mev_per_angstrom"] / rnd_err["force_rmse_mev_per_angstrom"]
     e_ratio = al_err["energy_rmse_mev_per_atom"] / rnd_err["energy_rmse_mev_per_atom"]
     # the first refit of active learning (its starting pool alone does not count) that matches the random start
-    reach = next((calls for calls, e in al_curve[1:] if e["force_rmse_mev_per_angstrom"] <= rnd_err["force_rmse_mev_per_angstrom"]), None)
+    reach = next(
+        (
+            calls
+            for calls, e in al_curve[1:]
+            if e["force_rmse_mev_per_angstrom"] <= rnd_err["force_rmse_mev_per_angstrom"]
+        ),
+        None,
+    )
     call_fraction = None if reach is None else reach / rnd_calls
 
     print()
     print(f"{'':30}{'oracle calls':>13}{'force RMSE (meV/Å)':>20}{'energy RMSE (meV/atom)':>24}")
-    for name, calls, e in (("active learning", al_calls, al_err), ("random cold start", rnd_calls, rnd_err),
-                           ("random, half the calls", half_calls, half_err)):  # fmt: skip
+    for name, calls, e in (
+        ("active learning", al_calls, al_err),
+        ("random cold start", rnd_calls, rnd_err),
+        ("random, half the calls", half_calls, half_err),
+    ):
         print(f"{name:30}{calls:>13}{e['force_rmse_mev_per_angstrom']:>20.1f}{e['energy_rmse_mev_per_atom']:>24.2f}")
-    print("active learning after each fit, the starting pool's first (oracle calls: test force RMSE meV/Å, energy RMSE meV/atom):")
-    print("  " + "; ".join(f"{c}: {e['force_rmse_mev_per_angstrom']:.1f}, {e['energy_rmse_mev_per_atom']:.2f}" for c, e in al_curve))
+    print(
+        "active learning after each fit, the starting pool's first (oracle calls: test force RMSE meV/Å, energy RMSE meV/atom):"
+    )
+    print(
+        "  "
+        + "; ".join(
+            f"{c}: {e['force_rmse_mev_per_angstrom']:.1f}, {e['energy_rmse_mev_per_atom']:.2f}" for c, e in al_curve
+        )
+    )
     print("test force RMSE by category (meV/Å), active learning / random:")
     for name in test_set:
         a, r = al_err["by_category"][name], rnd_err["by_category"][name]
         print(f"  {name:20} {a['force_rmse_mev_per_angstrom']:8.1f} / {r['force_rmse_mev_per_angstrom']:8.1f}")
-    print(f"ratio AL / random at equal calls: force RMSE {f_ratio:.3f} (target <= {TARGET_RMSE_RATIO}), energy RMSE {e_ratio:.3f}")
+    print(
+        f"ratio AL / random at equal calls: force RMSE {f_ratio:.3f} (target <= {TARGET_RMSE_RATIO}), energy RMSE {e_ratio:.3f}"
+    )
     if call_fraction is None:
-        print(f"active learning did not reach the random start's force RMSE ({rnd_err['force_rmse_mev_per_angstrom']:.1f} meV/Å)")
+        print(
+            f"active learning did not reach the random start's force RMSE ({rnd_err['force_rmse_mev_per_angstrom']:.1f} meV/Å)"
+        )
     else:
-        print(f"active learning reached the random start's force RMSE with {reach} of its {rnd_calls} calls: "
-              f"{call_fraction:.2f} (target <= {TARGET_CALL_FRACTION})")  # fmt: skip
+        print(
+            f"active learning reached the random start's force RMSE with {reach} of its {rnd_calls} calls: "
+            f"{call_fraction:.2f} (target <= {TARGET_CALL_FRACTION})"
+        )
     steps_ps = s.stability_ps
-    print(f"MD stability ({s.stability_trajectories} × {steps_ps:g} ps NVT at 1300 K, 32 atoms, gamma_halt {gamma_halt:g}): "
-          f"active learning {al_ok}/{s.stability_trajectories}, random {rnd_ok}/{s.stability_trajectories}")  # fmt: skip
+    print(
+        f"MD stability ({s.stability_trajectories} × {steps_ps:g} ps NVT at 1300 K, 32 atoms, gamma_halt {gamma_halt:g}): "
+        f"active learning {al_ok}/{s.stability_trajectories}, random {rnd_ok}/{s.stability_trajectories}"
+    )
     for who, reasons in (("AL", al_reasons), ("random", rnd_reasons)):
         print(f"  {who}: " + "; ".join(reasons))
     surface = al_err["by_category"][SURFACE_CATEGORY]["force_rmse_mev_per_angstrom"]
     surface_met = surface < TARGET_SURFACE_RMSE and al_calls <= TARGET_SURFACE_CALLS
-    print(f"Cu (111) surface at 600 K: force RMSE {surface:.1f} meV/Å with {al_calls} oracle calls "
-          f"(random: {rnd_err['by_category'][SURFACE_CATEGORY]['force_rmse_mev_per_angstrom']:.1f}); target < {TARGET_SURFACE_RMSE:g} "
-          f"meV/Å with ≤ {TARGET_SURFACE_CALLS} calls: {'MET' if surface_met else 'NOT MET'}")  # fmt: skip
+    print(
+        f"Cu (111) surface at 600 K: force RMSE {surface:.1f} meV/Å with {al_calls} oracle calls "
+        f"(random: {rnd_err['by_category'][SURFACE_CATEGORY]['force_rmse_mev_per_angstrom']:.1f}); target < {TARGET_SURFACE_RMSE:g} "
+        f"meV/Å with ≤ {TARGET_SURFACE_CALLS} calls: {'MET' if surface_met else 'NOT MET'}"
+    )
     met = f_ratio <= TARGET_RMSE_RATIO or (call_fraction is not None and call_fraction <= TARGET_CALL_FRACTION)
     load_end = os.getloadavg()
-    print(f"target {'MET' if met else 'NOT MET'}; total {time.perf_counter() - t_start:.0f} s; "
-          f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end ({os.cpu_count()} CPUs)")  # fmt: skip
+    print(
+        f"target {'MET' if met else 'NOT MET'}; total {time.perf_counter() - t_start:.0f} s; "
+        f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end ({os.cpu_count()} CPUs)"
+    )
     if args.workdir is None:
         shutil.rmtree(root, ignore_errors=True)
     return 0

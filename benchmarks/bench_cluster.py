@@ -36,13 +36,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# the same cells as bench_oracle.py, so the two benchmarks' figures compare (this folder is on sys.path when run as a script)
+from bench_oracle import cu_cells, si_cells  # noqa: E402
 from mlip_autopipec.config import ComputeConfig, EMTOracleConfig, EspressoOracleConfig, validate_config  # noqa: E402
 from mlip_autopipec.database import DatabaseManager, StructureMetadata  # noqa: E402
 from mlip_autopipec.oracle import label_pending, make_oracle  # noqa: E402
 from mlip_autopipec.oracle.compute import dask_client  # noqa: E402
-
-# the same cells as bench_oracle.py, so the two benchmarks' figures compare (this folder is on sys.path when run as a script)
-from bench_oracle import cu_cells, si_cells  # noqa: E402
 
 
 def one_run(name: str, compute: dict, oracle, cells: list, root: Path, n_workers: int) -> dict:
@@ -56,7 +55,12 @@ def one_run(name: str, compute: dict, oracle, cells: list, root: Path, n_workers
         t_up = time.perf_counter() - t0
         t1 = time.perf_counter()
         summary = label_pending(
-            db, oracle, client, workdir=root / f"{name}_runs", progress=False, callback=lambda _o: first or first.append(time.perf_counter() - t0)
+            db,
+            oracle,
+            client,
+            workdir=root / f"{name}_runs",
+            progress=False,
+            callback=lambda _o: first or first.append(time.perf_counter() - t0),
         )
         t_label = time.perf_counter() - t1
     t_total = time.perf_counter() - t0
@@ -71,7 +75,9 @@ def first_result_when_submitted(name: str, compute: dict, oracle, cell, root: Pa
     db = DatabaseManager(root / f"{name}_first.db")
     db.add_structures([cell], StructureMetadata(source="benchmark"))
     t0 = time.perf_counter()
-    label_pending(db, oracle, validate_config(ComputeConfig, compute, name), workdir=root / f"{name}_first_runs", progress=False)
+    label_pending(
+        db, oracle, validate_config(ComputeConfig, compute, name), workdir=root / f"{name}_first_runs", progress=False
+    )
     took = time.perf_counter() - t0
     db.close()
     return took
@@ -87,9 +93,16 @@ def show(name: str, r: dict) -> None:
 def compare(title: str, oracle, cells: list, root: Path, args, tag: str) -> tuple[dict, dict]:
     local = {"type": "local", "n_workers": args.workers}
     slurm = {
-        "type": "slurm", "jobs": args.workers, "cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:30:00",
-        "job_name": f"bench-{tag}", "log_directory": str(root / "joblogs"), "start_timeout_s": 600,
-    }  # fmt: skip
+        "type": "slurm",
+        "jobs": args.workers,
+        "cores": 1,
+        "processes": 1,
+        "memory": "1GiB",
+        "walltime": "00:30:00",
+        "job_name": f"bench-{tag}",
+        "log_directory": str(root / "joblogs"),
+        "start_timeout_s": 600,
+    }
     print(title)
     import statistics
 
@@ -100,7 +113,9 @@ def compare(title: str, oracle, cells: list, root: Path, args, tag: str) -> tupl
             r = one_run(f"{tag}_{side}_{i}", compute_cfg, oracle, cells, root, args.workers)
             show(side, r)
             runs[side].append(r)
-    r_local, r_slurm = ({k: statistics.median(r[k] for r in runs[side]) for k in runs[side][0]} for side in ("local", "SLURM"))
+    r_local, r_slurm = (
+        {k: statistics.median(r[k] for r in runs[side]) for k in runs[side][0]} for side in ("local", "SLURM")
+    )
     if args.rounds > 1:
         print(f"  medians of {args.rounds} rounds:")
         show("local", r_local)
@@ -119,36 +134,74 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Dask workers on each side (SLURM: one job each)")
     parser.add_argument("--ecutwfc", type=float, default=12.0, help="pw.x wavefunction cutoff (Ry)")
     parser.add_argument("--kspacing", type=float, default=0.8, help="k-point spacing (1/Å, VASP convention)")
-    parser.add_argument("--emt-structures", type=int, default=200, help="32-atom Cu cells for the per-task overhead (0: skip)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved local/SLURM rounds per comparison (medians reported)")
-    parser.add_argument("--overhead-repeats", type=int, default=3, help="one-structure runs for submission-to-first-result")
+    parser.add_argument(
+        "--emt-structures", type=int, default=200, help="32-atom Cu cells for the per-task overhead (0: skip)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved local/SLURM rounds per comparison (medians reported)"
+    )
+    parser.add_argument(
+        "--overhead-repeats", type=int, default=3, help="one-structure runs for submission-to-first-result"
+    )
     args = parser.parse_args()
     if shutil.which("sinfo") is None or subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         raise SystemExit("no SLURM cluster answers: run scripts/start_local_slurm.sh (as root) first")
-    print(f"cores usable: {len(os.sched_getaffinity(0))}, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("sinfo:", subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T %c CPUs %m MB"], capture_output=True, text=True).stdout.strip())
-    print("squeue before:", subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() or "(empty)")
+    print(
+        f"cores usable: {len(os.sched_getaffinity(0))}, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(
+        "sinfo:",
+        subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N %T %c CPUs %m MB"], capture_output=True, text=True
+        ).stdout.strip(),
+    )
+    print(
+        "squeue before:", subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() or "(empty)"
+    )
     with tempfile.TemporaryDirectory(prefix="bench_cluster_", dir=os.environ.get("BENCH_TMP")) as tmp:
-        root = Path(tmp)  # the jobs run on this machine, so /tmp is "shared"; on a real cluster it must be a shared file system
+        root = Path(
+            tmp
+        )  # the jobs run on this machine, so /tmp is "shared"; on a real cluster it must be a shared file system
         if shutil.which("pw.x") is None:
             raise SystemExit("pw.x is not installed (apt-get install quantum-espresso)")
-        pw = make_oracle(EspressoOracleConfig(pseudopotentials={"Si": "Si.pbe-rrkj.UPF"}, ecutwfc=args.ecutwfc, kspacing=args.kspacing))
+        pw = make_oracle(
+            EspressoOracleConfig(
+                pseudopotentials={"Si": "Si.pbe-rrkj.UPF"}, ecutwfc=args.ecutwfc, kspacing=args.kspacing
+            )
+        )
         cells = si_cells(args.structures)
-        r_local, r_slurm = compare(f"pw.x, {args.structures} Si8 cells, {args.workers} workers each side:", pw, cells, root, args, "pw")
+        r_local, r_slurm = compare(
+            f"pw.x, {args.structures} Si8 cells, {args.workers} workers each side:", pw, cells, root, args, "pw"
+        )
         per_calc = r_local["label"] * args.workers / args.structures
         print(f"  one pw.x calculation: {per_calc:.2f} s (local labelling time × workers / structures)")
 
-        print(f"submission to first result, one structure, {args.overhead_repeats} repeats (cluster started inside label_pending):")
+        print(
+            f"submission to first result, one structure, {args.overhead_repeats} repeats (cluster started inside label_pending):"
+        )
         firsts = {"local": [], "slurm": []}
         for i in range(args.overhead_repeats):
-            firsts["local"].append(first_result_when_submitted(f"ov_local{i}", {"type": "local", "n_workers": 1}, pw, cells[i % len(cells)], root))
+            firsts["local"].append(
+                first_result_when_submitted(
+                    f"ov_local{i}", {"type": "local", "n_workers": 1}, pw, cells[i % len(cells)], root
+                )
+            )
             firsts["slurm"].append(
                 first_result_when_submitted(
                     f"ov_slurm{i}",
-                    {"type": "slurm", "cores": 1, "processes": 1, "memory": "1GiB", "job_name": "bench-first", "log_directory": str(root / "joblogs")},
-                    pw, cells[i % len(cells)], root,
+                    {
+                        "type": "slurm",
+                        "cores": 1,
+                        "processes": 1,
+                        "memory": "1GiB",
+                        "job_name": "bench-first",
+                        "log_directory": str(root / "joblogs"),
+                    },
+                    pw,
+                    cells[i % len(cells)],
+                    root,
                 )
-            )  # fmt: skip
+            )
         import statistics
 
         local_first, slurm_first = statistics.median(firsts["local"]), statistics.median(firsts["slurm"])
@@ -160,8 +213,12 @@ def main() -> None:
             emt = make_oracle(EMTOracleConfig())
             e_local, e_slurm = compare(
                 f"EMT, {args.emt_structures} Cu32 cells (tiny tasks: the per-task cost), {args.workers} workers each side:",
-                emt, cu_cells(args.emt_structures), root, args, "emt",
-            )  # fmt: skip
+                emt,
+                cu_cells(args.emt_structures),
+                root,
+                args,
+                "emt",
+            )
             extra_ms = 1000 * (e_slurm["label"] - e_local["label"]) * args.workers / args.emt_structures
             print(f"  per-task cost of a worker in a batch job beyond a local one: {extra_ms:.1f} ms")
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

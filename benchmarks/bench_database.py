@@ -91,7 +91,7 @@ class PgTarget:
         self.admin = psycopg2.connect(url)
         self.admin.autocommit = True
 
-    def fresh(self, name: str, create: bool = False) -> "PgSchema":
+    def fresh(self, name: str, create: bool = False) -> PgSchema:
         with self.admin.cursor() as cur:
             cur.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
             if create:
@@ -147,7 +147,11 @@ def time_ase_insert_with_metadata(structures, path) -> float:
     t, c = time.perf_counter(), time.process_time()
     with db:
         for atoms in structures:
-            db.write(atoms, key_value_pairs={"source": "initial_random", "generation": 0, "status": "labelled"}, data={"provenance": atoms.info})
+            db.write(
+                atoms,
+                key_value_pairs={"source": "initial_random", "generation": 0, "status": "labelled"},
+                data={"provenance": atoms.info},
+            )
     return time.perf_counter() - t, time.process_time() - c
 
 
@@ -247,7 +251,12 @@ def measure_memory(n: int, work: Path) -> dict:
     export = run_child("export", n, db_path, out)
     load = run_child("load", n, db_path, out)
     mib = lambda d: (d["peak_kib"] - d["before_kib"]) / 1024.0  # noqa: E731
-    return {"add_mib": mib(add), "export_mib": mib(export), "one_copy_mib": mib(load), "file_mib": out.stat().st_size / 2**20}
+    return {
+        "add_mib": mib(add),
+        "export_mib": mib(export),
+        "one_copy_mib": mib(load),
+        "file_mib": out.stat().st_size / 2**20,
+    }
 
 
 def rates(n: int, timings: list[tuple[float, float]]) -> tuple[float, float]:
@@ -278,20 +287,30 @@ def postgres_rates(url: str, structures, work: Path, repeats: int, sqlite: tuple
         target.drop_all()
     sq_insert, sq_export = sqlite
     print()
-    print(f"PostgreSQL {redact_url(url)}: {n} labelled 32-atom structures (median of {repeats}; wall-clock rates; CPU = this process only)")
+    print(
+        f"PostgreSQL {redact_url(url)}: {n} labelled 32-atom structures (median of {repeats}; wall-clock rates; CPU = this process only)"
+    )
     print(f"  {'':44} {'PostgreSQL':>12} {'SQLite':>12}")
     print(f"  {'ASE db.write loop in `with db:`':44} {ase_rate[0]:9.0f} /s")
-    print(f"  {'ASE db.write loop + our key-values and data':44} {ase_md_rate[0]:9.0f} /s   (the same rows as ours: the fair baseline)")
-    print(f"  {'DatabaseManager.add_structures':44} {ours_rate[0]:9.0f} /s {sq_insert[0]:9.0f} /s   ratio ours/ASE = {ours_rate[0] / ase_rate[0]:.2f}, ours/ASE+key-values = {ours_rate[0] / ase_md_rate[0]:.2f}")
+    print(
+        f"  {'ASE db.write loop + our key-values and data':44} {ase_md_rate[0]:9.0f} /s   (the same rows as ours: the fair baseline)"
+    )
+    print(
+        f"  {'DatabaseManager.add_structures':44} {ours_rate[0]:9.0f} /s {sq_insert[0]:9.0f} /s   ratio ours/ASE = {ours_rate[0] / ase_rate[0]:.2f}, ours/ASE+key-values = {ours_rate[0] / ase_md_rate[0]:.2f}"
+    )
     print(f"  {'ASE select + toatoms + DataFrame.to_pickle':44} {ase_exp[0]:9.0f} /s")
-    print(f"  {'save_dataset(.pckl.gzip)':44} {ours_exp[0]:9.0f} /s {sq_export[0]:9.0f} /s   ratio ours/ASE on PostgreSQL = {ours_exp[0] / ase_exp[0]:.2f}")
+    print(
+        f"  {'save_dataset(.pckl.gzip)':44} {ours_exp[0]:9.0f} /s {sq_export[0]:9.0f} /s   ratio ours/ASE on PostgreSQL = {ours_exp[0] / ase_exp[0]:.2f}"
+    )
     print(f"  {'save_dataset(.xyz)':44} {xyz_exp[0]:9.0f} /s")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="structures for the timings (default 10000)")
-    ap.add_argument("--big", type=int, default=40_000, help="second size for the memory figures (default 40000; 0 to skip)")
+    ap.add_argument(
+        "--big", type=int, default=40_000, help="second size for the memory figures (default 40000; 0 to skip)"
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats; the median is printed (default 3)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     ap.add_argument(
@@ -319,11 +338,19 @@ def main() -> None:
         ase_rate, ours_rate, ase_md_rate = (rates(n, t) for t in (t_ase, t_ours, t_ase_md))
         ratio = ours_rate[0] / ase_rate[0]
         print()
-        print(f"insert {n} labelled 32-atom structures, one transaction (median of {args.repeats}; wall-clock and CPU-time rates):")
+        print(
+            f"insert {n} labelled 32-atom structures, one transaction (median of {args.repeats}; wall-clock and CPU-time rates):"
+        )
         print(f"  ASE db.write loop in `with db:`             {ase_rate[0]:9.0f} rows/s  {ase_rate[1]:9.0f} rows/CPU-s")
-        print(f"  ASE db.write loop + our key-values and data {ase_md_rate[0]:9.0f} rows/s  {ase_md_rate[1]:9.0f} rows/CPU-s  (for reference)")
-        print(f"  DatabaseManager.add_structures              {ours_rate[0]:9.0f} rows/s  {ours_rate[1]:9.0f} rows/CPU-s")
-        print(f"  ratio ours/ASE = {ratio:.2f} wall, {ours_rate[1] / ase_rate[1]:.2f} CPU   (target >= 0.8)  {'PASS' if ratio >= 0.8 else 'FAIL'}")
+        print(
+            f"  ASE db.write loop + our key-values and data {ase_md_rate[0]:9.0f} rows/s  {ase_md_rate[1]:9.0f} rows/CPU-s  (for reference)"
+        )
+        print(
+            f"  DatabaseManager.add_structures              {ours_rate[0]:9.0f} rows/s  {ours_rate[1]:9.0f} rows/CPU-s"
+        )
+        print(
+            f"  ratio ours/ASE = {ratio:.2f} wall, {ours_rate[1] / ase_rate[1]:.2f} CPU   (target >= 0.8)  {'PASS' if ratio >= 0.8 else 'FAIL'}"
+        )
 
         e_ours, e_xyz, e_ase = [], [], []
         for _ in range(args.repeats):
@@ -333,9 +360,13 @@ def main() -> None:
         ours_exp, xyz_exp, ase_exp = (rates(n, t) for t in (e_ours, e_xyz, e_ase))
         print()
         print(f"export {n} structures (median of {args.repeats}; CPU time counts every thread):")
-        print(f"  ASE select + toatoms + DataFrame.to_pickle  {ase_exp[0]:9.0f} structures/s  {ase_exp[1]:9.0f} /CPU-s  (baseline)")
-        print(f"  save_dataset(.pckl.gzip)                    {ours_exp[0]:9.0f} structures/s  {ours_exp[1]:9.0f} /CPU-s  "
-              f"(target >= 5000/s: {'PASS' if ours_exp[0] >= 5000 else 'FAIL'})  ratio ours/ASE = {ours_exp[0] / ase_exp[0]:.2f}")  # fmt: skip
+        print(
+            f"  ASE select + toatoms + DataFrame.to_pickle  {ase_exp[0]:9.0f} structures/s  {ase_exp[1]:9.0f} /CPU-s  (baseline)"
+        )
+        print(
+            f"  save_dataset(.pckl.gzip)                    {ours_exp[0]:9.0f} structures/s  {ours_exp[1]:9.0f} /CPU-s  "
+            f"(target >= 5000/s: {'PASS' if ours_exp[0] >= 5000 else 'FAIL'})  ratio ours/ASE = {ours_exp[0] / ase_exp[0]:.2f}"
+        )
         print(f"  save_dataset(.xyz)                          {xyz_exp[0]:9.0f} structures/s  {xyz_exp[1]:9.0f} /CPU-s")
         if args.url:
             postgres_rates(args.url, structures, work, args.repeats, (ours_rate, ours_exp))

@@ -41,7 +41,9 @@ def fit_tiny(folder: Path) -> tuple[Path, Path]:
     _emt_dataset(data)
     (folder / "input.yaml").write_text(PACEMAKER_INPUT.format(data=data))
     env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
-    subprocess.run([PacemakerProfile().executable("pacemaker"), "input.yaml"], cwd=folder, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [PacemakerProfile().executable("pacemaker"), "input.yaml"], cwd=folder, env=env, check=True, capture_output=True
+    )
     pot = folder / "output_potential.yaml"
     return pot, build_active_set(pot, data)
 
@@ -64,10 +66,18 @@ def bare(potential: Path, asi: Path, steps: int, seed: int) -> float:
 
 
 def ours(potential: Path, asi: Path, steps: int, seed: int) -> float:
-    cfg = ActiveLearningConfig(n_steps=steps, sample_interval=10, gamma_select=2.0, gamma_halt=1e9, md_min_atoms=108,
-                               max_temperature_ratio=100.0)  # fmt: skip
+    cfg = ActiveLearningConfig(
+        n_steps=steps,
+        sample_interval=10,
+        gamma_select=2.0,
+        gamma_halt=1e9,
+        md_min_atoms=108,
+        max_temperature_ratio=100.0,
+    )
     t0 = time.perf_counter()
-    res = run_trajectory(bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3), potential, asi, MDCondition("nvt", 1300.0), cfg, seed)
+    res = run_trajectory(
+        bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3), potential, asi, MDCondition("nvt", 1300.0), cfg, seed
+    )
     elapsed = time.perf_counter() - t0
     assert res.n_steps_done == steps, res.reason
     return elapsed

@@ -61,14 +61,23 @@ class Sizes:
 
 FULL = Sizes(test_frames=6, test_equilibration=300, test_interval=50, campaign={})
 QUICK = Sizes(
-    test_frames=2, test_equilibration=60, test_interval=20,
+    test_frames=2,
+    test_equilibration=60,
+    test_interval=20,
     campaign={
         "generator": {"pool_size": 40},
         "training": {"number_of_functions_per_element": 20, "max_num_epochs": 30},
-        "active_learning": {"temperatures": [900.0], "n_steps": 100, "max_generations": 2, "max_oracle_calls": 30,
-                            "max_new_per_generation": 15, "refit_max_epochs": 10, "final_max_epochs": 30},
+        "active_learning": {
+            "temperatures": [900.0],
+            "n_steps": 100,
+            "max_generations": 2,
+            "max_oracle_calls": 30,
+            "max_new_per_generation": 15,
+            "refit_max_epochs": 10,
+            "final_max_epochs": 30,
+        },
     },
-)  # fmt: skip
+)
 
 
 # --------------------------------------------------------------------------- the test set
@@ -132,10 +141,16 @@ def run(cfg):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a small smoke run (minutes); not the benchmark's figures")
-    ap.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)")
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)"
+    )
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (oracle, MD)")
-    ap.add_argument("--max-generations", type=int, default=None,
-                    help="stop active learning after this many generations (the last refit is the long one: final_max_epochs)")
+    ap.add_argument(
+        "--max-generations",
+        type=int,
+        default=None,
+        help="stop active learning after this many generations (the last refit is the long one: final_max_epochs)",
+    )
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
     if args.max_generations is not None:
@@ -148,39 +163,57 @@ def main() -> int:
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench_materials_"))
     root.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    print(f"bench_materials ({'quick' if args.quick else 'full'}): {EXAMPLE.name}; work in {root}; "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    print(
+        f"bench_materials ({'quick' if args.quick else 'full'}): {EXAMPLE.name}; work in {root}; "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     test_set = build_test_set(s)
     n_frames = sum(len(v) for v in test_set.values())
-    print(f"test set: {n_frames} EMT frames over {len(test_set)} conditions, {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"test set: {n_frames} EMT frames over {len(test_set)} conditions, {time.perf_counter() - t0:.0f} s", flush=True
+    )
 
     al_cfg = campaign_config(s, root / "active_learning", args.workers)
     al_fit, al_calls, al_wall = run(al_cfg)
     from mlip_autopipec.pipeline.state import read_state
 
     state = read_state(root / "active_learning").active_learning
-    print(f"active learning: {al_calls} oracle calls ({al_cfg.generator.pool_size} in the pool), "
-          f"{len(state.generations)} generations, {al_wall:.0f} s; stopped: {state.stop_reason}", flush=True)  # fmt: skip
+    print(
+        f"active learning: {al_calls} oracle calls ({al_cfg.generator.pool_size} in the pool), "
+        f"{len(state.generations)} generations, {al_wall:.0f} s; stopped: {state.stop_reason}",
+        flush=True,
+    )
     al_err = test_errors(al_fit, test_set)
-    print("active learning after each fit, the starting pool's first (oracle calls: force RMSE over all conditions; "
-          "the worst condition), meV/Å:")  # fmt: skip
+    print(
+        "active learning after each fit, the starting pool's first (oracle calls: force RMSE over all conditions; "
+        "the worst condition), meV/Å:"
+    )
     for calls, err in learning_curve(root / "active_learning", test_set):
         name, worst_c = max(err["by_category"].items(), key=lambda kv: kv[1]["force_rmse_mev_per_angstrom"])
-        print(f"  {calls}: {err['force_rmse_mev_per_angstrom']:.1f}; {name} {worst_c['force_rmse_mev_per_angstrom']:.1f}", flush=True)
+        print(
+            f"  {calls}: {err['force_rmse_mev_per_angstrom']:.1f}; {name} {worst_c['force_rmse_mev_per_angstrom']:.1f}",
+            flush=True,
+        )
 
     # the random cold start: as many oracle calls, and one fit with as many minimiser iterations as active learning's fits together
     iterations = minimiser_iterations(root / "active_learning", al_cfg.training.max_num_epochs)
     rnd_cfg = campaign_config(s, root / "random", args.workers)
-    rnd_cfg = rnd_cfg.model_copy(update={
-        "active_learning": None,
-        "generator": rnd_cfg.generator.model_copy(update={"pool_size": al_calls}),
-        "training": rnd_cfg.training.model_copy(update={"max_num_epochs": iterations}),
-    })  # fmt: skip
+    rnd_cfg = rnd_cfg.model_copy(
+        update={
+            "active_learning": None,
+            "generator": rnd_cfg.generator.model_copy(update={"pool_size": al_calls}),
+            "training": rnd_cfg.training.model_copy(update={"max_num_epochs": iterations}),
+        }
+    )
     rnd_fit, rnd_calls, rnd_wall = run(rnd_cfg)
-    print(f"random cold start: {rnd_calls} oracle calls, one fit of {iterations} iterations (active learning's fits "
-          f"together), {rnd_wall:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"random cold start: {rnd_calls} oracle calls, one fit of {iterations} iterations (active learning's fits "
+        f"together), {rnd_wall:.0f} s",
+        flush=True,
+    )
     rnd_err = test_errors(rnd_fit, test_set)
 
     print()
@@ -189,15 +222,21 @@ def main() -> int:
     for name in test_set:
         a, r = al_err["by_category"][name], rnd_err["by_category"][name]
         worst = max(worst, a["force_rmse_mev_per_angstrom"])
-        print(f"{name:30}{a['force_rmse_mev_per_angstrom']:>10.1f}{r['force_rmse_mev_per_angstrom']:>9.1f}   "
-              f"{a['energy_rmse_mev_per_atom']:>10.2f}{r['energy_rmse_mev_per_atom']:>9.2f}")  # fmt: skip
-    print(f"{'all conditions':30}{al_err['force_rmse_mev_per_angstrom']:>10.1f}{rnd_err['force_rmse_mev_per_angstrom']:>9.1f}   "
-          f"{al_err['energy_rmse_mev_per_atom']:>10.2f}{rnd_err['energy_rmse_mev_per_atom']:>9.2f}")  # fmt: skip
+        print(
+            f"{name:30}{a['force_rmse_mev_per_angstrom']:>10.1f}{r['force_rmse_mev_per_angstrom']:>9.1f}   "
+            f"{a['energy_rmse_mev_per_atom']:>10.2f}{r['energy_rmse_mev_per_atom']:>9.2f}"
+        )
+    print(
+        f"{'all conditions':30}{al_err['force_rmse_mev_per_angstrom']:>10.1f}{rnd_err['force_rmse_mev_per_angstrom']:>9.1f}   "
+        f"{al_err['energy_rmse_mev_per_atom']:>10.2f}{rnd_err['energy_rmse_mev_per_atom']:>9.2f}"
+    )
     print(f"oracle calls: active learning {al_calls}, random cold start {rnd_calls} (limit {MAX_CALLS})")
     met = worst <= TARGET_FORCE_RMSE and al_calls <= MAX_CALLS
-    print(f"target (force RMSE ≤ {TARGET_FORCE_RMSE:g} meV/Å on every condition, ≤ {MAX_CALLS} calls): "
-          f"{'MET' if met else 'NOT MET'} (worst condition {worst:.1f} meV/Å); total {time.perf_counter() - t_start:.0f} s; "
-          f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")  # fmt: skip
+    print(
+        f"target (force RMSE ≤ {TARGET_FORCE_RMSE:g} meV/Å on every condition, ≤ {MAX_CALLS} calls): "
+        f"{'MET' if met else 'NOT MET'} (worst condition {worst:.1f} meV/Å); total {time.perf_counter() - t_start:.0f} s; "
+        f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)"
+    )
     if args.workdir is None:
         shutil.rmtree(root, ignore_errors=True)
     return 0

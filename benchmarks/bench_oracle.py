@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from ase.build import bulk  # noqa: E402
@@ -90,7 +89,9 @@ def bench_pw(args, root: Path) -> None:
     if shutil.which("pw.x") is None:
         print("pw.x: not installed, skipped")
         return
-    oracle = make_oracle(EspressoOracleConfig(pseudopotentials={"Si": "Si.pbe-rrkj.UPF"}, ecutwfc=args.ecutwfc, kspacing=args.kspacing))
+    oracle = make_oracle(
+        EspressoOracleConfig(pseudopotentials={"Si": "Si.pbe-rrkj.UPF"}, ecutwfc=args.ecutwfc, kspacing=args.kspacing)
+    )
     cells = si_cells(args.structures)
     rates = {}
     for n_workers in (1, 2):
@@ -109,7 +110,9 @@ def bench_pw(args, root: Path) -> None:
             f"(cluster start-up {startup:.1f} s, not counted); pw.x CPU {cpu:.1f} s, cores kept busy = CPU / wall = {cpu / elapsed:.2f}"
         )
     ratio = rates[2] / rates[1]
-    print(f"pw.x speed-up 2 workers / 1 worker: {ratio:.2f}  (target >= 1.7 on 2 cores)  -> {'OK' if ratio >= 1.7 else 'BELOW TARGET'}")
+    print(
+        f"pw.x speed-up 2 workers / 1 worker: {ratio:.2f}  (target >= 1.7 on 2 cores)  -> {'OK' if ratio >= 1.7 else 'BELOW TARGET'}"
+    )
     print("  (cores kept busy well below the worker count means the cores were not free: other load on the machine)")
 
 
@@ -155,7 +158,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the EMT comparison (median reported)")
     parser.add_argument("--skip-pw", action="store_true", help="only the EMT comparison")
     args = parser.parse_args()
-    print(f"cores usable: {len(os.sched_getaffinity(0))}, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"cores usable: {len(os.sched_getaffinity(0))}, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench_oracle_") as tmp:
         root = Path(tmp)
         if not args.skip_pw:

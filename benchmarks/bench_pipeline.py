@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=ROOT / "examples" / "cu_emt.yaml")
-    parser.add_argument("--keep", type=Path, default=None, help="run in this (new) work directory and keep it (e.g. for its report)")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="run in this (new) work directory and keep it (e.g. for its report)"
+    )
     args = parser.parse_args()
     cfg = load_config(args.config)
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
@@ -50,7 +52,9 @@ def main() -> None:
     print(f"overhead ratio wall / (oracle + pacemaker): {wall / (oracle + pace):.3f}   (target <= 1.10)")
     report = wall - t.total_s  # the summary is written inside the report step: its time is the rest of the run
     before = wall - report
-    print(f"report step        : {report:8.1f} s  (adds {100 * report / before:.1f} % to the {before:.1f} s before it; target <= 25 %)")
+    print(
+        f"report step        : {report:8.1f} s  (adds {100 * report / before:.1f} % to the {before:.1f} s before it; target <= 25 %)"
+    )
     for part, seconds in summary.report_seconds.items():
         print(f"  report {part:<22}: {seconds:8.1f} s")
     from mlip_autopipec.pipeline.summary import property_lines

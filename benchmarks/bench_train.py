@@ -69,17 +69,30 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run_direct(config: TrainingConfig, dataset: Path, workdir: Path, convert: bool, env: dict[str, str]) -> tuple[float, float]:
+def run_direct(
+    config: TrainingConfig, dataset: Path, workdir: Path, convert: bool, env: dict[str, str]
+) -> tuple[float, float]:
     profile = PacemakerProfile()
     workdir.mkdir(parents=True)
     (workdir / "input.yaml").write_text(config.to_input_yaml(dataset, ["Cu"]))
     t0, c0 = time.perf_counter(), cpu_seconds()
     with open(workdir / "pacemaker.log", "wb") as log:
-        subprocess.run([profile.executable("pacemaker"), "input.yaml"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(
+            [profile.executable("pacemaker"), "input.yaml"],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
         if convert:
             subprocess.run(
                 [profile.executable("pace_yaml2yace"), "output_potential.yaml", "-o", "output_potential.yace"],
-                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
             )
     return time.perf_counter() - t0, cpu_seconds() - c0
 
@@ -96,8 +109,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args()
     config = TrainingConfig(
-        cutoff=5.0, number_of_functions_per_element=10, nradmax_by_orders=[8, 3, 2], lmax_by_orders=[0, 2, 1],
-        max_num_epochs=args.epochs, energy_weight=0.95, force_weight=0.05, display_step=25, test_size=0.1,
+        cutoff=5.0,
+        number_of_functions_per_element=10,
+        nradmax_by_orders=[8, 3, 2],
+        lmax_by_orders=[0, 2, 1],
+        max_num_epochs=args.epochs,
+        energy_weight=0.95,
+        force_weight=0.05,
+        display_step=25,
+        test_size=0.1,
     )
     kinds = ("wrapper", "direct", "direct+yace")
     wall: dict[str, list[float]] = {k: [] for k in kinds}
@@ -122,9 +142,15 @@ def main() -> None:
                 wall[kind].append(w)
                 cpu[kind].append(c)
                 print(f"  repeat {i + 1}/{args.repeats}: {kind:12s} wall {w:7.2f} s   cpu {c:7.2f} s", flush=True)
-    print(f"dataset: 20 Cu structures x 32 atoms (EMT), {args.epochs} iterations, evaluator {config.evaluator}, median of {args.repeats}")
+    print(
+        f"dataset: 20 Cu structures x 32 atoms (EMT), {args.epochs} iterations, evaluator {config.evaluator}, median of {args.repeats}"
+    )
     print(f"{'':38s}{'wall (s)':>10s}{'cpu (s)':>10s}")
-    labels = {"direct": "pacemaker input.yaml (direct)", "direct+yace": "pacemaker + pace_yaml2yace (direct)", "wrapper": "PacemakerRunner.train (wrapper)"}
+    labels = {
+        "direct": "pacemaker input.yaml (direct)",
+        "direct+yace": "pacemaker + pace_yaml2yace (direct)",
+        "wrapper": "PacemakerRunner.train (wrapper)",
+    }
     med_w = {k: statistics.median(v) for k, v in wall.items()}
     med_c = {k: statistics.median(v) for k, v in cpu.items()}
     for kind in ("direct", "direct+yace", "wrapper"):

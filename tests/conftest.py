@@ -70,10 +70,16 @@ def require_slurm() -> str:
     how = "run scripts/start_local_slurm.sh (as root) before the tests"
     rc, out = _run_quiet(["scontrol", "ping"])
     if rc != 0 or "UP" not in out:
-        said = [line.strip() for line in out.splitlines() if "slurmctld" in line.lower()] or [out.strip() or f"exit status {rc}"]
+        said = [line.strip() for line in out.splitlines() if "slurmctld" in line.lower()] or [
+            out.strip() or f"exit status {rc}"
+        ]
         _unavailable(f"no SLURM controller answers (scontrol ping: {said[0]})", how)
     rc, out = _run_quiet(["sinfo", "-h", "-N", "-o", "%P %T"])
-    usable = [line.split()[0].rstrip("*") for line in out.splitlines() if line.split()[-1].rstrip("~*#") in ("idle", "mixed", "allocated", "completing")]
+    usable = [
+        line.split()[0].rstrip("*")
+        for line in out.splitlines()
+        if line.split()[-1].rstrip("~*#") in ("idle", "mixed", "allocated", "completing")
+    ]
     if rc != 0 or not usable:
         _unavailable(f"no SLURM node is up (sinfo: {out or rc})", how)
     default = [line.split()[0].rstrip("*") for line in out.splitlines() if line.split()[0].endswith("*")]
@@ -111,15 +117,21 @@ def require_postgres() -> str:
         except OSError:
             url = ""
     if not url:
-        _unavailable(f"no PostgreSQL test server: MLIP_AUTOPIPEC_TEST_PG_URL is not set and {PG_URL_FILE} is not readable", how)
+        _unavailable(
+            f"no PostgreSQL test server: MLIP_AUTOPIPEC_TEST_PG_URL is not set and {PG_URL_FILE} is not readable", how
+        )
     try:
         import psycopg2
     except ImportError as err:
-        _unavailable(f"psycopg2 is not installed ({err})", "install the project with its dependencies (scripts/setup.sh)")
+        _unavailable(
+            f"psycopg2 is not installed ({err})", "install the project with its dependencies (scripts/setup.sh)"
+        )
     try:
         psycopg2.connect(url, connect_timeout=5).close()
     except psycopg2.Error as err:
-        _unavailable(f"cannot connect to the PostgreSQL test server {redact_url(url)}: {str(err).strip().splitlines()[0]}", how)
+        _unavailable(
+            f"cannot connect to the PostgreSQL test server {redact_url(url)}: {str(err).strip().splitlines()[0]}", how
+        )
     return url
 
 

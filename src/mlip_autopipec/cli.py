@@ -10,9 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
+from mlip_autopipec.examples import EXAMPLES
 from mlip_autopipec.exceptions import Interrupted, MlipAutopipecError
 from mlip_autopipec.fileio import os_error_sentence
-from mlip_autopipec.examples import EXAMPLES
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -25,7 +25,9 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger().removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler._mlip_cli = True  # type: ignore[attr-defined]
-    handler.addFilter(lambda record: not getattr(record, "file_only", False))  # the log file's detail, not the terminal's
+    handler.addFilter(
+        lambda record: not getattr(record, "file_only", False)
+    )  # the log file's detail, not the terminal's
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     ours.addHandler(handler)
@@ -68,7 +70,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mlip_autopipec.pipeline.summary import last_lines
 
     cfg = load_config(args.config)
-    summary = run_pipeline(cfg, workdir=args.workdir, force=args.force, progress=not args.no_progress, retry_failed=args.retry_failed)
+    summary = run_pipeline(
+        cfg, workdir=args.workdir, force=args.force, progress=not args.no_progress, retry_failed=args.retry_failed
+    )
     print(f"report: {summary.workdir}/report/summary.md")
     for line in last_lines(summary):
         print(line)
@@ -81,7 +85,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(example_text(args.example))
         if COMPANIONS.get(args.example):
-            print(f"note: this example reads {', '.join(COMPANIONS[args.example])} beside it: use -o FILE to write them too", file=sys.stderr)
+            print(
+                f"note: this example reads {', '.join(COMPANIONS[args.example])} beside it: use -o FILE to write them too",
+                file=sys.stderr,
+            )
         return 0
     try:
         written = write_example(args.example, args.output, overwrite=args.overwrite)
@@ -89,7 +96,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     extra = f" (and {', '.join(str(p) for p in written[1:])}, which it reads)" if written[1:] else ""
-    print(f"wrote {args.output}{extra}: edit it, check it with `mlip-autopipec validate {args.output}`, then `mlip-autopipec run {args.output}`")
+    print(
+        f"wrote {args.output}{extra}: edit it, check it with `mlip-autopipec validate {args.output}`, then `mlip-autopipec run {args.output}`"
+    )
     return 0
 
 
@@ -130,14 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="draw the starting pool of structures from a config into an extxyz file")
     p.add_argument("config", type=Path, help="YAML config with 'structure' and 'generator' sections")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (extxyz; provenance in each frame's info)")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file (extxyz; provenance in each frame's info)"
+    )
     p.add_argument("-n", "--count", type=int, default=None, help="pool size (default: generator.pool_size)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run (or continue) the whole pipeline: generate, label, fit, validate, report")
     p.add_argument("config", type=Path, help="YAML config (see `mlip-autopipec init`)")
     p.add_argument("--workdir", type=Path, default=None, help="work directory (overrides the config's workdir)")
-    p.add_argument("--force", action="store_true", help="accept a config that changed in a way that invalidates finished work")
+    p.add_argument(
+        "--force", action="store_true", help="accept a config that changed in a way that invalidates finished work"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when the quality bar is not met")
     p.add_argument(
@@ -149,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="write a commented example config")
     p.add_argument(
-        "--example", choices=list(EXAMPLES), default="cu-emt", help="which example (default cu-emt; cuau-emt: Cu-Au alloys, phases, a surface)"
+        "--example",
+        choices=list(EXAMPLES),
+        default="cu-emt",
+        help="which example (default cu-emt; cuau-emt: Cu-Au alloys, phases, a surface)",
     )
     p.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: print to stdout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -172,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("workdir", type=Path)
     p.add_argument("--format", choices=["extxyz", "pacemaker"], required=True)
     p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--label", choices=["train", "validation"], default=None, help="only this split (default: all labelled)")
+    p.add_argument(
+        "--label", choices=["train", "validation"], default=None, help="only this split (default: all labelled)"
+    )
     p.set_defaults(func=cmd_export)
     return parser
 

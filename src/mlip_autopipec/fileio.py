@@ -54,7 +54,9 @@ def os_error_sentence(err: OSError, doing: str = "") -> str:
     elif code == errno.EROFS:
         advice = "it is on a read-only file system; choose a writable place (or remount it read-write)"
     elif code in (errno.ENOSPC, errno.EDQUOT):
-        advice = "the disk (or your quota) is full; free some space and run the same command again (finished work is kept)"
+        advice = (
+            "the disk (or your quota) is full; free some space and run the same command again (finished work is kept)"
+        )
     elif code == errno.ENOTDIR:
         advice = "a part of this path is a file where a folder must be; move that file away or choose another path"
     elif code == errno.EEXIST:
@@ -68,4 +70,3 @@ def os_error_sentence(err: OSError, doing: str = "") -> str:
     else:
         advice = "check the path and the file system"
     return f"{prefix}{where}: {what}: {advice}"
-

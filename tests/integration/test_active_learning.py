@@ -41,24 +41,48 @@ MAX_NEW = 4
 CONFIG = {
     "structure": {"element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True, "repeat": [1, 1, 1]},
     "generator": {
-        "pool_size": POOL, "seed": 3, "rattle_stdev": 0.05, "volume_range": [0.95, 1.05], "eos_fraction": 0.2,
-        "n_defect_structures": N_DEFECTS, "defect_kinds": ["vacancy"], "defect_supercell_min_width": 7.0,
+        "pool_size": POOL,
+        "seed": 3,
+        "rattle_stdev": 0.05,
+        "volume_range": [0.95, 1.05],
+        "eos_fraction": 0.2,
+        "n_defect_structures": N_DEFECTS,
+        "defect_kinds": ["vacancy"],
+        "defect_supercell_min_width": 7.0,
     },
     "oracle": {"type": "emt"},
     "compute": {"type": "local", "n_workers": 2},
     "database": {"validation_fraction": 0.2, "split_seed": 0},
     "training": {
-        "cutoff": 4.5, "number_of_functions_per_element": 8, "nradmax_by_orders": [5, 2, 1], "lmax_by_orders": [0, 1, 1],
-        "max_num_epochs": 12, "batch_size": 100, "test_size": 0, "evaluator": "pyace", "display_step": 50,
+        "cutoff": 4.5,
+        "number_of_functions_per_element": 8,
+        "nradmax_by_orders": [5, 2, 1],
+        "lmax_by_orders": [0, 1, 1],
+        "max_num_epochs": 12,
+        "batch_size": 100,
+        "test_size": 0,
+        "evaluator": "pyace",
+        "display_step": 50,
     },
-    "report": {"eos": False, "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},  # not this test's subject
+    "report": {
+        "eos": False,
+        "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None},
+    },  # not this test's subject
     "active_learning": {
-        "gamma_select": 1.0, "gamma_halt": 1.2,  # far below what 900 K reaches with this potential: every trajectory halts
-        "temperatures": [900.0], "ensembles": ["nvt", "npt"], "pressures": [0.0], "trajectories_per_condition": 2,
-        "n_steps": 30, "sample_interval": 5, "md_min_atoms": 32, "n_rattled_copies": 2,
-        "max_new_per_generation": MAX_NEW, "max_generations": 2,
+        "gamma_select": 1.0,
+        "gamma_halt": 1.2,  # far below what 900 K reaches with this potential: every trajectory halts
+        "temperatures": [900.0],
+        "ensembles": ["nvt", "npt"],
+        "pressures": [0.0],
+        "trajectories_per_condition": 2,
+        "n_steps": 30,
+        "sample_interval": 5,
+        "md_min_atoms": 32,
+        "n_rattled_copies": 2,
+        "max_new_per_generation": MAX_NEW,
+        "max_generations": 2,
     },
-}  # fmt: skip
+}
 
 
 def _require_pace_tools() -> None:
@@ -106,7 +130,9 @@ def _kill_tree(pid: int) -> None:
 def _labels(db: DatabaseManager) -> dict[int, str]:
     """Who computed each labelled structure's label (host:pid of the Dask worker)."""
     report_rows = set(db.ids(label="property"))  # the report's property calculations, not the campaign's labels
-    return {rec.id: rec.label_info["oracle_worker"] for rec in db.select(status="labelled") if rec.id not in report_rows}
+    return {
+        rec.id: rec.label_info["oracle_worker"] for rec in db.select(status="labelled") if rec.id not in report_rows
+    }
 
 
 def _sha(path: Path) -> str:
@@ -125,12 +151,17 @@ def al_run(tmp_path_factory):
     with open(root / "first_run.log", "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlip_autopipec.cli", "run", str(config_path), "--no-progress"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
-        )  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=root,
+        )
         try:
             deadline = time.monotonic() + 600
             while _step_of_generation_1(workdir) not in ("explored", "selected", "labelled", "fitted"):
-                assert proc.poll() is None, f"the run ended before exploring:\n{(root / 'first_run.log').read_text()[-3000:]}"
+                assert proc.poll() is None, (
+                    f"the run ended before exploring:\n{(root / 'first_run.log').read_text()[-3000:]}"
+                )
                 assert time.monotonic() < deadline, "generation 1 was not explored within 600 s"
                 time.sleep(0.02)
         finally:
@@ -151,8 +182,14 @@ def al_run(tmp_path_factory):
     cfg = load_config(config_path)
     t0 = time.monotonic()
     summary = run_pipeline(cfg, progress=False)
-    return {"workdir": workdir, "config": cfg, "config_path": config_path, "summary": summary, "before": before,
-            "resume_s": time.monotonic() - t0}  # fmt: skip
+    return {
+        "workdir": workdir,
+        "config": cfg,
+        "config_path": config_path,
+        "summary": summary,
+        "before": before,
+        "resume_s": time.monotonic() - t0,
+    }
 
 
 def test_two_generations_end_to_end(al_run):
@@ -207,8 +244,8 @@ def test_forced_halts_are_labelled_as_md_halt(al_run):
 def test_selection_never_picks_a_stored_structure(al_run):
     from mlip_autopipec.explore.activeset import asi_path_for
     from mlip_autopipec.explore.select import select_candidates
-    from mlip_autopipec.pipeline.fits import latest_fit
     from mlip_autopipec.pipeline.exploration import read_candidates
+    from mlip_autopipec.pipeline.fits import latest_fit
     from mlip_autopipec.pipeline.generation import stored_already
 
     workdir = al_run["workdir"]
@@ -242,7 +279,9 @@ def test_resume_after_kill_redid_nothing(al_run):
     with DatabaseManager(workdir / "structures.db") as db:
         after = _labels(db)
         assert {sid: after[sid] for sid in before["labels"]} == before["labels"], "a structure was labelled again"
-        assert db.count() - db.count(label="property") == POOL + rows[0].selected + rows[1].selected  # the report's own rows aside
+        assert (
+            db.count() - db.count(label="property") == POOL + rows[0].selected + rows[1].selected
+        )  # the report's own rows aside
         assert db.count(status="pending") == 0
     # what a resumed pipeline may take instead of fitting its first potential again
     from mlip_autopipec.pipeline.active_learning import resumed_initial_fit
@@ -285,10 +324,19 @@ def test_stop_rules_budget_and_convergence(al_run, tmp_path):
     # potential is far from the default targets (25 meV/Å, 5 meV/atom), so they are switched off and one quiet
     # generation suffices; gamma_select that high keeps sampled frames out, so nothing is labelled (the fit-side
     # and streak rules are unit-tested in tests/unit/test_campaign_exploration.py)
-    final, al = run(max_generations=5, gamma_halt=1e6, gamma_select=1e5, temperatures=[300.0], ensembles=["nvt"],
-                    trajectories_per_condition=1, max_temperature_ratio=1e3, min_distance_fraction=0.01,
-                    quiet_generations=1, target_force_rmse_mev_per_angstrom=None,
-                    target_energy_rmse_mev_per_atom=None)  # fmt: skip
+    final, al = run(
+        max_generations=5,
+        gamma_halt=1e6,
+        gamma_select=1e5,
+        temperatures=[300.0],
+        ensembles=["nvt"],
+        trajectories_per_condition=1,
+        max_temperature_ratio=1e3,
+        min_distance_fraction=0.01,
+        quiet_generations=1,
+        target_force_rmse_mev_per_angstrom=None,
+        target_energy_rmse_mev_per_atom=None,
+    )
     assert al.stop_reason.startswith("converged: fit targets not set; exploration quiet"), al.stop_reason
     row = al.generations[2]
     from mlip_autopipec.pipeline.exploration import read_trajectories
@@ -311,10 +359,22 @@ def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
     start = latest_fit(workdir)
     # frames sampled at 1500 K reach γ >= 1 (candidates) but never gamma_halt: generations 3 and 4 are quiet; with
     # quiet_generations 2, generation 3 still labels and refits, and generation 4 converges (fit targets off)
-    al_cfg = cfg.active_learning.model_copy(update=dict(
-        refit_max_epochs=4, final_max_epochs=16, max_generations=5, gamma_select=1.0, gamma_halt=1e6, temperatures=[1500.0], trajectories_per_condition=1,
-        max_temperature_ratio=1e3, min_distance_fraction=0.01, quiet_generations=2,
-        target_force_rmse_mev_per_angstrom=None, target_energy_rmse_mev_per_atom=None))  # fmt: skip
+    al_cfg = cfg.active_learning.model_copy(
+        update=dict(
+            refit_max_epochs=4,
+            final_max_epochs=16,
+            max_generations=5,
+            gamma_select=1.0,
+            gamma_halt=1e6,
+            temperatures=[1500.0],
+            trajectories_per_condition=1,
+            max_temperature_ratio=1e3,
+            min_distance_fraction=0.01,
+            quiet_generations=2,
+            target_force_rmse_mev_per_angstrom=None,
+            target_energy_rmse_mev_per_atom=None,
+        )
+    )
     c = cfg.model_copy(update={"active_learning": al_cfg})
 
     def run():
@@ -336,7 +396,9 @@ def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
     assert al.final is not None and al.final.start_dir == g3.fit_dir and al.final.max_epochs == 16
     assert final.output_dir == al.final.fit_dir and final.output_dir.name.startswith("final-")
     assert maxiter(final.output_dir) == 16
-    assert (final.output_dir / "initial_potential.yaml").read_bytes() == (g3.fit_dir / "output_potential.yaml").read_bytes()
+    assert (final.output_dir / "initial_potential.yaml").read_bytes() == (
+        g3.fit_dir / "output_potential.yaml"
+    ).read_bytes()
     assert al.final.validation_force_rmse_mev_per_angstrom is not None
     assert latest_fit(workdir).output_dir == final.output_dir
     assert any(line.strip().startswith("final fit: 16 iterations") for line in status_lines(workdir))
@@ -348,7 +410,9 @@ def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
 
 
 def _oracle_and_fit_dirs(workdir: Path) -> tuple[set[str], set[str]]:
-    return {p.name for p in (workdir / "oracle").iterdir()}, {p.name for p in (workdir / "fits").iterdir() if p.is_dir()}
+    return {p.name for p in (workdir / "oracle").iterdir()}, {
+        p.name for p in (workdir / "fits").iterdir() if p.is_dir()
+    }
 
 
 def _rows(workdir: Path) -> dict[int, tuple]:
@@ -373,7 +437,12 @@ def _rerun_elsewhere(al_run, workdir: Path, fit_records_rewritten: bool = True):
     assert all(r.fit_dir.parent == workdir / "fits" for r in summary.active_learning.generations)
     original = str(al_run["workdir"])
     results = list((workdir / "fits").glob("*/result.json")) if fit_records_rewritten else []
-    for path in [workdir / "state.json", workdir / "report" / "summary.json", workdir / "fits" / "latest.json", *results]:
+    for path in [
+        workdir / "state.json",
+        workdir / "report" / "summary.json",
+        workdir / "fits" / "latest.json",
+        *results,
+    ]:
         assert original not in path.read_text(), f"{path} still names the original work directory"
     assert str(workdir) in (workdir / "report" / "summary.md").read_text()
     return summary
@@ -384,7 +453,9 @@ def test_a_moved_work_directory_reruns_without_oracle_calls_or_fits(al_run, tmp_
     shutil.copytree(al_run["workdir"], workdir)
     summary = _rerun_elsewhere(al_run, workdir)
     assert summary.active_learning.stop_reason == _al(al_run["workdir"]).stop_reason
-    assert summary.validation.force_rmse_mev_per_angstrom == pytest.approx(al_run["summary"].validation.force_rmse_mev_per_angstrom)
+    assert summary.validation.force_rmse_mev_per_angstrom == pytest.approx(
+        al_run["summary"].validation.force_rmse_mev_per_angstrom
+    )
 
 
 def test_a_work_directory_of_the_previous_layout_resumes(al_run, tmp_path):

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import require_executable
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.pipeline.exploration import read_trajectories
 from mlip_autopipec.pipeline.run import run_pipeline
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.trainer.profile import PacemakerProfile
-from conftest import require_executable
 
 pytestmark = pytest.mark.slow
 
@@ -31,24 +31,53 @@ def config(workdir: Path) -> dict:
         "seeds": [
             {"name": "Cu_fcc", "element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True},
             {"name": "Cu3Au_L12", "file": str(CIF), "repeat": [2, 2, 2]},
-            {"name": "Cu_111", "element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True, "repeat": [2, 2, 1],
-             "surface": {"miller": [1, 1, 1], "layers": 3, "vacuum": 6.0}},
+            {
+                "name": "Cu_111",
+                "element": "Cu",
+                "lattice": "fcc",
+                "a": 3.61,
+                "cubic": True,
+                "repeat": [2, 2, 1],
+                "surface": {"miller": [1, 1, 1], "layers": 3, "vacuum": 6.0},
+            },
         ],
-        "generator": {"pool_size": 18, "seed": 5, "rattle_stdev": 0.05, "volume_range": [0.96, 1.04], "eos_fraction": 0.0,
-                      "n_defect_structures": 0},
+        "generator": {
+            "pool_size": 18,
+            "seed": 5,
+            "rattle_stdev": 0.05,
+            "volume_range": [0.96, 1.04],
+            "eos_fraction": 0.0,
+            "n_defect_structures": 0,
+        },
         "oracle": {"type": "emt"},
         "compute": {"type": "local", "n_workers": 2},
         "database": {"validation_fraction": 0.2, "split_seed": 0},
-        "training": {"cutoff": 5.0, "number_of_functions_per_element": 12, "max_num_epochs": 20, "test_size": 0.0,
-                     "evaluator": "tensorpot", "display_step": 50},
-        "report": {"eos": False, "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},  # the report's properties are not this test's subject
+        "training": {
+            "cutoff": 5.0,
+            "number_of_functions_per_element": 12,
+            "max_num_epochs": 20,
+            "test_size": 0.0,
+            "evaluator": "tensorpot",
+            "display_step": 50,
+        },
+        "report": {
+            "eos": False,
+            "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None},
+        },  # the report's properties are not this test's subject
         "active_learning": {
-            "gamma_select": 1.0, "gamma_halt": 1.2,  # far below what 900 K reaches with a 20-epoch potential: halts
-            "temperatures": [900.0], "ensembles": ["nvt", "npt"], "trajectories_per_condition": 1, "n_steps": 20,
-            "sample_interval": 5, "md_min_atoms": 16, "n_rattled_copies": 1, "max_new_per_generation": 6,
+            "gamma_select": 1.0,
+            "gamma_halt": 1.2,  # far below what 900 K reaches with a 20-epoch potential: halts
+            "temperatures": [900.0],
+            "ensembles": ["nvt", "npt"],
+            "trajectories_per_condition": 1,
+            "n_steps": 20,
+            "sample_interval": 5,
+            "md_min_atoms": 16,
+            "n_rattled_copies": 1,
+            "max_new_per_generation": 6,
             "max_generations": 1,
         },
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +110,12 @@ def test_exploration_started_from_every_seed_and_the_slab_ran_nvt_only(campaign)
     records = read_trajectories(workdir, 1).trajectories
     runs = {(r.start, r.condition.split("_")[0], r.ensemble_used) for r in records if r.start.startswith("seed:")}
     assert runs == {
-        ("seed:Cu_fcc", "nvt", "nvt"), ("seed:Cu_fcc", "npt", "npt"),
-        ("seed:Cu3Au_L12", "nvt", "nvt"), ("seed:Cu3Au_L12", "npt", "npt"),
+        ("seed:Cu_fcc", "nvt", "nvt"),
+        ("seed:Cu_fcc", "npt", "npt"),
+        ("seed:Cu3Au_L12", "nvt", "nvt"),
+        ("seed:Cu3Au_L12", "npt", "npt"),
         ("seed:Cu_111", "nvt", "nvt"),
-    }  # fmt: skip
+    }
 
 
 def test_selection_across_both_elements_was_labelled_and_refitted(campaign):
@@ -97,7 +128,7 @@ def test_selection_across_both_elements_was_labelled_and_refitted(campaign):
         new = list(db.select(generation=1))
     assert {r.status for r in new} == {"labelled"}
     assert {"Au", "Cu"} <= {s for r in new for s in r.atoms.get_chemical_symbols()}  # selection across elements
-    assert {r.metadata.provenance.get("md_start", "") .split(":")[0] for r in new} >= {"seed"}
+    assert {r.metadata.provenance.get("md_start", "").split(":")[0] for r in new} >= {"seed"}
     assert (workdir / summary.potential.yace).is_file()
 
 

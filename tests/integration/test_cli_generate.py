@@ -41,7 +41,9 @@ def test_console_script_is_installed(tmp_path):
     out = tmp_path / "p.xyz"
     res = subprocess.run(
         [str(exe), "generate", str(ROOT / "examples" / "cu_generate.yaml"), "-o", str(out), "-n", "12"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 0, res.stderr
     assert len(read(out, ":")) == 12

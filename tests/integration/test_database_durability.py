@@ -82,7 +82,9 @@ KILL_PLAIN_ASE = COMMON + textwrap.dedent(
 def _kill_mid_batch(tmp_path, script: str, db_path) -> None:
     code = tmp_path / "child.py"
     code.write_text(script)
-    proc = subprocess.Popen([sys.executable, str(code), str(db_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(code), str(db_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         lines = []
         deadline = time.monotonic() + 120
@@ -93,7 +95,9 @@ def _kill_mid_batch(tmp_path, script: str, db_path) -> None:
             lines.append(line.strip())
             if line.strip() == "PARKED":
                 break
-        assert lines == ["COMMITTED", "PARKED"], f"child did not reach the middle of the batch: {lines} {proc.stderr.read()}"
+        assert lines == ["COMMITTED", "PARKED"], (
+            f"child did not reach the middle of the batch: {lines} {proc.stderr.read()}"
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
@@ -167,7 +171,12 @@ def _run_writers(tmp_path, offsets):
     db_path = tmp_path / "shared.db"
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, str(code), str(db_path), f"w{i}", str(off), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(code), str(db_path), f"w{i}", str(off), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i, off in enumerate(offsets)
     ]
     time.sleep(1.0)  # let both import and open the database, then release them together

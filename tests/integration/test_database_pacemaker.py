@@ -14,8 +14,8 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from conftest import require_executable
+from mlip_autopipec.database import DatabaseManager, StructureMetadata
 
 pytestmark = pytest.mark.slow
 

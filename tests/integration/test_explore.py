@@ -23,8 +23,8 @@ from ase.calculators.emt import EMT
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.exceptions import StructureError, TrainerError
 from mlip_autopipec.explore import MDCondition, build_active_set, parse_activeset_log, run_trajectory, select_candidates
-from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 from mlip_autopipec.trainer.profile import PacemakerProfile
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,9 @@ def _emt_dataset(path: Path, n: int = 20, seed: int = 0) -> None:
         atoms.calc = EMT()
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
         atoms.calc = None
-        rows.append({"ase_atoms": atoms, "energy": energy, "forces": forces, "energy_corrected": energy, "name": f"cu_{i}"})
+        rows.append(
+            {"ase_atoms": atoms, "energy": energy, "forces": forces, "energy_corrected": energy, "name": f"cu_{i}"}
+        )
     pd.DataFrame(rows).to_pickle(path, compression="gzip")
 
 
@@ -187,7 +189,9 @@ def test_trajectory_runs_full_length_and_reports_gamma(tiny_fit, active_set):
 def test_low_gamma_halt_stops_with_md_halt_candidates(tiny_fit, active_set):
     _folder, potential, _data = tiny_fit
     gamma0 = _gamma(potential, active_set, _cu()).max()
-    cfg = _settings(n_steps=500, gamma_select=1.0 + 1e-9, gamma_halt=gamma0 + 0.5, n_rattled_copies=3, rattle_stdev=0.05)
+    cfg = _settings(
+        n_steps=500, gamma_select=1.0 + 1e-9, gamma_halt=gamma0 + 0.5, n_rattled_copies=3, rattle_stdev=0.05
+    )
     res = run_trajectory(_cu(), potential, active_set, MDCondition("nvt", 1300.0), cfg, seed=3)
     assert res.stop == "gamma" and res.halted
     assert 0 < res.n_steps_done < 500
@@ -223,7 +227,9 @@ def test_blowups_stop_and_the_frames_leading_into_them_become_candidates(tiny_fi
     assert res.candidates == []  # nothing sane led into it: the start itself has atoms 0.4 Å apart
     strained = _cu().repeat(2)  # its potential energy turns into heat: far above 2 x 300 K within a few steps
     strained.positions += np.random.default_rng(0).normal(0.0, 0.2, strained.positions.shape)
-    hot = run_trajectory(strained, potential, active_set, MDCondition("nvt", 300.0), _settings(max_temperature_ratio=2.0), seed=0)
+    hot = run_trajectory(
+        strained, potential, active_set, MDCondition("nvt", 300.0), _settings(max_temperature_ratio=2.0), seed=0
+    )
     assert hot.stop == "blowup" and "temperature" in hot.reason
     assert all(c.info["md_step"] < hot.n_steps_done for c in hot.candidates)
     lead_up = [c for c in hot.candidates if c.info["source"] == "md_blowup"]
@@ -251,7 +257,9 @@ def test_a_slab_runs_nvt_with_its_vacuum_axis_left_alone(tiny_fit, active_set):
 def test_foreign_species_and_missing_files(tiny_fit, active_set, tmp_path):
     _folder, potential, _data = tiny_fit
     with pytest.raises(StructureError):
-        run_trajectory(bulk("Al", "fcc", a=4.05, cubic=True), potential, active_set, MDCondition("nvt", 300.0), _settings(), seed=0)
+        run_trajectory(
+            bulk("Al", "fcc", a=4.05, cubic=True), potential, active_set, MDCondition("nvt", 300.0), _settings(), seed=0
+        )
     with pytest.raises(TrainerError, match="active set"):
         run_trajectory(_cu(), potential, tmp_path / "none.asi", MDCondition("nvt", 300.0), _settings(), seed=0)
 
@@ -317,7 +325,9 @@ def test_training_data_is_only_kept_out_by_the_exclude_predicate(tiny_fit, activ
     assert res.selected and all(i >= len(train) for i in res.indices)
 
 
-def test_selection_in_batches_runs_pace_select_in_its_folder(tiny_fit, active_set, hot_candidates, tmp_path, monkeypatch):
+def test_selection_in_batches_runs_pace_select_in_its_folder(
+    tiny_fit, active_set, hot_candidates, tmp_path, monkeypatch
+):
     _folder, potential, _data = tiny_fit
     monkeypatch.chdir(tmp_path)
     work = tmp_path / "select"

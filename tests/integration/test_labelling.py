@@ -31,7 +31,10 @@ def client():
     """One real cluster of two worker processes, shared by the tests that do not test its life cycle."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 
@@ -53,7 +56,11 @@ def make_db(path: Path, structures: list) -> tuple[DatabaseManager, list[int]]:
 
 
 def slow_oracle(log: Path, delay_s: float = 0.3):
-    return make_oracle(ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": delay_s, "log_file": str(log)}))
+    return make_oracle(
+        ASEOracleConfig(
+            calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": delay_s, "log_file": str(log)}
+        )
+    )
 
 
 def log_events(log: Path) -> list[tuple[str, int, int]]:
@@ -88,7 +95,9 @@ def test_emt_labels_through_dask_equal_a_direct_emt_call(client, tmp_path):
 def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(client, tmp_path):
     pool = cu_pool(5) + [bulk("Si", "diamond", a=5.43)]
     db, ids = make_db(tmp_path / "pool.db", pool)
-    summary = label_pending(db, EMTOracleConfig(), client, workdir=tmp_path / "runs", max_failure_fraction=0.5, progress=False)
+    summary = label_pending(
+        db, EMTOracleConfig(), client, workdir=tmp_path / "runs", max_failure_fraction=0.5, progress=False
+    )
     assert sorted(summary.labelled) == ids[:5] and list(summary.failed) == [ids[5]]
     rec = db.record(ids[5])
     assert rec.status == "failed" and "EMT has no parameters for Si" in rec.failure_reason
@@ -97,13 +106,17 @@ def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(client, tmp
 def test_too_many_failures_stop_the_run_with_a_clear_error(client, tmp_path):
     pool = [bulk("Si", "diamond", a=5.43 + 0.01 * i) for i in range(3)] + cu_pool(5)
     db, ids = make_db(tmp_path / "pool.db", pool)
-    with pytest.raises(OracleError, match=r"of 8 structures failed, more than max_failure_fraction=0.2 allows \(1\)") as err:
+    with pytest.raises(
+        OracleError, match=r"of 8 structures failed, more than max_failure_fraction=0.2 allows \(1\)"
+    ) as err:
         label_pending(db, EMTOracleConfig(max_failure_fraction=0.2), client, workdir=tmp_path / "runs", progress=False)
     assert f"structure {ids[0]}: EMT has no parameters for Si" in str(err.value)
     n_failed, n_labelled, n_pending = (db.count(status=s) for s in ("failed", "labelled", "pending"))
     assert n_failed >= 2 and n_failed + n_labelled + n_pending == 8  # what finished was written; the rest stays pending
     # the next run picks up exactly what is left
-    rest = label_pending(db, EMTOracleConfig(), client, workdir=tmp_path / "runs", max_failure_fraction=1.0, progress=False)
+    rest = label_pending(
+        db, EMTOracleConfig(), client, workdir=tmp_path / "runs", max_failure_fraction=1.0, progress=False
+    )
     assert rest.n_pending == n_pending and db.count(status="pending") == 0
 
 
@@ -122,7 +135,9 @@ def test_killing_a_worker_mid_calculation_does_not_sink_the_run(client, tmp_path
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
 
-    summary = label_pending(db, slow_oracle(log, 0.5), client, workdir=tmp_path / "runs", callback=kill_the_other_worker, progress=False)
+    summary = label_pending(
+        db, slow_oracle(log, 0.5), client, workdir=tmp_path / "runs", callback=kill_the_other_worker, progress=False
+    )
     assert killed
     assert sorted(summary.labelled) == ids and summary.failed == {}
     assert db.count(status="labelled") == 12 and db.count() == 12
@@ -153,7 +168,9 @@ def test_a_rerun_after_an_interrupt_labels_nothing_twice(client, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        label_pending(db, slow_oracle(log), client, workdir=tmp_path / "runs", callback=interrupt_after_three, progress=False)
+        label_pending(
+            db, slow_oracle(log), client, workdir=tmp_path / "runs", callback=interrupt_after_three, progress=False
+        )
     # the three seen, plus any result that had already finished on a worker when the interrupt came (stored, not lost)
     kept = set(db.ids(status="labelled"))
     assert kept >= set(first) and db.count(status="pending") == 10 - len(kept)
@@ -219,7 +236,11 @@ def test_an_interrupted_driver_process_loses_nothing_and_the_rerun_repeats_nothi
 
     db, ids = make_db(tmp_path / "pool.db", cu_pool(16, seed=3))
     (tmp_path / "drive.py").write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "drive.py"), str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "drive.py"), str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while db.count(status="labelled") < 3 and time.monotonic() < deadline and proc.poll() is None:
@@ -238,7 +259,9 @@ def test_an_interrupted_driver_process_loses_nothing_and_the_rerun_repeats_nothi
     assert not any(_alive(p) for p in driver_workers), "the interrupted run left worker processes behind"
 
     n_before = len(log_events(tmp_path / "calls.log"))
-    second = label_pending(db, slow_oracle(tmp_path / "calls.log", 0.0), client, workdir=tmp_path / "runs", progress=False)
+    second = label_pending(
+        db, slow_oracle(tmp_path / "calls.log", 0.0), client, workdir=tmp_path / "runs", progress=False
+    )
     assert set(second.labelled) == set(ids) - first and db.count(status="labelled") == 16
     done_again = Counter(sid for ev, _, sid in log_events(tmp_path / "calls.log")[n_before:] if ev == "done")
     assert set(done_again) == set(ids) - first and set(done_again.values()) == {1}
@@ -250,11 +273,20 @@ def test_a_structure_that_keeps_killing_its_worker_is_recorded_as_failed(tmp_pat
     pool = cu_pool(3) + [bulk("Ag", "fcc", a=4.09, cubic=True)]
     db, ids = make_db(tmp_path / "pool.db", pool)
     oracle = make_oracle(
-        ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": 0.0, "crash_element": "Ag"})
+        ASEOracleConfig(
+            calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": 0.0, "crash_element": "Ag"}
+        )
     )
     # allowed-failures=0: the first worker death is final (default 3 reschedules, which only costs time here)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        summary = label_pending(db, oracle, LocalComputeConfig(n_workers=1), workdir=tmp_path / "runs", max_failure_fraction=0.5, progress=False)
+        summary = label_pending(
+            db,
+            oracle,
+            LocalComputeConfig(n_workers=1),
+            workdir=tmp_path / "runs",
+            max_failure_fraction=0.5,
+            progress=False,
+        )
     assert sorted(summary.labelled) == ids[:3] and list(summary.failed) == [ids[3]]
     reason = db.record(ids[3]).failure_reason
     assert reason.startswith("Dask task failed: KilledWorker") and "died" in reason

@@ -15,7 +15,14 @@ from mlip_autopipec.oracle import LabelFailed, kpoint_mesh, label_one, make_orac
 pytestmark = [pytest.mark.qe, pytest.mark.slow]
 
 PSEUDO = "Si.pbe-rrkj.UPF"
-BASE = {"type": "espresso", "pseudopotentials": {"Si": PSEUDO}, "ecutwfc": 12.0, "kspacing": 1.2, "degauss": 0.01, "conv_thr": 1e-8}
+BASE = {
+    "type": "espresso",
+    "pseudopotentials": {"Si": PSEUDO},
+    "ecutwfc": 12.0,
+    "kspacing": 1.2,
+    "degauss": 0.01,
+    "conv_thr": 1e-8,
+}
 
 
 def oracle_from(data):
@@ -94,7 +101,9 @@ def test_hopeless_case_ends_failed_with_its_reason(pw, si2, tmp_path, monkeypatc
 
 
 def test_a_pw_error_is_not_retried_and_names_the_message(pw, si2, tmp_path):
-    with pytest.raises(LabelFailed, match=r"pw.x failed on attempt 1: pw.x error: Error in routine setup \(1\): too few bands") as err:
+    with pytest.raises(
+        LabelFailed, match=r"pw.x failed on attempt 1: pw.x error: Error in routine setup \(1\): too few bands"
+    ) as err:
         oracle_from({**BASE, "input_data": {"system": {"nbnd": 1}}}).label(si2, tmp_path / "s")
     assert len(err.value.attempts) == 1 and "too few bands" in err.value.output_tail
 

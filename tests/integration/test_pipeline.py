@@ -102,7 +102,9 @@ def test_summary_has_the_properties_of_the_seed(finished_run):
     for name in ("C11", "C12", "C44"):
         pair = props["elastic_gpa"][name]
         assert pair["oracle"] > 50 and math.isfinite(pair["potential"])  # EMT copper: C11 173, C12 116, C44 90 GPa
-    assert 1.0 < props["vacancy_formation_ev"]["oracle"] < 1.5 and math.isfinite(props["vacancy_formation_ev"]["potential"])
+    assert 1.0 < props["vacancy_formation_ev"]["oracle"] < 1.5 and math.isfinite(
+        props["vacancy_formation_ev"]["potential"]
+    )
     assert set(props["surface_energy_j_per_m2"]) == {"111", "100", "110"}
     assert all(0.5 < p["oracle"] < 2.0 for p in props["surface_energy_j_per_m2"].values())
     assert props["phonons"]["frequency_rmse_thz"] >= 0
@@ -119,8 +121,9 @@ def test_index_html_in_a_real_browser(finished_run, tmp_path):
     import base64
     import re
 
-    from conftest import require_executable
     from PIL import Image
+
+    from conftest import require_executable
 
     chromium = require_executable("chromium")
     page = workdir_page = finished_run[0] / "report" / "index.html"
@@ -134,9 +137,14 @@ def test_index_html_in_a_real_browser(finished_run, tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from a network
     # the browser's own verdict: each image's natural width once the page has loaded
     probe = tmp_path / "probe.html"
-    probe.write_text(html.replace("</body>", "<script>window.addEventListener('load', () => { for (const i of document.images) "
-                                  "i.setAttribute('data-natural-width', i.naturalWidth); document.body.setAttribute('data-loaded', '1'); });"
-                                  "</script></body>"))  # fmt: skip
+    probe.write_text(
+        html.replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => { for (const i of document.images) "
+            "i.setAttribute('data-natural-width', i.naturalWidth); document.body.setAttribute('data-loaded', '1'); });"
+            "</script></body>",
+        )
+    )
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
     dom = subprocess.run([*base, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -145,11 +153,22 @@ def test_index_html_in_a_real_browser(finished_run, tmp_path):
     assert len(widths) == len(blobs) and all(w > 0 for w in widths), widths
     shot = tmp_path / "page.png"
     run = subprocess.run(
-        [*base, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--window-size=1200,3000", workdir_page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            *base,
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={shot}",
+            "--window-size=1200,3000",
+            workdir_page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
-    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line]
+    console = [
+        line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line
+    ]
     assert not console, console
     image = Image.open(shot).convert("L")
     assert image.size == (1200, 3000)
@@ -173,7 +192,9 @@ def test_second_run_skips_finished_work(finished_run):
 
 def test_changed_config_is_refused_then_forced(finished_run, tmp_path):
     workdir, cfg, _ = finished_run
-    changed = PipelineConfig.model_validate(tiny_config(workdir, generator={**tiny_config(workdir)["generator"], "seed": 6}))
+    changed = PipelineConfig.model_validate(
+        tiny_config(workdir, generator={**tiny_config(workdir)["generator"], "seed": 6})
+    )
     with pytest.raises(ConfigurationError, match="generator") as err:
         run_pipeline(changed, progress=False)
     assert "--force" in str(err.value)
@@ -231,12 +252,19 @@ def test_kill_during_labelling_then_resume(tmp_path):
     )
     cfg["generator"]["pool_size"] = 20
     # the report's properties are not this test's subject (with SlowEMT's 0.4 s per call they cost ~20 s)
-    cfg["report"] = {"eos": False, "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}}
+    cfg["report"] = {
+        "eos": False,
+        "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None},
+    }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     exe = str(Path(sys.executable).with_name("mlip-autopipec"))
-    proc = subprocess.Popen([exe, "run", str(path), "--no-progress"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "run", str(path), "--no-progress"],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db_path = workdir / "structures.db"
     deadline = time.time() + 120
     labelled_before = 0
@@ -263,7 +291,9 @@ def test_kill_during_labelling_then_resume(tmp_path):
     logs = sorted((workdir / "logs").glob("run-*.log"))
     assert any(f"held this work directory: pid {proc.pid}" in p.read_text() for p in logs)  # taken over, and said so
     db = DatabaseManager(str(db_path))
-    assert db.count(status="labelled") - db.count(label="property") == 20 and db.count(status="pending") == 0  # the report's own rows aside
+    assert (
+        db.count(status="labelled") - db.count(label="property") == 20 and db.count(status="pending") == 0
+    )  # the report's own rows aside
     after = {rec.id: rec.label_info for rec in db.select(status="labelled")}
     for sid, info in before.items():
         assert after[sid] == info  # labelled once: the first run's labels are kept as they were
@@ -301,7 +331,9 @@ def test_validate_and_init(tmp_path, capsys):
     alloy = tmp_path / "elsewhere" / "cuau.yaml"
     assert main(["init", "--example", "cuau-emt", "-o", str(alloy)]) == 0
     assert "cuau/Cu3Au_L12.cif" in capsys.readouterr().out
-    assert (alloy.parent / "cuau" / "Cu3Au_L12.cif").read_bytes() == (Path(__file__).resolve().parents[2] / "examples" / "cuau" / "Cu3Au_L12.cif").read_bytes()
+    assert (alloy.parent / "cuau" / "Cu3Au_L12.cif").read_bytes() == (
+        Path(__file__).resolve().parents[2] / "examples" / "cuau" / "Cu3Au_L12.cif"
+    ).read_bytes()
     assert main(["validate", str(alloy)]) == 0
     assert "seed Cu3Au_L12: " in capsys.readouterr().out
     assert main(["init", "--example", "cuau-emt", "-o", str(alloy)]) == 2  # exists: not overwritten

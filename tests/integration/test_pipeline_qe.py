@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_executable
 from mlip_autopipec.config import load_config
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.pipeline import run_pipeline
-from conftest import require_executable
 
 pytestmark = [pytest.mark.slow, pytest.mark.qe]
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,9 @@ def test_si_qe_example_reduced(tmp_path):
     # the example's properties with pw.x: elastic constants of the primitive cell, each pw.x run in its folder
     props = summary.properties
     assert props.oracle_calls == db.count(label="property") > 0 and not props.failures
-    assert 100 < props.elastic_gpa.C11.oracle < 200 and 30 < props.elastic_gpa.C12.oracle < 100  # PBE Si, small basis: 148, 60 GPa
+    assert (
+        100 < props.elastic_gpa.C11.oracle < 200 and 30 < props.elastic_gpa.C12.oracle < 100
+    )  # PBE Si, small basis: 148, 60 GPa
     assert len(list((tmp_path / "si" / "properties" / props.seed).glob("property_*"))) == props.oracle_calls
     rec = next(iter(db.select(status="labelled")))
     assert rec.label_info and "pw.x" in str(rec.label_info)

@@ -54,7 +54,9 @@ def test_campaigns_in_one_database_see_only_their_own_structures(pg_url, tmp_pat
     with DatabaseManager(pg_url, campaign="alpha") as alpha, DatabaseManager(pg_url, campaign="beta") as beta:
         assert alpha.add_structures([a, a.copy()], {"source": "gen"}) == [1, 1]
         assert alpha.count() == 1 and beta.count() == 0 and beta.find_duplicate(a) is None
-        assert beta.add_structure(a, {"source": "other"}) == 1  # the same structure, stored again: its own row, its own id
+        assert (
+            beta.add_structure(a, {"source": "other"}) == 1
+        )  # the same structure, stored again: its own row, its own id
         alpha.assign_split(0.5, seed=1)
         assert beta.split_settings() is None  # settings are the campaign's own
         with pytest.raises(DatabaseError, match="no structure with id 2"):
@@ -114,7 +116,9 @@ def test_two_work_directories_of_one_name_do_not_share_a_campaign_by_accident(pg
         assert db.add_structure(bulk("Cu", cubic=True), {"source": "x"}) == 1
     with open_database(PipelineConfig.model_validate(tiny_config(first, bare)), first) as db:  # the same run again
         assert db.count() == 1
-    with pytest.raises(DatabaseError, match=r"campaign 'run1' \(named after the work directory\) belongs to the run in .*a/run1"):
+    with pytest.raises(
+        DatabaseError, match=r"campaign 'run1' \(named after the work directory\) belongs to the run in .*a/run1"
+    ):
         open_database(PipelineConfig.model_validate(tiny_config(second, bare)), second)
     # naming the campaign shares it on purpose
     with open_database(PipelineConfig.model_validate(tiny_config(second, bare, campaign="run1")), second) as db:
@@ -158,7 +162,11 @@ def test_two_campaigns_adding_and_labelling_at_once_lose_nothing_and_duplicate_n
     env = {**os.environ, "PG_URL": bare, "PGPASSWORD": password}
     procs = {
         name: subprocess.Popen(
-            [sys.executable, str(code), name, str(tmp_path / name), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            [sys.executable, str(code), name, str(tmp_path / name), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         for name in ("cu_one", "cu_two")
     }
@@ -171,7 +179,9 @@ def test_two_campaigns_adding_and_labelling_at_once_lose_nothing_and_duplicate_n
         assert password not in stdout + stderr
         out[name] = json.loads(stdout.strip().splitlines()[-1])
     for name, result in out.items():
-        assert result["ids"] == list(range(1, 31)) + list(range(1, 26)), name  # its own ids, duplicates found in its own rows
+        assert result["ids"] == list(range(1, 31)) + list(range(1, 26)), (
+            name
+        )  # its own ids, duplicates found in its own rows
         assert result["labelled"] == list(range(1, 31))
         with DatabaseManager(pg_url, campaign=name) as db:
             assert db.count() == 30 and db.count(status="labelled") == 30 and db.count(source="again") == 0
@@ -184,7 +194,9 @@ def test_two_campaigns_adding_and_labelling_at_once_lose_nothing_and_duplicate_n
     con = psycopg2.connect(pg_url)
     try:
         with con.cursor() as cur:
-            cur.execute("SELECT table_schema, COUNT(*) FROM information_schema.tables WHERE table_name='systems' GROUP BY 1 ORDER BY 1")
+            cur.execute(
+                "SELECT table_schema, COUNT(*) FROM information_schema.tables WHERE table_name='systems' GROUP BY 1 ORDER BY 1"
+            )
             assert cur.fetchall() == [("cu_one", 1), ("cu_two", 1)]  # nothing in public, one table set per campaign
             cur.execute("SELECT (SELECT COUNT(*) FROM cu_one.systems), (SELECT COUNT(*) FROM cu_two.systems)")
             assert cur.fetchone() == (30, 30)
@@ -209,7 +221,9 @@ def tiny_config(workdir: Path, bare_url: str, **database) -> dict:
         "oracle": {"type": "emt"},
         "compute": {"type": "local", "n_workers": 1},
         "database": {"path": bare_url, "validation_fraction": 0.25, **database},
-        "report": {"properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},  # not this test's subject; its counts are the pool's
+        "report": {
+            "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}
+        },  # not this test's subject; its counts are the pool's
         "training": {
             "cutoff": 4.5,
             "number_of_functions_per_element": 10,
@@ -266,11 +280,16 @@ def test_two_pipelines_on_one_postgres_database_at_once_end_to_end(pg_url, tmp_p
     stored = {}
     for name, workdir in runs.items():
         with DatabaseManager(pg_url, campaign=campaigns[name]) as db:
-            stored[name] = sorted(round(r.atoms.get_potential_energy(), 8) for r in db.select() if "property" not in r.metadata.labels)
+            stored[name] = sorted(
+                round(r.atoms.get_potential_energy(), 8) for r in db.select() if "property" not in r.metadata.labels
+            )
         exported = []
         for part in ("train", "validation"):
             if (workdir / "data" / f"{part}.pckl.gzip").exists():
-                exported += [round(a.get_potential_energy(), 8) for a in DatabaseManager.load_dataset(workdir / "data" / f"{part}.pckl.gzip")]
+                exported += [
+                    round(a.get_potential_energy(), 8)
+                    for a in DatabaseManager.load_dataset(workdir / "data" / f"{part}.pckl.gzip")
+                ]
         assert sorted(exported) == stored[name], name
     assert stored["first"] != stored["second"]  # two pools (they may share the unstrained crystal)
     # the password is nowhere: not in the logs, state.json, the report, the datasets, nor on the terminal
@@ -283,7 +302,9 @@ def test_a_config_with_a_password_in_the_url_is_refused_without_echoing_it(pg_ur
     cfg = tiny_config(tmp_path / "w", pg_url)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    p = subprocess.run([sys.executable, "-m", "mlip_autopipec.cli", "validate", str(path)], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "mlip_autopipec.cli", "validate", str(path)], capture_output=True, text=True, timeout=120
+    )
     _, password = bare_and_password(pg_url)
     assert p.returncode == 2 and "PGPASSWORD" in p.stdout + p.stderr
     assert password not in p.stdout + p.stderr
@@ -302,15 +323,22 @@ def test_a_writer_held_up_past_busy_timeout_gets_a_sentence_and_a_dropped_connec
             with other.cursor() as cur:  # another process holding the campaign's write lock
                 cur.execute("SELECT pg_advisory_lock(%s, hashtext('held'))", (0x6D6C6970,))
             t0 = time.monotonic()
-            with pytest.raises(DatabaseError, match=r"another process held the campaign's write lock for longer than busy_timeout=0.5 s"):
+            with pytest.raises(
+                DatabaseError,
+                match=r"another process held the campaign's write lock for longer than busy_timeout=0.5 s",
+            ):
                 db.add_structure(bulk("Cu", cubic=True), {"source": "x"})
             assert time.monotonic() - t0 < 30
-            with DatabaseManager(pg_url, campaign="other_one", busy_timeout=0.5) as free:  # other campaigns are not held up
+            with DatabaseManager(
+                pg_url, campaign="other_one", busy_timeout=0.5
+            ) as free:  # other campaigns are not held up
                 assert free.add_structure(bulk("Cu", cubic=True), {"source": "x"}) == 1
             with other.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock_all()")
                 # the server drops the manager's connection (a restart, an idle timeout)
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
         finally:
             other.close()
         assert db.count() == 0  # the call that finds the connection gone connects again and is done once more

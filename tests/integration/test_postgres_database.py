@@ -88,9 +88,14 @@ def test_round_trip_and_status_lifecycle(db, pg_url):
 
 
 def test_select_and_count_filters(db):
-    db.add_structures([cu(i) for i in range(3)], StructureMetadata(source="initial_random", generation=0, labels=["train"]))
+    db.add_structures(
+        [cu(i) for i in range(3)], StructureMetadata(source="initial_random", generation=0, labels=["train"])
+    )
     db.add_structures([cu(10 + i) for i in range(2)], StructureMetadata(source="md_halt", generation=1))
-    ids = db.add_structures([with_emt(cu(20 + i)) for i in range(2)], StructureMetadata(source="md_halt", generation=2, labels=["validation"]))
+    ids = db.add_structures(
+        [with_emt(cu(20 + i)) for i in range(2)],
+        StructureMetadata(source="md_halt", generation=2, labels=["validation"]),
+    )
     assert db.count() == len(db) == 7
     assert db.count(source="md_halt") == 4 and db.count(generation=1) == 2 and db.count(label="train") == 3
     assert db.count(source="md_halt", generation=2, label="validation", status="labelled") == 2
@@ -163,14 +168,18 @@ def test_split_is_stable_as_data_grows_and_across_connections(pg_url):
         db.add_structures(pool[:200], META)
         counts = db.assign_split(0.25, seed=7)
         assert counts.train + counts.validation == 200 and 25 <= counts.validation <= 75
-        first = {sid: "validation" for sid in db.ids(label="validation")} | {sid: "train" for sid in db.ids(label="train")}
+        first = {sid: "validation" for sid in db.ids(label="validation")} | {
+            sid: "train" for sid in db.ids(label="train")
+        }
         with pytest.raises(DatabaseError, match="split is already set"):
             db.assign_split(0.5, seed=7)
     with DatabaseManager(pg_url) as db:  # another connection: the stored split applies to new structures
         assert db.split_settings() == (0.25, 7)
         db.add_structures(pool[200:], META)
         assert db.count(label="train") + db.count(label="validation") == 300
-        grown = {sid: "validation" for sid in db.ids(label="validation")} | {sid: "train" for sid in db.ids(label="train")}
+        grown = {sid: "validation" for sid in db.ids(label="validation")} | {
+            sid: "train" for sid in db.ids(label="train")
+        }
     assert all(grown[i] == first[i] for i in first)
 
 
@@ -243,11 +252,17 @@ def _env(pg_url: str) -> dict:
     ],
     ids=["small-batch", "past-ASE-intermediate-commit"],
 )
-def test_sigkill_mid_batch_leaves_everything_before_and_nothing_of_the_batch(pg_url, tmp_path, park_after, batch, commit_every):
+def test_sigkill_mid_batch_leaves_everything_before_and_nothing_of_the_batch(
+    pg_url, tmp_path, park_after, batch, commit_every
+):
     code = tmp_path / "child.py"
     code.write_text(KILL_CHILD)
     proc = subprocess.Popen(
-        [sys.executable, str(code), str(park_after), str(batch), str(commit_every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(pg_url)
+        [sys.executable, str(code), str(park_after), str(batch), str(commit_every)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(pg_url),
     )
     try:
         lines = []
@@ -259,7 +274,9 @@ def test_sigkill_mid_batch_leaves_everything_before_and_nothing_of_the_batch(pg_
             lines.append(line.strip())
             if line.strip() == "PARKED":
                 break
-        assert lines == ["COMMITTED", "PARKED"], f"child did not reach the middle of the batch: {lines} {proc.stderr.read()[-3000:]}"
+        assert lines == ["COMMITTED", "PARKED"], (
+            f"child did not reach the middle of the batch: {lines} {proc.stderr.read()[-3000:]}"
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -301,7 +318,13 @@ def _run_writers(pg_url, tmp_path, offsets):
     with DatabaseManager(pg_url) as db:
         assert db.count() == 0  # ASE creates its tables on first use: both writers then race on rows only
     procs = [
-        subprocess.Popen([sys.executable, str(code), f"w{i}", str(off), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(pg_url))
+        subprocess.Popen(
+            [sys.executable, str(code), f"w{i}", str(off), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(pg_url),
+        )
         for i, off in enumerate(offsets)
     ]
     time.sleep(1.0)
@@ -352,7 +375,10 @@ def test_two_processes_opening_a_fresh_database_at_once_both_succeed(pg_url, tmp
     code = tmp_path / "opener.py"
     code.write_text(FRESH_OPENER)
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, str(code), str(go)], stderr=subprocess.PIPE, text=True, env=_env(pg_url)) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, str(code), str(go)], stderr=subprocess.PIPE, text=True, env=_env(pg_url))
+        for _ in range(2)
+    ]
     time.sleep(1.0)
     go.touch()
     errors = [p.communicate(timeout=120)[1] for p in procs]
@@ -368,7 +394,9 @@ def test_label_pending_writes_its_results_to_postgres(db, tmp_path):
     from mlip_autopipec.oracle import label_pending
 
     ids = db.add_structures([cu(i) for i in range(4)], META)
-    summary = label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=1), workdir=tmp_path / "runs", progress=False)
+    summary = label_pending(
+        db, EMTOracleConfig(), LocalComputeConfig(n_workers=1), workdir=tmp_path / "runs", progress=False
+    )
     assert sorted(summary.labelled) == ids and db.count(status="labelled") == 4
     for rec in db.select():
         ref = rec.atoms.copy()

@@ -14,7 +14,6 @@ from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
 from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
 from mlip_autopipec.explore import build_active_set
-from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 from mlip_autopipec.report.properties import (
     CachedCalculator,
     compute_properties,
@@ -24,6 +23,7 @@ from mlip_autopipec.report.properties import (
     property_table,
 )
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,9 @@ def test_md_stability_with_the_active_set(potential):
     calm = md_stability(start, calc, temperature_k=300, time_ps=0.1, min_atoms=32, gamma_halt=50.0)
     assert calm.completed and calm.max_gamma is not None and calm.max_gamma < 50.0
     # far hotter than the data (rattle 0.06 Å): the atoms leave the trained region and γ climbs past a low halt
-    hot = md_stability(start, calc, temperature_k=3000, time_ps=1.0, min_atoms=32, gamma_halt=1.5, max_temperature_ratio=10)
+    hot = md_stability(
+        start, calc, temperature_k=3000, time_ps=1.0, min_atoms=32, gamma_halt=1.5, max_temperature_ratio=10
+    )
     assert not hot.completed and hot.stop in ("gamma", "blowup"), hot
     assert hot.stop == "gamma" and hot.max_gamma >= 1.5 and 0 < hot.steps < hot.n_steps, hot
     print(f"\ncalm: {calm.reason}, max γ {calm.max_gamma:.2f}; hot: {hot.reason}")
@@ -106,14 +108,22 @@ def test_report_per_seed_eos_properties_and_counts(potential, tmp_path):
     from mlip_autopipec.report.build import build_figures
 
     yace, yaml, _asi = potential
-    cfg = PipelineConfig.model_validate({
-        "seeds": [
-            {"name": "Cu_fcc", "element": "Cu", "lattice": "fcc", "a": 3.6, "cubic": True},
-            {"name": "Cu_bcc", "element": "Cu", "lattice": "bcc", "a": 2.87, "cubic": True},
-            {"name": "Cu_111", "element": "Cu", "lattice": "fcc", "a": 3.6, "surface": {"miller": [1, 1, 1], "layers": 3}},
-        ],
-        "report": {"properties": {"vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},
-    })  # fmt: skip
+    cfg = PipelineConfig.model_validate(
+        {
+            "seeds": [
+                {"name": "Cu_fcc", "element": "Cu", "lattice": "fcc", "a": 3.6, "cubic": True},
+                {"name": "Cu_bcc", "element": "Cu", "lattice": "bcc", "a": 2.87, "cubic": True},
+                {
+                    "name": "Cu_111",
+                    "element": "Cu",
+                    "lattice": "fcc",
+                    "a": 3.6,
+                    "surface": {"miller": [1, 1, 1], "layers": 3},
+                },
+            ],
+            "report": {"properties": {"vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},
+        }
+    )
     db = DatabaseManager(tmp_path / "s.db")
     # the fcc seed has 6 clean equation-of-state points in its pool; the bcc seed 3, too few for a fit
     for name, lattice, a, n_eos in (("Cu_fcc", "fcc", 3.6, 6), ("Cu_bcc", "bcc", 2.87, 3)):
@@ -121,7 +131,9 @@ def test_report_per_seed_eos_properties_and_counts(potential, tmp_path):
             atoms = bulk("Cu", lattice, a=a * s, cubic=True)
             atoms.calc = EMT()
             atoms.get_potential_energy()
-            db.add_structure(atoms, StructureMetadata(source="initial_random", provenance={"seed": name, "operation": "eos"}))
+            db.add_structure(
+                atoms, StructureMetadata(source="initial_random", provenance={"seed": name, "operation": "eos"})
+            )
             rattled = bulk("Cu", lattice, a=a * s, cubic=True).repeat(2)
             rattled.rattle(0.05, seed=i)
             rattled.calc = EMT()

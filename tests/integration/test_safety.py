@@ -9,7 +9,6 @@ call log (one line per calculation started and finished).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -48,7 +47,10 @@ def slow_config(tmp_path: Path, workdir: Path, pool: int = 10, delay_s: float = 
         training=dict(QUICK_TRAINING),
     )
     cfg["generator"]["pool_size"] = pool
-    cfg["report"] = {"eos": False, "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}}  # the report's property rows are not these tests' subject
+    cfg["report"] = {
+        "eos": False,
+        "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None},
+    }  # the report's property rows are not these tests' subject
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -63,7 +65,9 @@ def calls(tmp_path: Path, event: str) -> list[str]:
 
 
 def start_run(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([EXE, *args], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [EXE, *args], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(condition, timeout: float = 120.0, what: str = "condition") -> None:
@@ -115,8 +119,12 @@ def test_two_concurrent_runs_one_is_refused(tmp_path):
         refused_in = time.perf_counter() - t0
         # status and export read while the run holds the lock
         status = subprocess.run([EXE, "status", str(workdir)], capture_output=True, text=True, timeout=120)
-        export = subprocess.run([EXE, "export", str(workdir), "--format", "extxyz", "-o", str(tmp_path / "x.xyz")],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        export = subprocess.run(
+            [EXE, "export", str(workdir), "--format", "extxyz", "-o", str(tmp_path / "x.xyz")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         out, err = first.communicate(timeout=400)
     finally:
         if first.poll() is None:
@@ -124,14 +132,20 @@ def test_two_concurrent_runs_one_is_refused(tmp_path):
             first.wait()
     assert first.returncode == 0, err
     assert second.returncode == 2
-    line = assert_one_sentence(second.stderr, str(workdir), "in use by another run", f"pid {first.pid}", socket.gethostname(), "since")
+    line = assert_one_sentence(
+        second.stderr, str(workdir), "in use by another run", f"pid {first.pid}", socket.gethostname(), "since"
+    )
     print(f"second run refused in {refused_in:.1f} s: {line}")
-    assert status.returncode == 0 and f"run in progress: pid {first.pid}" in status.stdout, status.stdout + status.stderr
+    assert status.returncode == 0 and f"run in progress: pid {first.pid}" in status.stdout, (
+        status.stdout + status.stderr
+    )
     assert export.returncode == 0 and "labelled structures" in export.stdout, export.stderr
     db = DatabaseManager(workdir / "structures.db", read_only=True)
     n = db.count()
     started, done = calls(tmp_path, "start"), calls(tmp_path, "done")
-    print(f"structures {n}, labelled {db.count(status='labelled')}, oracle calls started {len(started)}, finished {len(done)}")
+    print(
+        f"structures {n}, labelled {db.count(status='labelled')}, oracle calls started {len(started)}, finished {len(done)}"
+    )
     assert n == 10 and db.count(status="labelled") == 10
     assert len(started) == len(done) == 10 and len(set(started)) == 10  # each structure went to the oracle once
     assert len({rec.label_info["oracle_worker"] for rec in db.select()}) >= 1
@@ -151,15 +165,24 @@ def test_database_file_shared_by_two_work_directories_is_locked(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from mlip_autopipec.pipeline.lock import RunLock, database_lock_path\n"
-         f"import pathlib, time\nl = RunLock(database_lock_path(pathlib.Path({str(shared)!r})), 'x'); l.acquire()\n"
-         "print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            f"from mlip_autopipec.pipeline.lock import RunLock, database_lock_path\n"
+            f"import pathlib, time\nl = RunLock(database_lock_path(pathlib.Path({str(shared)!r})), 'x'); l.acquire()\n"
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        proc = subprocess.run([EXE, "run", str(path), "--workdir", str(tmp_path / "b"), "--no-progress"],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        proc = subprocess.run(
+            [EXE, "run", str(path), "--workdir", str(tmp_path / "b"), "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -187,15 +210,23 @@ def overlapping_seed(tmp_path: Path, distance: float) -> Path:
 BAD_CONFIGS = {
     "emt_lacks_element": ({"structure": {"element": "Si", "lattice": "diamond", "a": 5.43}}, "EMT has no parameters"),
     "missing_pseudopotential": (
-        {"structure": {"element": "Si", "lattice": "diamond", "a": 5.43},
-         "oracle": {"type": "espresso", "pseudopotentials": {"Si": "Si.nonexistent.UPF"}}},
+        {
+            "structure": {"element": "Si", "lattice": "diamond", "a": 5.43},
+            "oracle": {"type": "espresso", "pseudopotentials": {"Si": "Si.nonexistent.UPF"}},
+        },
         "oracle.pseudopotentials.Si",
-    ),  # fmt: skip
+    ),
     "missing_program": (
-        {"structure": {"element": "Si", "lattice": "diamond", "a": 5.43},
-         "oracle": {"type": "espresso", "command": "nonexistent_pw.x", "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"}}},
+        {
+            "structure": {"element": "Si", "lattice": "diamond", "a": 5.43},
+            "oracle": {
+                "type": "espresso",
+                "command": "nonexistent_pw.x",
+                "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"},
+            },
+        },
         "oracle.command",
-    ),  # fmt: skip
+    ),
     "seed_atoms_on_one_spot": ("overlap:0.0", "overlap"),
     "seed_atoms_0.3_A_apart": ("overlap:0.3", "overlap"),
 }
@@ -256,7 +287,9 @@ def test_retry_failed_labels_the_failed_structures_again(tmp_path, capsys):
     assert main(["run", str(cfg), "--no-progress", "--retry-failed"]) == 0, capsys.readouterr().err
     db = DatabaseManager(workdir / "structures.db", read_only=True)
     assert db.count(status="labelled") == 8 and db.count(status="failed") == 0
-    assert len(calls(tmp_path, "done")) == 8 and len(calls(tmp_path, "start")) == 16  # 8 failed calls + 8 good ones, none twice
+    assert (
+        len(calls(tmp_path, "done")) == 8 and len(calls(tmp_path, "start")) == 16
+    )  # 8 failed calls + 8 good ones, none twice
     from ase.db import connect
 
     for row in connect(str(workdir / "structures.db")).select():
@@ -277,7 +310,9 @@ def test_work_directory_is_a_file(tmp_path):
     assert_one_sentence(proc.stderr, str(tmp_path / "w"), "is a file")
     assert (tmp_path / "w").read_text() == "not a folder"
     # a file where the work directory's parent must be
-    proc = subprocess.run([EXE, "run", str(path), "--workdir", str(tmp_path / "w" / "sub")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [EXE, "run", str(path), "--workdir", str(tmp_path / "w" / "sub")], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert_one_sentence(proc.stderr, str(tmp_path / "w"), "a file where a folder must be")
 
@@ -308,7 +343,9 @@ def test_full_disk(tmp_path):
     script = f"mount -t tmpfs -o size=96k tmpfs '{folder}' && '{EXE}' run '{path}' --no-progress; rc=$?; ls '{folder}/w'; exit $rc"
     proc = subprocess.run([unshare, "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2, proc.stderr
-    assert_one_sentence(proc.stderr, str(folder / "w" / "structures.db"), "disk is full", "free some space", "nothing was half-written")
+    assert_one_sentence(
+        proc.stderr, str(folder / "w" / "structures.db"), "disk is full", "free some space", "nothing was half-written"
+    )
     assert "Logging error" not in proc.stderr
 
 
@@ -326,7 +363,9 @@ def labelled_workdir(tmp_path_factory):
     atoms = [bulk("Cu", "fcc", a=a, cubic=True) for a in (3.55, 3.6, 3.65)]
     with DatabaseManager(workdir / "structures.db") as db:
         db.add_structures(atoms, StructureMetadata(source="initial_random"))
-        label_pending(db, EMTOracleConfig(), LocalComputeConfig(n_workers=1), workdir=workdir / "oracle", progress=False)
+        label_pending(
+            db, EMTOracleConfig(), LocalComputeConfig(n_workers=1), workdir=workdir / "oracle", progress=False
+        )
     return workdir
 
 
@@ -338,8 +377,12 @@ def test_export_into_a_read_only_folder_or_under_a_file(labelled_workdir, tmp_pa
     assert_one_sentence(proc.stderr, str(folder), "read-only file system")
     assert list(folder.iterdir()) == []
     (tmp_path / "file").write_text("x")
-    proc = subprocess.run([EXE, "export", str(labelled_workdir), "--format", "extxyz", "-o", str(tmp_path / "file" / "all.xyz")],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [EXE, "export", str(labelled_workdir), "--format", "extxyz", "-o", str(tmp_path / "file" / "all.xyz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert_one_sentence(proc.stderr, str(tmp_path / "file"), "is a file")
 
@@ -357,7 +400,9 @@ def test_read_only_database_with_pending_structures_stops_before_dask(tmp_path):
     write_state(workdir, load_config(path))
     db_file = workdir / "structures.db"
     with DatabaseManager(db_file) as db:
-        db.add_structures([bulk("Cu", "fcc", a=a, cubic=True) for a in (3.55, 3.6)], StructureMetadata(source="initial_random"))
+        db.add_structures(
+            [bulk("Cu", "fcc", a=a, cubic=True) for a in (3.55, 3.6)], StructureMetadata(source="initial_random")
+        )
     before = db_file.read_bytes()
     unshare = needs_unshare()
     script = f"mount --bind '{db_file}' '{db_file}' && mount -o remount,bind,ro '{db_file}' && exec '{EXE}' run '{path}' --no-progress"
@@ -375,7 +420,9 @@ def test_damaged_database_run_and_status_say_a_sentence(labelled_workdir, tmp_pa
     db_file = workdir / "structures.db"
     with DatabaseManager(db_file) as db:  # big enough that the damage lands in the rows
         rng = np.random.default_rng(0)
-        db.add_structures([bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2) for _ in range(1)], StructureMetadata(source="x"))
+        db.add_structures(
+            [bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2) for _ in range(1)], StructureMetadata(source="x")
+        )
         for i in range(150):
             atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
             atoms.rattle(0.05, seed=i)
@@ -421,7 +468,9 @@ def test_ctrl_c_during_labelling(tmp_path):
     assert err.count("interrupted") == 1 and "run the same command again" in err
     db = DatabaseManager(workdir / "structures.db", read_only=True)
     labelled = {f"structure_{i}" for i in db.ids(status="labelled")}
-    print(f"finished before the signal: {len(finished)}; stored: {len(labelled)}; pending: {db.count(status='pending')}")
+    print(
+        f"finished before the signal: {len(finished)}; stored: {len(labelled)}; pending: {db.count(status='pending')}"
+    )
     assert finished <= labelled  # nothing that finished was thrown away
     assert db.count(status="labelled") + db.count(status="pending") == 12
     log = next((workdir / "logs").glob("run-*.log")).read_text()

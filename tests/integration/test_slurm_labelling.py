@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from conftest import require_slurm
 
+from conftest import require_slurm
 from mlip_autopipec.config import ASEOracleConfig, EMTOracleConfig, SlurmComputeConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.oracle import label_pending
@@ -39,7 +39,17 @@ def job_name():
     subprocess.run(["scancel", f"--name={name}"], capture_output=True, timeout=30)
 
 
-FINAL_STATES = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+FINAL_STATES = {
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
 
 
 def slurm_jobs(name: str, settle_s: float = 60.0) -> list[dict[str, str]]:
@@ -49,7 +59,9 @@ def slurm_jobs(name: str, settle_s: float = 60.0) -> list[dict[str, str]]:
     """
     deadline = time.monotonic() + settle_s
     while True:
-        out = subprocess.run(["scontrol", "show", "jobs", "--oneliner"], capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["scontrol", "show", "jobs", "--oneliner"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
         jobs = []
         for line in out.splitlines():
             fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
@@ -101,7 +113,9 @@ def make_db(path: Path, n: int) -> tuple[DatabaseManager, list[int]]:
 
 
 def slow_emt(log: Path, delay_s: float) -> ASEOracleConfig:
-    return ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": delay_s, "log_file": str(log)})
+    return ASEOracleConfig(
+        calculator="mlip_autopipec.oracle.testing.SlowEMT", kwargs={"delay_s": delay_s, "log_file": str(log)}
+    )
 
 
 def labelled_once(db: DatabaseManager, ids: list[int], written: Counter) -> None:
@@ -111,12 +125,16 @@ def labelled_once(db: DatabaseManager, ids: list[int], written: Counter) -> None
     assert sorted(written) == sorted(ids) and set(written.values()) == {1}, written
 
 
-def test_labelling_runs_in_slurm_jobs_that_the_scheduler_records_with_their_logs_where_configured(job_name, tmp_path, monkeypatch):
+def test_labelling_runs_in_slurm_jobs_that_the_scheduler_records_with_their_logs_where_configured(
+    job_name, tmp_path, monkeypatch
+):
     # the jobs inherit this environment (sbatch --export=ALL): the CLI, run in-process by earlier tests, sets Dask's log
     # level to 'warning' for its workers, which would hide the INFO line this test reads
     monkeypatch.setenv("DASK_LOGGING__DISTRIBUTED", "info")
     db, ids = make_db(tmp_path / "pool.db", 6)
-    summary = label_pending(db, EMTOracleConfig(), compute(job_name, tmp_path), workdir=tmp_path / "runs", progress=False)
+    summary = label_pending(
+        db, EMTOracleConfig(), compute(job_name, tmp_path), workdir=tmp_path / "runs", progress=False
+    )
     assert sorted(summary.labelled) == ids and summary.failed == {}
 
     jobs = slurm_jobs(job_name)
@@ -153,7 +171,12 @@ def test_a_job_cancelled_mid_labelling_is_replaced_and_costs_no_structure(job_na
 
     start = time.monotonic()
     summary = label_pending(
-        db, slow_emt(tmp_path / "calls.log", 1.0), compute(job_name, tmp_path), workdir=tmp_path / "runs", progress=False, callback=on_outcome
+        db,
+        slow_emt(tmp_path / "calls.log", 1.0),
+        compute(job_name, tmp_path),
+        workdir=tmp_path / "runs",
+        progress=False,
+        callback=on_outcome,
     )
     took = time.monotonic() - start
     assert cancelled, "the callback never cancelled a job"
@@ -180,7 +203,9 @@ def test_a_job_reaching_its_walltime_is_replaced_and_the_run_finishes(job_name, 
 
     cfg = compute(job_name, tmp_path, cores=1, processes=1, memory="1GiB", walltime="00:01:00")
     start = time.monotonic()
-    summary = label_pending(db, slow_emt(tmp_path / "calls.log", 2.0), cfg, workdir=tmp_path / "runs", progress=False, callback=on_outcome)
+    summary = label_pending(
+        db, slow_emt(tmp_path / "calls.log", 2.0), cfg, workdir=tmp_path / "runs", progress=False, callback=on_outcome
+    )
     took = time.monotonic() - start
     assert sorted(summary.labelled) == ids and summary.failed == {}
     labelled_once(db, ids, written)
@@ -205,7 +230,9 @@ def test_jobs_that_cannot_start_end_the_run_with_an_error_naming_their_logs(job_
     with pytest.raises(OracleError, match="no Dask worker connected within start_timeout_s=20") as err:
         label_pending(db, EMTOracleConfig(), cfg, workdir=tmp_path / "runs", progress=False)
     assert str((tmp_path / "joblogs").resolve()) in str(err.value)
-    assert db.count(status="pending") == 2  # nothing lost, nothing marked failed: a rerun with a fixed config labels them
+    assert (
+        db.count(status="pending") == 2
+    )  # nothing lost, nothing marked failed: a rerun with a fixed config labels them
     jobs = slurm_jobs(job_name)
     assert jobs and all(j["JobId"] in str(err.value) for j in jobs[:1])
     err_log = (tmp_path / "joblogs" / f"{job_name}-{jobs[0]['JobId']}.err").read_text()

@@ -14,9 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import require_slurm
 from test_slurm_labelling import FINAL_STATES
 
+from conftest import require_slurm
 from mlip_autopipec.config import load_config
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.pipeline.run import run_pipeline
@@ -28,7 +28,9 @@ def _jobs_logging_to(folder: Path) -> list[dict[str, str]]:
     """Every job in ``scontrol show jobs`` whose output goes to ``folder`` (one dict per job)."""
     import subprocess
 
-    out = subprocess.run(["scontrol", "show", "jobs", "--oneliner"], capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "show", "jobs", "--oneliner"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     jobs = []
     for line in out.splitlines():
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
@@ -43,28 +45,59 @@ def test_labelling_fit_and_exploration_all_run_as_slurm_jobs(tmp_path):
 
     _require_pace_tools()
     logs = (tmp_path / "joblogs").resolve()
-    one_core = {"type": "slurm", "cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:10:00", "log_directory": str(logs), "start_timeout_s": 120}
+    one_core = {
+        "type": "slurm",
+        "cores": 1,
+        "processes": 1,
+        "memory": "1GiB",
+        "walltime": "00:10:00",
+        "log_directory": str(logs),
+        "start_timeout_s": 120,
+    }
     config = {
         "workdir": str(tmp_path / "run"),
         "structure": {"element": "Cu", "lattice": "fcc", "a": 3.61, "cubic": True, "repeat": [1, 1, 1]},
-        "generator": {"pool_size": 10, "seed": 3, "rattle_stdev": 0.05, "volume_range": [0.95, 1.05], "eos_fraction": 0.2},
+        "generator": {
+            "pool_size": 10,
+            "seed": 3,
+            "rattle_stdev": 0.05,
+            "volume_range": [0.95, 1.05],
+            "eos_fraction": 0.2,
+        },
         "oracle": {"type": "emt"},
         "compute": one_core,  # labelling: the default of every step
         "compute_fit": {**one_core, "memory": "2GiB", "max_resubmits": 1},
         "compute_explore": {**one_core, "processes": 1},
         "database": {"validation_fraction": 0.2, "split_seed": 0},
         "training": {
-            "cutoff": 4.5, "number_of_functions_per_element": 8, "nradmax_by_orders": [5, 2, 1], "lmax_by_orders": [0, 1, 1],
-            "max_num_epochs": 12, "batch_size": 100, "test_size": 0, "evaluator": "pyace", "display_step": 50,
+            "cutoff": 4.5,
+            "number_of_functions_per_element": 8,
+            "nradmax_by_orders": [5, 2, 1],
+            "lmax_by_orders": [0, 1, 1],
+            "max_num_epochs": 12,
+            "batch_size": 100,
+            "test_size": 0,
+            "evaluator": "pyace",
+            "display_step": 50,
         },
-        "report": {"eos": False, "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None}},  # the report's properties are not this test's subject
+        "report": {
+            "eos": False,
+            "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None},
+        },  # the report's properties are not this test's subject
         "active_learning": {
-            "gamma_select": 1.0, "gamma_halt": 1.2,  # every trajectory halts: candidates to label and a refit
-            "temperatures": [900.0], "ensembles": ["nvt"], "trajectories_per_condition": 2,
-            "n_steps": 30, "sample_interval": 5, "md_min_atoms": 32, "n_rattled_copies": 1,
-            "max_new_per_generation": 3, "max_generations": 1,
+            "gamma_select": 1.0,
+            "gamma_halt": 1.2,  # every trajectory halts: candidates to label and a refit
+            "temperatures": [900.0],
+            "ensembles": ["nvt"],
+            "trajectories_per_condition": 2,
+            "n_steps": 30,
+            "sample_interval": 5,
+            "md_min_atoms": 32,
+            "n_rattled_copies": 1,
+            "max_new_per_generation": 3,
+            "max_generations": 1,
         },
-    }  # fmt: skip
+    }
     import yaml
 
     path = tmp_path / "config.yaml"

@@ -15,8 +15,8 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from conftest import require_executable
 
+from conftest import require_executable
 from mlip_autopipec.config.schemas.training import TrainingConfig
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
 from mlip_autopipec.trainer.basis import check_basis
@@ -66,7 +66,12 @@ def alloy_cells(elements: list[str], n: int, seed: int) -> list:
 def fit_and_score(elements, tmp_path, seed, **overrides):
     structures = alloy_cells(elements, 14, seed)
     rows = [
-        {"ase_atoms": a, "energy": a.get_potential_energy(), "forces": a.get_forces(), "energy_corrected": a.get_potential_energy()}
+        {
+            "ase_atoms": a,
+            "energy": a.get_potential_energy(),
+            "forces": a.get_forces(),
+            "energy_corrected": a.get_potential_energy(),
+        }
         for a in structures
     ]
     dataset = tmp_path / "data.pckl.gzip"
@@ -93,7 +98,9 @@ def test_ternary_fits_with_the_default_basis(tmp_path):
     # pacemaker spreads number_of_functions_per_element over the element's 4 species blocks (A, AB, AC, ABC):
     # 12 leaves 3 per block, too few to tell the compositions apart.  TensorFlow's graph build takes most of the
     # time; 150 iterations reach rmse/spread ~0.07 (measured: 120 -> 0.085, 300 -> 0.04)
-    result, rmse_e, spread = fit_and_score(["Cu", "Ni", "Pd"], tmp_path, seed=2, number_of_functions_per_element=32, max_num_epochs=150)
+    result, rmse_e, spread = fit_and_score(
+        ["Cu", "Ni", "Pd"], tmp_path, seed=2, number_of_functions_per_element=32, max_num_epochs=150
+    )
     assert result.potential_yace.is_file()
     text = (result.output_dir / "input.yaml").read_text()
     assert "UNARY" in text and "BINARY" in text and "TERNARY" in text  # every block of pacemaker's template

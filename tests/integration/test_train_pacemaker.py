@@ -10,8 +10,8 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from conftest import require_executable
 
+from conftest import require_executable
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
@@ -137,7 +137,9 @@ def test_continue_from_an_earlier_fit(fit, tmp_path):
     result0, reports0, dataset = fit
     reports = []
     config = {**TINY, "initial_potential": result0.potential_yaml, "max_num_epochs": 3, "evaluator": "pyace"}
-    result = PacemakerRunner(TrainingConfig(**config), pacemaker_profile(), on_progress=reports.append).train(dataset, tmp_path / "gen1")
+    result = PacemakerRunner(TrainingConfig(**config), pacemaker_profile(), on_progress=reports.append).train(
+        dataset, tmp_path / "gen1"
+    )
     start = next(r for r in reports if r.phase == "train" and r.iteration == 0)
     fresh_start = reports0[0].loss
     assert start.loss == pytest.approx(result0.metrics.train_loss, rel=0.05)

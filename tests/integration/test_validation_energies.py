@@ -28,21 +28,27 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import require_executable
-from mlip_autopipec.config import TrainingConfig
+from mlip_autopipec.config import OracleConfig, TrainingConfig, validate_config
 from mlip_autopipec.config.schemas.oracle import DEFAULT_PSEUDO_DIR
 from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
-from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
-from mlip_autopipec.config import OracleConfig, validate_config
 from mlip_autopipec.oracle import make_oracle
 from mlip_autopipec.report.validate import energy_shift, error_metrics, predict
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
 from mlip_autopipec.trainer.pace import TEST_PREDICTIONS
+from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
 pytestmark = pytest.mark.slow
 
 PSEUDO = "Si.pbe-rrkj.UPF"
 # ecutwfc 12 Ry and a 2x2x2 k-mesh: a second or two per SCF, yet real DFT total energies (about -107 eV/atom)
-PW = {"type": "espresso", "pseudopotentials": {"Si": PSEUDO}, "ecutwfc": 12.0, "kspacing": 1.2, "degauss": 0.01, "conv_thr": 1e-8}
+PW = {
+    "type": "espresso",
+    "pseudopotentials": {"Si": PSEUDO},
+    "ecutwfc": 12.0,
+    "kspacing": 1.2,
+    "degauss": 0.01,
+    "conv_thr": 1e-8,
+}
 TINY_FIT = dict(
     cutoff=5.0,
     number_of_functions_per_element=8,
@@ -71,7 +77,8 @@ def strained_cells(prototype, n: int, seed: int):
 
 def write(path: Path, structures) -> Path:
     records = [
-        ExportRecord(a, a.get_potential_energy(), a.get_forces(), a.get_stress(), f"s{i}", {}) for i, a in enumerate(structures)
+        ExportRecord(a, a.get_potential_energy(), a.get_forces(), a.get_stress(), f"s{i}", {})
+        for i, a in enumerate(structures)
     ]
     write_pacemaker(path, records, None)  # as the pipeline exports: energy_corrected = energy, no references
     return path
@@ -84,7 +91,9 @@ def fit_and_compare(structures, tmp_path: Path, reference_energies=None):
     train, validation = structures[:-4], structures[-4:]
     config = TrainingConfig(**dict(TINY_FIT, reference_energies=reference_energies))
     result = PacemakerRunner(config, show_progress=False).train(
-        write(tmp_path / "train.pckl.gzip", train), tmp_path / "fit", test_dataset_path=write(tmp_path / "val.pckl.gzip", validation)
+        write(tmp_path / "train.pckl.gzip", train),
+        tmp_path / "fit",
+        test_dataset_path=write(tmp_path / "val.pckl.gzip", validation),
     )
     calc = import_pyace_calculator()(str(result.potential_yace))
     ours = predict(validation, calc, energy_shift(result.reference_energy))
@@ -114,7 +123,11 @@ class Comparison:
         if self.in_core.any():
             # pacemaker's own figure there is of the potential before the core went in
             no_core = import_pyace_calculator()(str(self.result.output_dir / "interim_potential_best_cycle.yaml"))
-            bare = predict([a for a, c in zip(self.validation, self.in_core) if c], no_core, energy_shift(self.result.reference_energy))
+            bare = predict(
+                [a for a, c in zip(self.validation, self.in_core) if c],
+                no_core,
+                energy_shift(self.result.reference_energy),
+            )
             bare_error = (bare.energy_pred - bare.energy_ref) / bare.natoms
             assert 1e3 * np.abs(bare_error - self.their_error[self.in_core]).max() < AGREE_MEV_PER_ATOM
         return float(diff[~self.in_core].max())
@@ -137,7 +150,9 @@ def si_pw(tmp_path_factory):
 
 def test_pw_validation_energies_agree_with_pacemakers_own_predictions(si_pw, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert max(a.get_potential_energy() / len(a) for a in si_pw) < -20.0  # pacemaker then picks reference_energy 'auto' itself
+    assert (
+        max(a.get_potential_energy() / len(a) for a in si_pw) < -20.0
+    )  # pacemaker then picks reference_energy 'auto' itself
     cmp = fit_and_compare(si_pw, tmp_path)
     refs = cmp.result.reference_energy
     assert refs is not None and set(refs) == {"Si", "shift"}, refs
@@ -146,7 +161,9 @@ def test_pw_validation_energies_agree_with_pacemakers_own_predictions(si_pw, tmp
     worst = cmp.check()
     # the same structures' total energies: ours are the oracle's, theirs the corrected ones plus the references
     shift = energy_shift(refs)
-    np.testing.assert_allclose(cmp.theirs["energy_corrected"] + [shift(a) for a in cmp.validation], cmp.ours.energy_ref, atol=1e-6)
+    np.testing.assert_allclose(
+        cmp.theirs["energy_corrected"] + [shift(a) for a in cmp.validation], cmp.ours.energy_ref, atol=1e-6
+    )
     # and the RMSE the report prints is pacemaker's, over the structures outside the core
     keep = ~cmp.in_core
     rmse_ours = 1e3 * float(np.sqrt(np.mean(cmp.our_error[keep] ** 2)))

@@ -29,7 +29,9 @@ def test_unary_shape_for_every_combination_is_a_config_error_naming_the_field():
 
 
 def test_a_too_big_ternary_block_names_its_block():
-    cfg = TrainingConfig(basis_blocks={"TERNARY": {"nradmax_by_orders": [15, 6, 3, 2, 2, 1], "lmax_by_orders": [0, 3, 2, 1, 1, 0]}})
+    cfg = TrainingConfig(
+        basis_blocks={"TERNARY": {"nradmax_by_orders": [15, 6, 3, 2, 2, 1], "lmax_by_orders": [0, 3, 2, 1, 1, 0]}}
+    )
     check_basis(cfg, ["Cu", "Au"])  # no ternary combination: fine
     with pytest.raises(ConfigurationError, match=r"training\.basis_blocks\.TERNARY"):
         check_basis(cfg, ["Cu", "Ni", "Pd"])

@@ -119,7 +119,10 @@ def test_random_alloys_have_exact_compositions_and_vegard_cells(cuau_pool):
     alloys = [a for a in pool if a.info["seed"] == "CuAu_random" and a.info["operation"] != "defect"]
     formulas = Counter(a.get_chemical_formula() for a in alloys)
     assert set(formulas) == {"Au8Cu24", "Au16Cu16"}
-    assert {tuple(sorted(a.info["alloy_fractions"].items())) for a in alloys} == {(("Au", 0.25), ("Cu", 0.75)), (("Au", 0.5), ("Cu", 0.5))}
+    assert {tuple(sorted(a.info["alloy_fractions"].items())) for a in alloys} == {
+        (("Au", 0.25), ("Cu", 0.75)),
+        (("Au", 0.5), ("Cu", 0.5)),
+    }
     # two different random occupations per composition
     au16 = [a for a in alloys if a.get_chemical_formula() == "Au16Cu16"]
     assert len({a.info["variant"] for a in au16}) == 2
@@ -152,7 +155,9 @@ def test_every_structure_passes_the_distance_guard(cuau_pool):
 def test_pool_is_reproducible_and_independent_of_seed_order(cuau_pool):
     config, pool = cuau_pool
     again = build_pool(config)
-    assert all(np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers) for a, b in zip(pool, again))
+    assert all(
+        np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers) for a, b in zip(pool, again)
+    )
     reordered = PipelineConfig(**{**CUAU, "seeds": CUAU["seeds"][::-1]})
     by_seed = {s: [a for a in build_pool(reordered) if a.info["seed"] == s] for s in ("Cu", "Cu111")}
     for s, members in by_seed.items():
@@ -176,7 +181,9 @@ def test_check_seeds_reports_each_seed_and_names_a_bad_one(tmp_path):
     bad.write_text("2\n\nCu 0 0 0\nCu 0 0 0.1\n")
     with pytest.raises(StructureError, match=r"seed 'bad'.*bad\.xyz"):
         check_seeds(PipelineConfig(seeds=[{"file": str(bad)}]))
-    unary_antisite = PipelineConfig(seeds=[{"element": "Cu", "generator": {"n_defect_structures": 1, "defect_kinds": ["antisite"]}}])
+    unary_antisite = PipelineConfig(
+        seeds=[{"element": "Cu", "generator": {"n_defect_structures": 1, "defect_kinds": ["antisite"]}}]
+    )
     with pytest.raises(ConfigurationError, match="seed Cu_ref: antisite"):
         check_seeds(unary_antisite)
 

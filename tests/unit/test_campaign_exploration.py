@@ -9,10 +9,10 @@ from ase import Atoms
 from ase.build import bulk, fcc111
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
+from mlip_autopipec.exceptions import StructureError
 from mlip_autopipec.explore.convergence import FitErrors, convergence_verdict, quiet_streak
 from mlip_autopipec.explore.md import blowup_candidates, md_cell, supercell_for_md, vacuum_axes
 from mlip_autopipec.explore.plan import candidate_metadata, seed_label, trajectory_plan
-from mlip_autopipec.exceptions import StructureError
 
 
 def test_vacuum_axes_find_a_slab_in_a_periodic_or_mixed_cell_and_none_in_bulk():
@@ -43,13 +43,25 @@ def test_slab_supercell_is_never_repeated_along_the_vacuum_axis():
 
 
 def test_plan_starts_from_every_seed_and_runs_slabs_only_under_nvt():
-    cfg = ActiveLearningConfig(temperatures=[600], ensembles=["nvt", "npt"], pressures=[0.0], trajectories_per_condition=1)
+    cfg = ActiveLearningConfig(
+        temperatures=[600], ensembles=["nvt", "npt"], pressures=[0.0], trajectories_per_condition=1
+    )
     slab = fcc111("Cu", (2, 2, 3), vacuum=8.0)
     slab.pbc = True
-    starts = [(seed_label("Cu_fcc"), bulk("Cu", cubic=True)), (seed_label("Cu3Au"), bulk("Cu", cubic=True)), (seed_label("s111"), slab)]
+    starts = [
+        (seed_label("Cu_fcc"), bulk("Cu", cubic=True)),
+        (seed_label("Cu3Au"), bulk("Cu", cubic=True)),
+        (seed_label("s111"), slab),
+    ]
     plan = trajectory_plan(cfg, starts, generation=1, n_seeds=3)
     runs = [(c.ensemble, label) for c, label, _a, _s in plan]
-    assert runs == [("nvt", "seed:Cu_fcc"), ("nvt", "seed:Cu3Au"), ("nvt", "seed:s111"), ("npt", "seed:Cu_fcc"), ("npt", "seed:Cu3Au")]
+    assert runs == [
+        ("nvt", "seed:Cu_fcc"),
+        ("nvt", "seed:Cu3Au"),
+        ("nvt", "seed:s111"),
+        ("npt", "seed:Cu_fcc"),
+        ("npt", "seed:Cu3Au"),
+    ]
     assert len({s for *_, s in plan}) == len(plan)
 
 
@@ -58,7 +70,13 @@ def _frame(d: float):
 
 
 def test_frames_leading_into_a_blowup_become_candidates_newest_sane_ones_oldest_first():
-    history = [(0, 1.0, _frame(2.5)), (10, 1.5, _frame(2.4)), (20, 3.0, _frame(2.2)), (30, 9.0, _frame(0.3)), (40, float("nan"), _frame(2.3))]
+    history = [
+        (0, 1.0, _frame(2.5)),
+        (10, 1.5, _frame(2.4)),
+        (20, 3.0, _frame(2.2)),
+        (30, 9.0, _frame(0.3)),
+        (40, float("nan"), _frame(2.3)),
+    ]
     picked = blowup_candidates(history, 2, min_distance_fraction=0.5)
     assert [step for step, _g, _a in picked] == [10, 20]  # 30: atoms 0.3 Å apart, 40: γ not finite
     assert blowup_candidates(history, 0, 0.5) == []
@@ -83,7 +101,9 @@ GOOD = FitErrors(12.0, 1.0, 15.0, 2.0)
 
 
 def test_convergence_needs_an_adequate_fit_and_enough_quiet_generations():
-    cfg = ActiveLearningConfig(target_force_rmse_mev_per_angstrom=25, target_energy_rmse_mev_per_atom=5, quiet_generations=2)
+    cfg = ActiveLearningConfig(
+        target_force_rmse_mev_per_angstrom=25, target_energy_rmse_mev_per_atom=5, quiet_generations=2
+    )
     v = convergence_verdict([4, 0, 0], GOOD, cfg)
     assert v.converged and v.fit_adequate and v.quiet and v.reason.startswith("converged: fit adequate")
 
@@ -91,9 +111,13 @@ def test_convergence_needs_an_adequate_fit_and_enough_quiet_generations():
     assert not one_quiet.converged and one_quiet.fit_adequate and not one_quiet.quiet
     assert "quiet for 1 generation(s) in a row (needs 2)" in one_quiet.reason
 
-    poor = convergence_verdict([0, 0, 0], FitErrors(60.0, 1.0, 50.0, 2.0), cfg)  # the Cu-Au run: quiet, poor fit
+    poor = convergence_verdict(
+        [0, 0, 0], FitErrors(60.0, 1.0, 50.0, 2.0), cfg
+    )  # the Cu-Au run: quiet, poor fit
     assert not poor.converged and poor.quiet and not poor.fit_adequate
-    assert "training force RMSE 60.0 > 25 meV/Å" in poor.reason and "validation force RMSE 50.0 > 25 meV/Å" in poor.reason
+    assert (
+        "training force RMSE 60.0 > 25 meV/Å" in poor.reason and "validation force RMSE 50.0 > 25 meV/Å" in poor.reason
+    )
 
     energy = convergence_verdict([0, 0], FitErrors(12.0, 7.5, 15.0, 2.0), cfg)
     assert not energy.converged and "training energy RMSE 7.5 > 5 meV/atom" in energy.reason
@@ -103,6 +127,8 @@ def test_convergence_without_validation_split_or_targets():
     cfg = ActiveLearningConfig(quiet_generations=1)
     v = convergence_verdict([0], FitErrors(10.0, 1.0, None, None), cfg)
     assert v.converged and "validation force RMSE unknown" in v.reason
-    off = ActiveLearningConfig(quiet_generations=1, target_force_rmse_mev_per_angstrom=None, target_energy_rmse_mev_per_atom=None)
+    off = ActiveLearningConfig(
+        quiet_generations=1, target_force_rmse_mev_per_angstrom=None, target_energy_rmse_mev_per_atom=None
+    )
     v = convergence_verdict([0], FitErrors(500.0, 90.0, 400.0, 80.0), off)
     assert v.converged and "fit targets not set" in v.reason

@@ -111,7 +111,10 @@ def test_validate_config_is_the_one_door_for_models_and_unions():
 
 def test_inside_the_package_mappings_are_refused_with_the_way_in():
     assert require_config(EMTOracleConfig(), OracleConfig, "make_oracle") == EMTOracleConfig()
-    with pytest.raises(ConfigurationError, match=r"InitialExplorer takes a configuration model \(GeneratorConfig\), not a dict: .*validate_config"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"InitialExplorer takes a configuration model \(GeneratorConfig\), not a dict: .*validate_config",
+    ):
         require_config({"seed": 1}, GeneratorConfig, "InitialExplorer")
 
 

@@ -29,7 +29,9 @@ def test_structures_within_tolerance_fall_in_the_window(natoms, seed, tol, scale
     s1 = fingerprint(numbers, positions, cell)
     s2 = fingerprint(numbers, positions + sign * tol, cell + sign * tol)
     assert abs(s1 - s2) <= fingerprint_window(natoms, s1, tol)
-    assert same_structure(numbers, positions, cell, [1, 1, 1], numbers, positions + sign * tol * 0.999, cell, [1, 1, 1], tol)
+    assert same_structure(
+        numbers, positions, cell, [1, 1, 1], numbers, positions + sign * tol * 0.999, cell, [1, 1, 1], tol
+    )
 
 
 def test_same_structure_rules():
@@ -60,15 +62,30 @@ def test_content_hash_is_stable_and_seeded():
 def test_metadata_validation():
     m = StructureMetadata(source="active_learning_iter_3", generation=3, labels=["train", "hard", "train"])
     assert m.labels == ["train", "hard"]
-    for bad in [dict(source=""), dict(source="12"), dict(source="True"), dict(source=" x"), dict(source="x", labels=["a b"]),
-                dict(source="x", labels=["3d"]), dict(source="x", parent_id=0), dict(source="x", provenance=[1])]:  # fmt: skip
+    for bad in [
+        dict(source=""),
+        dict(source="12"),
+        dict(source="True"),
+        dict(source=" x"),
+        dict(source="x", labels=["a b"]),
+        dict(source="x", labels=["3d"]),
+        dict(source="x", parent_id=0),
+        dict(source="x", provenance=[1]),
+    ]:
         with pytest.raises(ValueError):
             StructureMetadata(**bad)
 
 
 def test_normalize_provenance():
     out = normalize_provenance(
-        {"a": np.float32(1.5), "b": (1, np.int64(2)), "c": {"d": np.array([1, 2])}, "e": None, "f": np.array(["x", "y"]), "g": np.str_("s")}
+        {
+            "a": np.float32(1.5),
+            "b": (1, np.int64(2)),
+            "c": {"d": np.array([1, 2])},
+            "e": None,
+            "f": np.array(["x", "y"]),
+            "g": np.str_("s"),
+        }
     )
     assert out["a"] == 1.5 and type(out["a"]) is float
     assert out["b"] == [1, 2] and type(out["b"][1]) is int

@@ -11,12 +11,11 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from mlip_autopipec.database import DatabaseManager, StructureMetadata
-from mlip_autopipec.database import formats
+from mlip_autopipec.database import DatabaseManager, StructureMetadata, formats
 from mlip_autopipec.exceptions import DatabaseError
 
 
-def cu(seed: int) -> "bulk":
+def cu(seed: int) -> bulk:
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
     atoms.rattle(0.05, seed=seed)
     atoms.info = {"operation": "rattle", "strain": np.eye(3) * 0.001 * seed, "pool_index": seed}
@@ -34,8 +33,12 @@ def labelled(atoms, stress=True):
 @pytest.fixture
 def db(tmp_path):
     with DatabaseManager(tmp_path / "f.db", reference_energies={"Cu": -0.25}) as manager:
-        manager.add_structures([labelled(cu(i)) for i in range(4)], StructureMetadata(source="initial_random", labels=["train"]))
-        manager.add_structures([labelled(cu(10), stress=False)], StructureMetadata(source="md_halt", generation=1, parent_id=2))
+        manager.add_structures(
+            [labelled(cu(i)) for i in range(4)], StructureMetadata(source="initial_random", labels=["train"])
+        )
+        manager.add_structures(
+            [labelled(cu(10), stress=False)], StructureMetadata(source="md_halt", generation=1, parent_id=2)
+        )
         manager.add_structures([cu(20), cu(21)], StructureMetadata(source="md_halt", generation=1))  # pending
         manager.mark_failed(7, "scf")
         yield manager
@@ -183,7 +186,9 @@ def test_reads_a_foreign_pacemaker_file(tmp_path):
     """A pace_collect-style file (no stress column, bare Atoms) loads with its energies and forces."""
     atoms = bulk("Cu", cubic=True)
     path = tmp_path / "collected.pckl.gzip"
-    df = pd.DataFrame({"energy": [-14.0], "forces": [np.ones((4, 3))], "ase_atoms": [atoms], "energy_corrected": [-1.0]})
+    df = pd.DataFrame(
+        {"energy": [-14.0], "forces": [np.ones((4, 3))], "ase_atoms": [atoms], "energy_corrected": [-1.0]}
+    )
     with gzip.open(path, "wb") as fh:
         pickle.dump(df, fh)
     (back,) = DatabaseManager.load_dataset(path)

@@ -21,7 +21,9 @@ def test_a_url_is_shown_without_its_password():
     from mlip_autopipec.database.location import has_password, redact_url
 
     assert redact_url("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
-    assert redact_url("postgresql://user:p%40ss:w@host/db") == "postgresql://user:***@host/db"  # ':' and '@' in the password
+    assert (
+        redact_url("postgresql://user:p%40ss:w@host/db") == "postgresql://user:***@host/db"
+    )  # ':' and '@' in the password
     assert redact_url("postgresql://user@host:5432/db") == "postgresql://user@host:5432/db"
     assert "zz" not in redact_url("postgresql://u:zz@host:notaport/db")  # a malformed URL keeps no user part
     assert has_password("postgresql://u:p@h/db") and not has_password("postgresql://u@h/db")

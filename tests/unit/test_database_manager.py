@@ -40,7 +40,10 @@ def with_emt(atoms: Atoms) -> Atoms:
 # ---------------------------------------------------------------- round trip
 def test_round_trip_positions_numbers_cell(tmp_path):
     """The spec's test: save a list of Atoms, load them back, equal positions, numbers and cell."""
-    structures = [cu(i) for i in range(3)] + [bulk("NaCl", "rocksalt", a=5.6), Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])]
+    structures = [cu(i) for i in range(3)] + [
+        bulk("NaCl", "rocksalt", a=5.6),
+        Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]),
+    ]
     with DatabaseManager(tmp_path / "rt.db") as db:
         ids = db.add_structures(structures, META)
     with DatabaseManager(tmp_path / "rt.db") as db:  # a fresh connection reads what was committed
@@ -75,7 +78,13 @@ def test_input_atoms_are_not_modified(db):
 def test_provenance_from_atoms_info_and_metadata(db):
     a = cu(0)
     a.info = {"operation": "anisotropic", "strain": np.eye(3) * 0.01, "pool_index": np.int64(3), "ok": np.bool_(True)}
-    meta = StructureMetadata(source="md_halt", generation=2, labels=["hard"], provenance={"temperature_K": 900.0, "pool_index": 7}, parent_id=1)
+    meta = StructureMetadata(
+        source="md_halt",
+        generation=2,
+        labels=["hard"],
+        provenance={"temperature_K": 900.0, "pool_index": 7},
+        parent_id=1,
+    )
     sid = db.add_structure(a, meta)
     atoms, back = db.get(sid)
     assert back.source == "md_halt" and back.generation == 2 and back.labels == ["hard"] and back.parent_id == 1
@@ -219,9 +228,14 @@ def test_duplicate_tolerance_is_configurable(tmp_path):
 
 # ---------------------------------------------------------------- queries
 def test_select_and_count_filters(db):
-    db.add_structures([cu(i) for i in range(3)], StructureMetadata(source="initial_random", generation=0, labels=["train"]))
+    db.add_structures(
+        [cu(i) for i in range(3)], StructureMetadata(source="initial_random", generation=0, labels=["train"])
+    )
     db.add_structures([cu(10 + i) for i in range(2)], StructureMetadata(source="md_halt", generation=1))
-    ids = db.add_structures([with_emt(cu(20 + i)) for i in range(2)], StructureMetadata(source="md_halt", generation=2, labels=["validation"]))
+    ids = db.add_structures(
+        [with_emt(cu(20 + i)) for i in range(2)],
+        StructureMetadata(source="md_halt", generation=2, labels=["validation"]),
+    )
     assert db.count() == len(db) == 7
     assert db.count(source="md_halt") == 4
     assert db.count(generation=1) == 2
@@ -234,7 +248,11 @@ def test_select_and_count_filters(db):
     assert [r.id for r in records] == ids
     assert all(isinstance(r, StoredStructure) for r in records)
     atoms, meta, sid = records[0]  # unpacks as (atoms, metadata, id)
-    assert sid == ids[0] and meta.labels == ["validation"] and atoms.get_potential_energy() == records[0].atoms.get_potential_energy()
+    assert (
+        sid == ids[0]
+        and meta.labels == ["validation"]
+        and atoms.get_potential_energy() == records[0].atoms.get_potential_energy()
+    )
     assert list(db.select(label="nosuchlabel")) == []
     assert [r.id for r in db.select(ids=[6, 2])] == [2, 6]
 

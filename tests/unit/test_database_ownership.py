@@ -49,7 +49,9 @@ def test_a_new_database_carries_the_mark(tmp_path):
     with DatabaseManager(path) as db:
         db.add_structure(cu(0), {"source": "a"})
         db.assign_split(0.5, 3)
-    assert ase_metadata(path) == {"mlip_autopipec": {"schema_version": SCHEMA_VERSION, "split": {"validation_fraction": 0.5, "seed": 3}}}
+    assert ase_metadata(path) == {
+        "mlip_autopipec": {"schema_version": SCHEMA_VERSION, "split": {"validation_fraction": 0.5, "seed": 3}}
+    }
 
 
 def test_an_empty_file_is_initialised(tmp_path):
@@ -100,7 +102,10 @@ def test_a_database_of_the_earlier_version_is_taken_over(tmp_path):
     set_ase_metadata(path, {"mlip_autopipec": {"split": {"validation_fraction": 0.25, "seed": 7}}})  # what main wrote
     with DatabaseManager(path) as db:
         assert db.ids() == ids and db.split_settings() == (0.25, 7)
-    assert ase_metadata(path)["mlip_autopipec"] == {"split": {"validation_fraction": 0.25, "seed": 7}, "schema_version": SCHEMA_VERSION}
+    assert ase_metadata(path)["mlip_autopipec"] == {
+        "split": {"validation_fraction": 0.25, "seed": 7},
+        "schema_version": SCHEMA_VERSION,
+    }
 
 
 def test_an_earlier_database_without_settings_is_recognised_by_its_index(tmp_path):

@@ -106,7 +106,12 @@ def test_not_an_atoms_object(db):
 
 def test_slab_with_zero_vacuum_vector_is_fine(db):
     """Only periodic axes need a cell: a slab periodic in a and b with c = 0 is valid."""
-    slab = Atoms("Cu2", positions=[[0, 0, 0], [1.8, 1.8, 1.0]], cell=[[3.6, 0, 0], [0, 3.6, 0], [0, 0, 0]], pbc=[True, True, False])
+    slab = Atoms(
+        "Cu2",
+        positions=[[0, 0, 0], [1.8, 1.8, 1.0]],
+        cell=[[3.6, 0, 0], [0, 3.6, 0], [0, 0, 0]],
+        pbc=[True, True, False],
+    )
     check_structure(slab, "slab")
     molecule = Atoms("CO", positions=[[0, 0, 0], [0, 0, 1.13]])  # no periodic axis, no cell
     check_structure(molecule, "molecule")
@@ -121,7 +126,9 @@ def test_slab_with_degenerate_periodic_vectors_rejected():
 
 def labelled(energy=-1.0, forces=None, stress=None, n=4):
     a = good()
-    a.calc = SinglePointCalculator(a, energy=energy, forces=np.zeros((n, 3)) if forces is None else forces, stress=stress)
+    a.calc = SinglePointCalculator(
+        a, energy=energy, forces=np.zeros((n, 3)) if forces is None else forces, stress=stress
+    )
     return a
 
 

@@ -80,5 +80,7 @@ def test_antisite_on_one_species_says_why(cu_fcc):
 
 def test_defects_are_seeded(cu_fcc):
     sc = cu_fcc.repeat(2)
-    assert vacancies(sc, seed=5).info["defect_indices"].tolist() == vacancies(sc, seed=5).info["defect_indices"].tolist()
+    assert (
+        vacancies(sc, seed=5).info["defect_indices"].tolist() == vacancies(sc, seed=5).info["defect_indices"].tolist()
+    )
     assert np.array_equal(interstitials(sc, "Cu", seed=5).positions, interstitials(sc, "Cu", seed=5).positions)

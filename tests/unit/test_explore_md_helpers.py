@@ -33,7 +33,9 @@ def test_supercell_leaves_large_and_nonperiodic_directions(cu_fcc):
 
 def test_closest_pair_finds_close_atoms_across_the_boundary(cu_fcc):
     assert closest_pair(cu_fcc, 0.5) is None
-    atoms = Atoms("Cu2", positions=[[0.1, 0, 0], [3.3, 0, 0]], cell=[3.5, 10, 10], pbc=True)  # 0.3 Å through the boundary
+    atoms = Atoms(
+        "Cu2", positions=[[0.1, 0, 0], [3.3, 0, 0]], cell=[3.5, 10, 10], pbc=True
+    )  # 0.3 Å through the boundary
     pair = closest_pair(atoms, 0.5)
     assert pair is not None
     assert pair[2] == pytest.approx(0.3)

@@ -15,7 +15,9 @@ def _starts(n_db: int):
 
 
 def test_plan_covers_every_condition_and_replica_with_distinct_reproducible_seeds():
-    cfg = ActiveLearningConfig(temperatures=[300, 900], ensembles=["nvt", "npt"], pressures=[-5, 5], trajectories_per_condition=3)
+    cfg = ActiveLearningConfig(
+        temperatures=[300, 900], ensembles=["nvt", "npt"], pressures=[-5, 5], trajectories_per_condition=3
+    )
     plan = trajectory_plan(cfg, _starts(4), generation=2)
     conditions = {(c.ensemble, c.temperature, c.pressure) for c, *_ in plan}
     assert len(plan) == 6 * 3 and len(conditions) == 6  # nvt × 2 T + npt × 2 T × 2 p, three replicas each

@@ -27,9 +27,27 @@ def test_activeset_command_is_an_argument_list():
 def test_select_command_is_an_argument_list():
     cmd = select_command("ps", "c.pckl.gzip", Path("/p/pot.yaml"), Path("/p/pot.asi"), 7, 1000, 1.01, 300, 2)
     assert cmd == [
-        "ps", "c.pckl.gzip", "-p", "/p/pot.yaml", "-a", "/p/pot.asi", "-m", "7", "-o", "selected.pkl.gz",
-        "-b", "auto", "-g", "1.01", "-i", "300", "-r", "2", "-mem", "1000",
-    ]  # fmt: skip
+        "ps",
+        "c.pckl.gzip",
+        "-p",
+        "/p/pot.yaml",
+        "-a",
+        "/p/pot.asi",
+        "-m",
+        "7",
+        "-o",
+        "selected.pkl.gz",
+        "-b",
+        "auto",
+        "-g",
+        "1.01",
+        "-i",
+        "300",
+        "-r",
+        "2",
+        "-mem",
+        "1000",
+    ]
     assert "-a" not in select_command("ps", "c.pckl.gzip", Path("/p/pot.yaml"), None, 7, 1000, 1.01, 300, 2)
 
 
@@ -88,7 +106,10 @@ def test_run_in_the_potential_folder_with_profile_environment(tmp_path):
     pot.write_text("x")
     data = tmp_path / "train.pckl.gzip"
     data.write_bytes(b"x")
-    exe = stand_in(tmp_path / "pace_activeset", 'echo "$@" > args.txt\npwd > cwd.txt\necho "threads $OMP_NUM_THREADS"\necho asi > output_potential.asi\n')
+    exe = stand_in(
+        tmp_path / "pace_activeset",
+        'echo "$@" > args.txt\npwd > cwd.txt\necho "threads $OMP_NUM_THREADS"\necho asi > output_potential.asi\n',
+    )
     asi = build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe), env={"OMP_NUM_THREADS": "3"}))
     assert asi == pot_dir / "output_potential.asi"
     assert (pot_dir / "args.txt").read_text().split() == ["output_potential.yaml", "-d", str(data)]
@@ -119,7 +140,10 @@ def test_a_killed_tool_is_described_by_its_signal(tmp_path):
     exe = stand_in(tmp_path / "pa", "echo working\nkill -9 $$\n")
     with pytest.raises(TrainerError) as err:
         build_active_set(pot, data, profile=PacemakerProfile(pace_activeset=str(exe)))
-    assert f"pace_activeset was killed by signal 9 (SIGKILL) in {tmp_path} (log {tmp_path / 'pace_activeset.log'}): possibly out of memory" in str(err.value)
+    assert (
+        f"pace_activeset was killed by signal 9 (SIGKILL) in {tmp_path} (log {tmp_path / 'pace_activeset.log'}): possibly out of memory"
+        in str(err.value)
+    )
     assert "working" in str(err.value)
 
 
@@ -133,7 +157,9 @@ def _root_logger_after(import_line: str) -> str:
     code = f"import logging; logging.getLogger().setLevel(logging.WARNING)\n{import_line}\n" + (
         "print(logging.getLogger().level, len(logging.getLogger().handlers))"
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), check=True
+    ).stdout.strip()
 
 
 def test_quiet_import_keeps_the_root_logger_level():

@@ -189,7 +189,10 @@ def test_distance_guard_gives_up_with_a_clear_error():
     [
         (Atoms(cell=[3, 3, 3], pbc=True), "no atoms"),
         (Atoms("Cu", positions=[[np.nan, 0, 0]], cell=[3, 3, 3], pbc=True), "non-finite"),
-        (Atoms("Cu2", positions=[[0, 0, 0], [1.5, 0, 0]], cell=[[3, 0, 0], [6, 0, 0], [0, 0, 3]], pbc=True), "zero volume"),
+        (
+            Atoms("Cu2", positions=[[0, 0, 0], [1.5, 0, 0]], cell=[[3, 0, 0], [6, 0, 0], [0, 0, 3]], pbc=True),
+            "zero volume",
+        ),
     ],
 )
 def test_bad_input_is_rejected(atoms, message):

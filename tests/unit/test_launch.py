@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 from ase.build import bulk
 
+from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.launch import ProgramRun, run_program
-from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
 
 # A long program that also leaves a grandchild (as mpirun or a shell wrapper would) and records both pids.
-LONG_PROGRAM = 'echo $$ > program.pid\nsleep 300 &\necho $! > grandchild.pid\necho started\nwait\n'
+LONG_PROGRAM = "echo $$ > program.pid\nsleep 300 &\necho $! > grandchild.pid\necho started\nwait\n"
 
 
 def script(path: Path, body: str) -> Path:
@@ -59,13 +59,26 @@ def read_pid(path: Path) -> int:
 
 def start_driver(code: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
 # --- how a run ended, in words -------------------------------------------------------------------
 def run_record(returncode: int, timed_out: bool = False) -> ProgramRun:
-    return ProgramRun("pacemaker", ("pacemaker", "input.yaml"), Path("/w/fit"), returncode, timed_out, 60.0, 1.0, Path("/w/fit/pacemaker.log"))
+    return ProgramRun(
+        "pacemaker",
+        ("pacemaker", "input.yaml"),
+        Path("/w/fit"),
+        returncode,
+        timed_out,
+        60.0,
+        1.0,
+        Path("/w/fit/pacemaker.log"),
+    )
 
 
 def test_failures_are_sentences_naming_the_folder_and_log():
@@ -75,7 +88,11 @@ def test_failures_are_sentences_naming_the_folder_and_log():
         "(the kernel's OOM killer sends SIGKILL; `dmesg` or the batch system's report says so) or killed by another "
         "process or the batch system; give it more memory or fewer threads"
     )
-    assert run_record(-15).failure().endswith("pacemaker.log): stopped by another process (a user, the batch system at its time limit, a shutdown)")
+    assert (
+        run_record(-15)
+        .failure()
+        .endswith("pacemaker.log): stopped by another process (a user, the batch system at its time limit, a shutdown)")
+    )
     assert "(SIGSEGV) in /w/fit (log /w/fit/pacemaker.log): it crashed" in run_record(-11).failure()
     assert run_record(3).failure() == "pacemaker failed (exit code 3) in /w/fit (log /w/fit/pacemaker.log)"
     assert run_record(-9, timed_out=True).failure() == (
@@ -88,7 +105,9 @@ def test_a_program_killed_by_a_signal_is_reported_as_such(tmp_path):
     prog = script(tmp_path / "prog", "echo before\nkill -KILL $$\n")
     run = run_program([str(prog)], cwd=tmp_path, log_path=tmp_path / "out.log")
     assert run.returncode == -9 and run.killed_by == signal.SIGKILL and not run.ok
-    assert run.failure().startswith(f"prog was killed by signal 9 (SIGKILL) in {tmp_path} (log {tmp_path / 'out.log'}): possibly out of memory")
+    assert run.failure().startswith(
+        f"prog was killed by signal 9 (SIGKILL) in {tmp_path} (log {tmp_path / 'out.log'}): possibly out of memory"
+    )
     assert (tmp_path / "out.log").read_text() == "before\n"
 
 
@@ -96,9 +115,13 @@ def test_argument_list_cwd_environment_and_separate_error_file(tmp_path):
     prog = script(tmp_path / "prog", 'echo "$1|$2|$(pwd)|$MLIP_TEST_VAR"\necho oops >&2\nexit 4\n')
     (tmp_path / "run").mkdir()
     run = run_program(
-        [str(prog), "two words", "$HOME"], cwd=tmp_path / "run", env={**os.environ, "MLIP_TEST_VAR": "x"},
-        log_path=tmp_path / "run" / "out", stderr_path=tmp_path / "run" / "err", name="my-prog",
-    )  # fmt: skip
+        [str(prog), "two words", "$HOME"],
+        cwd=tmp_path / "run",
+        env={**os.environ, "MLIP_TEST_VAR": "x"},
+        log_path=tmp_path / "run" / "out",
+        stderr_path=tmp_path / "run" / "err",
+        name="my-prog",
+    )
     assert (tmp_path / "run" / "out").read_text() == f"two words|$HOME|{(tmp_path / 'run').resolve()}|x\n"  # no shell
     assert (tmp_path / "run" / "err").read_text() == "oops\n"
     assert run.returncode == 4 and run.failure().startswith("my-prog failed (exit code 4)")
@@ -220,9 +243,15 @@ def test_only_the_launcher_starts_processes():
     offenders = [
         str(path.relative_to(src))
         for path in src.rglob("*.py")
-        if path.name != "launch.py" and any(word in path.read_text() for word in ("import subprocess", "from subprocess", "os.system(", "os.spawn", "os.posix_spawn"))
+        if path.name != "launch.py"
+        and any(
+            word in path.read_text()
+            for word in ("import subprocess", "from subprocess", "os.system(", "os.spawn", "os.posix_spawn")
+        )
     ]
-    assert offenders == [], f"start programs through mlip_autopipec.launch.run_program (a profile's run()), not in {offenders}"
+    assert offenders == [], (
+        f"start programs through mlip_autopipec.launch.run_program (a profile's run()), not in {offenders}"
+    )
 
 
 def test_programs_do_not_inherit_what_a_local_dask_cluster_wrote_into_the_environment(tmp_path, monkeypatch):

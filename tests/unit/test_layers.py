@@ -38,7 +38,11 @@ def run_lint(folder: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(folder / "src")}  # the copy, not the installed package
     return subprocess.run(
         [lint_imports(), "--no-logo", "--no-cache", "pyproject.toml"],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=120,
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -55,7 +59,9 @@ def test_the_untouched_tree_keeps_every_contract(tree):
 
 
 def test_an_upward_import_fails_and_is_named(tree):
-    add_line(tree / "src/mlip_autopipec/database/validation.py", "import mlip_autopipec.pipeline  # deliberately upward")
+    add_line(
+        tree / "src/mlip_autopipec/database/validation.py", "import mlip_autopipec.pipeline  # deliberately upward"
+    )
     result = run_lint(tree)
     assert result.returncode != 0
     out = result.stdout

@@ -58,7 +58,9 @@ def test_oracle_config_union_dispatches_on_type():
     assert isinstance(validate_oracle_config({"type": "emt"}), EMTOracleConfig)
     assert isinstance(validate_oracle_config(SI_QE), EspressoOracleConfig)
     assert isinstance(validate_oracle_config({"type": "gpaw"}), GPAWOracleConfig)
-    assert isinstance(validate_oracle_config({"type": "ase", "calculator": "ase.calculators.lj.LennardJones"}), ASEOracleConfig)
+    assert isinstance(
+        validate_oracle_config({"type": "ase", "calculator": "ase.calculators.lj.LennardJones"}), ASEOracleConfig
+    )
     # also usable as a pydantic field type
     from pydantic import TypeAdapter
 
@@ -101,11 +103,17 @@ def test_compute_config_union_and_errors():
         "job_script_prologue": [],
         "job_extra_directives": ["--open-mode=append"],
     }
-    own = validate_compute_config({"type": "slurm", "cores": 8, "memory": "16GiB", "job_extra_directives": ["--open-mode=truncate"]})
+    own = validate_compute_config(
+        {"type": "slurm", "cores": 8, "memory": "16GiB", "job_extra_directives": ["--open-mode=truncate"]}
+    )
     assert own.cluster_kwargs()["job_extra_directives"] == ["--open-mode=truncate"]
     pbs = validate_compute_config({"type": "pbs", "cores": 8, "memory": "16GiB"})
     assert pbs.cluster_kwargs()["job_extra_directives"] == []
-    for bad, frag in [({"type": "k8s"}, "unknown compute type"), ({"type": "slurm"}, "slurm.cores"), ({"n_workers": 0}, "local.n_workers")]:
+    for bad, frag in [
+        ({"type": "k8s"}, "unknown compute type"),
+        ({"type": "slurm"}, "slurm.cores"),
+        ({"n_workers": 0}, "local.n_workers"),
+    ]:
         with pytest.raises(ConfigurationError) as err:
             validate_compute_config(bad)
         assert frag in str(err.value)
@@ -168,7 +176,9 @@ def test_healing_ladder_rungs():
     base = ScfSettings(mixing_beta=0.7, electron_maxstep=100, degauss=0.01)
     assert healing_overrides(1, base) == {}
     assert healing_overrides(2, base) == {"electrons": {"mixing_beta": 0.3, "electron_maxstep": 300}}
-    assert healing_overrides(3, base) == {"electrons": {"mixing_beta": 0.1, "electron_maxstep": 300, "mixing_mode": "local-TF"}}
+    assert healing_overrides(3, base) == {
+        "electrons": {"mixing_beta": 0.1, "electron_maxstep": 300, "mixing_mode": "local-TF"}
+    }
     four = healing_overrides(4, base)
     assert four["electrons"]["diagonalization"] == "cg"
     assert four["system"] == {"degauss": pytest.approx(0.02)}
@@ -187,12 +197,16 @@ def test_healing_ladder_only_makes_settings_safer():
 
 
 def test_ladder_starts_from_the_configured_settings_including_input_data():
-    cfg = validate_oracle_config({**SI_QE, "electron_maxstep": 1, "input_data": {"ELECTRONS": {"mixing_beta": 0.2}, "system": {"nspin": 2}}})
+    cfg = validate_oracle_config(
+        {**SI_QE, "electron_maxstep": 1, "input_data": {"ELECTRONS": {"mixing_beta": 0.2}, "system": {"nspin": 2}}}
+    )
     data = base_input_data(cfg)
     assert data["control"]["tprnfor"] is True and data["control"]["tstress"] is True
     assert data["electrons"]["mixing_beta"] == 0.2 and data["system"]["nspin"] == 2
     base = scf_settings(data)
-    assert base == ScfSettings(mixing_beta=0.2, electron_maxstep=1, mixing_mode="plain", diagonalization="david", degauss=0.01)
+    assert base == ScfSettings(
+        mixing_beta=0.2, electron_maxstep=1, mixing_mode="plain", diagonalization="david", degauss=0.01
+    )
     merged = merge_namelists(data, healing_overrides(2, base))
     assert merged["electrons"]["electron_maxstep"] == 300 and merged["electrons"]["mixing_beta"] == 0.2
     fixed = validate_oracle_config({**SI_QE, "occupations": "fixed"})
@@ -209,7 +223,9 @@ def test_parse_converged_output():
     assert status.cpu_s == pytest.approx(1.26) and status.wall_s == pytest.approx(1.36)
 
 
-@pytest.mark.parametrize("text, seconds", [("2.29s", 2.29), ("1m 5.43s", 65.43), ("2h 3m", 7380.0), ("1h 0m 1.50s", 3601.5), ("", None)])
+@pytest.mark.parametrize(
+    "text, seconds", [("2.29s", 2.29), ("1m 5.43s", 65.43), ("2h 3m", 7380.0), ("1h 0m 1.50s", 3601.5), ("", None)]
+)
 def test_parse_pw_durations(text, seconds):
     assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
 
@@ -273,14 +289,21 @@ def test_emt_names_elements_it_does_not_cover(si_diamond):
 
 
 def test_oracles_pickle_with_their_config():
-    for cfg in ({"type": "emt"}, SI_QE, {"type": "gpaw"}, {"type": "ase", "calculator": "ase.calculators.lj.LennardJones"}):
+    for cfg in (
+        {"type": "emt"},
+        SI_QE,
+        {"type": "gpaw"},
+        {"type": "ase", "calculator": "ase.calculators.lj.LennardJones"},
+    ):
         oracle = oracle_from(cfg)
         again = pickle.loads(pickle.dumps(oracle))
         assert type(again) is type(oracle) and again.config == oracle.config
     assert isinstance(oracle_from({"type": "emt"}), EMTOracle) and isinstance(oracle_from(SI_QE), EspressoOracle)
     oracle = make_oracle(None)
     assert make_oracle(oracle) is oracle
-    with pytest.raises(ConfigurationError, match=r"make_oracle takes a configuration model .*not a dict.*validate_config"):
+    with pytest.raises(
+        ConfigurationError, match=r"make_oracle takes a configuration model .*not a dict.*validate_config"
+    ):
         make_oracle({"type": "emt"})  # mappings are validated at the door, not inside
 
 
@@ -347,7 +370,10 @@ def test_ase_oracle_matches_the_calculator_it_names(tmp_path):
 
 
 def test_ase_oracle_import_errors_name_the_path():
-    for path, fragment in [("no_such_pkg.Calc", "cannot import the calculator module 'no_such_pkg'"), ("ase.calculators.lj.NoSuch", "has no 'NoSuch'")]:
+    for path, fragment in [
+        ("no_such_pkg.Calc", "cannot import the calculator module 'no_such_pkg'"),
+        ("ase.calculators.lj.NoSuch", "has no 'NoSuch'"),
+    ]:
         with pytest.raises(OracleError, match=fragment):
             oracle_from({"type": "ase", "calculator": path}).label(bulk("Cu"))
 
@@ -355,7 +381,11 @@ def test_ase_oracle_import_errors_name_the_path():
 def test_ase_oracle_points_file_calculators_at_the_structure_folder(tmp_path):
     log = tmp_path / "calls.log"
     oracle = oracle_from(
-        {"type": "ase", "calculator": "mlip_autopipec.oracle.testing.SlowEMT", "kwargs": {"delay_s": 0.0, "log_file": str(log)}}
+        {
+            "type": "ase",
+            "calculator": "mlip_autopipec.oracle.testing.SlowEMT",
+            "kwargs": {"delay_s": 0.0, "log_file": str(log)},
+        }
     )
     oracle.label(bulk("Cu", cubic=True), tmp_path / "structure_9")
     start, done = log.read_text().splitlines()
@@ -367,7 +397,9 @@ def test_ase_oracle_points_file_calculators_at_the_structure_folder(tmp_path):
 
 
 def test_gpaw_parameters_use_plane_waves_and_the_shared_kpoint_density(tmp_path):
-    cfg = validate_oracle_config({"type": "gpaw", "ecut": 350, "kspacing": 0.3, "xc": "PBE", "parameters": {"spinpol": True}})
+    cfg = validate_oracle_config(
+        {"type": "gpaw", "ecut": 350, "kspacing": 0.3, "xc": "PBE", "parameters": {"spinpol": True}}
+    )
     si = bulk("Si", "diamond", a=5.43, cubic=True)
     params = gpaw_parameters(cfg, si, tmp_path)
     assert params["mode"] == {"name": "pw", "ecut": 350.0}

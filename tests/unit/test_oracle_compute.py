@@ -14,7 +14,8 @@ from mlip_autopipec.oracle.compute import dask_client, default_n_workers, make_c
 
 
 def test_slurm_job_script_carries_the_config():
-    cfg = validate_config(ComputeConfig, 
+    cfg = validate_config(
+        ComputeConfig,
         {
             "type": "slurm",
             "cores": 1,
@@ -26,20 +27,39 @@ def test_slurm_job_script_carries_the_config():
             "walltime": "00:30:00",
             "job_script_prologue": ["module load quantum-espresso"],
             "job_extra_directives": ["--exclusive"],
-        }
+        },
     )
     cluster = make_cluster(cfg)
     try:
         script = cluster.job_script()
     finally:
         cluster.close()
-    for line in ("#SBATCH -p short", "#SBATCH -A proj1", "#SBATCH --cpus-per-task=4", "#SBATCH -t 00:30:00", "#SBATCH --exclusive", "module load quantum-espresso"):
+    for line in (
+        "#SBATCH -p short",
+        "#SBATCH -A proj1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH -t 00:30:00",
+        "#SBATCH --exclusive",
+        "module load quantum-espresso",
+    ):
         assert line in script
-    assert "--nthreads 1" in script and "--nworkers" not in script  # one calculation at a time, on 4 CPUs (mpirun -np 4 pw.x)
+    assert (
+        "--nthreads 1" in script and "--nworkers" not in script
+    )  # one calculation at a time, on 4 CPUs (mpirun -np 4 pw.x)
 
 
 def test_pbs_job_script_carries_the_config():
-    cfg = validate_config(ComputeConfig, {"type": "pbs", "cores": 8, "memory": "16GiB", "processes": 2, "resource_spec": "select=1:ncpus=8", "walltime": "01:00:00"})
+    cfg = validate_config(
+        ComputeConfig,
+        {
+            "type": "pbs",
+            "cores": 8,
+            "memory": "16GiB",
+            "processes": 2,
+            "resource_spec": "select=1:ncpus=8",
+            "walltime": "01:00:00",
+        },
+    )
     cluster = make_cluster(cfg)
     try:
         script = cluster.job_script()
@@ -67,7 +87,9 @@ def test_slurm_client_submits_the_configured_jobs_and_cancels_them_on_exit(tmp_p
     log = tmp_path / "calls.log"
     _fake_slurm(bindir, log)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    with dask_client(validate_config(ComputeConfig, {"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 1, "jobs": 3})) as client:
+    with dask_client(
+        validate_config(ComputeConfig, {"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 1, "jobs": 3})
+    ) as client:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (not log.exists() or log.read_text().count("sbatch") < 3):
             time.sleep(0.1)
@@ -87,7 +109,9 @@ def test_compute_dicts_are_validated_at_the_door_and_refused_inside():
 
 def test_unreachable_scheduler_is_an_oracle_error():
     with pytest.raises(OracleError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
-        with dask_client(validate_config(ComputeConfig, {"type": "dask", "address": "tcp://127.0.0.1:1", "timeout_s": 1})):
+        with dask_client(
+            validate_config(ComputeConfig, {"type": "dask", "address": "tcp://127.0.0.1:1", "timeout_s": 1})
+        ):
             pass
 
 
@@ -97,7 +121,14 @@ def test_default_worker_count_is_the_usable_cores():
 
 @pytest.mark.parametrize(
     ("text", "bare", "seconds"),
-    [("90", 60, 5400), ("90", 1, 90), ("01:30", 60, 90), ("01:00:00", 60, 3600), ("2-00", 60, 172800), ("1-02:03:04", 60, 93784)],
+    [
+        ("90", 60, 5400),
+        ("90", 1, 90),
+        ("01:30", 60, 90),
+        ("01:00:00", 60, 3600),
+        ("2-00", 60, 172800),
+        ("1-02:03:04", 60, 93784),
+    ],
 )
 def test_walltimes_are_read_as_slurm_and_pbs_write_them(text, bare, seconds):
     from mlip_autopipec.config.schemas.oracle import walltime_seconds
@@ -107,7 +138,14 @@ def test_walltimes_are_read_as_slurm_and_pbs_write_them(text, bare, seconds):
 
 def test_workers_leave_before_the_walltime_and_their_logs_go_where_the_config_says(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    base = {"type": "slurm", "cores": 2, "memory": "2GiB", "processes": 2, "job_name": "label-cu", "log_directory": "joblogs"}
+    base = {
+        "type": "slurm",
+        "cores": 2,
+        "memory": "2GiB",
+        "processes": 2,
+        "job_name": "label-cu",
+        "log_directory": "joblogs",
+    }
     cfg = validate_config(ComputeConfig, {**base, "walltime": "01:00:00"})
     assert cfg.worker_lifetime_s() == 3600 - 300  # default margin: 10 %, at most 5 min
     assert validate_config(ComputeConfig, {**base, "walltime": "1"}).worker_lifetime_s() == 50  # at least 10 s

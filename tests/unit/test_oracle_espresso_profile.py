@@ -72,15 +72,17 @@ def pseudo_dir(tmp_path):
 @pytest.fixture
 def qe_config(pseudo_dir):
     def make(command: str, **extra) -> EspressoOracleConfig:
-        return EspressoOracleConfig(**{
-            "type": "espresso",
-            "command": command,
-            "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"},
-            "pseudo_dir": str(pseudo_dir),
-            "ecutwfc": 12,
-            "kspacing": 1.2,
-            **extra,
-        })
+        return EspressoOracleConfig(
+            **{
+                "type": "espresso",
+                "command": command,
+                "pseudopotentials": {"Si": "Si.pbe-rrkj.UPF"},
+                "pseudo_dir": str(pseudo_dir),
+                "ecutwfc": 12,
+                "kspacing": 1.2,
+                **extra,
+            }
+        )
 
     return make
 
@@ -99,11 +101,19 @@ def test_one_run_writes_the_input_and_reads_the_output(fake_pw, tmp_path, monkey
     assert call["argv"][1:] == ["-nk", "1", "-in", "espresso.pwi"]
     assert call["cwd"] == str(tmp_path / "structure_1" / "attempt_1") and call["omp"] == "1"
     inp = call["input"]
-    for fragment in ("tprnfor          = .true.", "tstress          = .true.", f"pseudo_dir       = '{pseudo_dir}'", "ecutwfc          = 12", "2 2 2  0 0 0"):
+    for fragment in (
+        "tprnfor          = .true.",
+        "tstress          = .true.",
+        f"pseudo_dir       = '{pseudo_dir}'",
+        "ecutwfc          = 12",
+        "2 2 2  0 0 0",
+    ):
         assert fragment in inp
     ref = read(DATA / "qe_si2_converged.pwo")
     assert result.energy == pytest.approx(ref.get_potential_energy(), abs=1e-10)
-    assert np.allclose(result.forces, ref.get_forces(), atol=1e-10) and np.allclose(result.stress, ref.get_stress(), atol=1e-12)
+    assert np.allclose(result.forces, ref.get_forces(), atol=1e-10) and np.allclose(
+        result.stress, ref.get_stress(), atol=1e-12
+    )
     assert result.command == f"{exe} -nk 1 -in espresso.pwi"
     assert [a.outcome for a in result.attempts] == ["converged in 7 SCF iterations"]
     assert not (tmp_path / "structure_1" / "attempt_1" / "scratch").exists()
@@ -115,7 +125,11 @@ def test_non_convergence_climbs_the_ladder_and_records_every_attempt(fake_pw, tm
         make_oracle(qe_config(exe, max_attempts=3)).label(si2(), tmp_path / "s")
     assert [a.number for a in err.value.attempts] == [1, 2, 3]
     assert all(a.outcome == "SCF not converged after 1 iterations" for a in err.value.attempts)
-    assert err.value.attempts[2].settings == {"electrons.mixing_beta": 0.1, "electrons.electron_maxstep": 300, "electrons.mixing_mode": "local-TF"}
+    assert err.value.attempts[2].settings == {
+        "electrons.mixing_beta": 0.1,
+        "electrons.electron_maxstep": 300,
+        "electrons.mixing_mode": "local-TF",
+    }
     assert "convergence NOT achieved" in err.value.output_tail
     inputs = [c["input"] for c in calls(log)]
     assert "mixing_beta      = 0.7" in inputs[0] and "mixing_beta      = 0.3" in inputs[1] and "'local-TF'" in inputs[2]
@@ -125,7 +139,10 @@ def test_non_convergence_climbs_the_ladder_and_records_every_attempt(fake_pw, tm
 def test_second_rung_heals_a_forced_non_convergence(fake_pw, tmp_path, qe_config):
     exe, log = fake_pw(converge_from=2)
     result = make_oracle(qe_config(exe, electron_maxstep=1)).label(si2(), tmp_path / "s")
-    assert [a.outcome for a in result.attempts] == ["SCF not converged after 1 iterations", "converged in 7 SCF iterations"]
+    assert [a.outcome for a in result.attempts] == [
+        "SCF not converged after 1 iterations",
+        "converged in 7 SCF iterations",
+    ]
     assert result.attempts[1].settings == {"electrons.mixing_beta": 0.3, "electrons.electron_maxstep": 300}
     assert len(calls(log)) == 2 and result.directory == str(tmp_path / "s" / "attempt_2")
 
@@ -141,9 +158,15 @@ def test_a_rerun_starts_from_clean_attempt_folders(fake_pw, tmp_path, qe_config)
 
 def test_missing_program_and_missing_pseudopotentials_are_clear_failures(tmp_path, qe_config):
     outcome = label_one(make_oracle(qe_config(str(tmp_path / "no-such-pw.x"))), si2(), str(tmp_path / "s"), 11)
-    assert not outcome.ok and "pw.x wrote no output; FileNotFoundError" in outcome.reason and "no-such-pw.x" in outcome.reason
+    assert (
+        not outcome.ok
+        and "pw.x wrote no output; FileNotFoundError" in outcome.reason
+        and "no-such-pw.x" in outcome.reason
+    )
     with pytest.raises(LabelFailed, match=r"pseudopotential file\(s\) \['Nope.UPF'\] not found in"):
-        make_oracle(qe_config("pw.x").model_copy(update={"pseudopotentials": {"Si": "Nope.UPF"}})).label(si2(), tmp_path / "t")
+        make_oracle(qe_config("pw.x").model_copy(update={"pseudopotentials": {"Si": "Nope.UPF"}})).label(
+            si2(), tmp_path / "t"
+        )
     with pytest.raises(LabelFailed, match="no pseudopotential configured for Cu"):
         make_oracle(qe_config("pw.x")).label(bulk("Cu"), tmp_path / "u")
 
@@ -163,5 +186,7 @@ def test_a_pw_killed_by_a_signal_is_named_in_the_failure(tmp_path, qe_config):
     exe.chmod(0o755)
     outcome = label_one(make_oracle(qe_config(str(exe))), si2(), str(tmp_path / "s"), 3)
     assert not outcome.ok and len(outcome.attempts) == 1  # not retried: the ladder heals SCFs, not kills
-    assert outcome.reason.startswith(f"pw.x failed on attempt 1: pw.x was killed by signal 9 (SIGKILL) in {tmp_path / 's' / 'attempt_1'}")
+    assert outcome.reason.startswith(
+        f"pw.x failed on attempt 1: pw.x was killed by signal 9 (SIGKILL) in {tmp_path / 's' / 'attempt_1'}"
+    )
     assert "possibly out of memory" in outcome.reason and "exit code" not in outcome.reason

@@ -13,8 +13,8 @@ from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.exceptions import ConfigurationError
 from mlip_autopipec.explore.plan import candidate_metadata
-from mlip_autopipec.pipeline.fits import latest_fit, load_fit, mark_latest, save_fit
 from mlip_autopipec.pipeline.exploration import read_candidates, read_trajectories, write_candidates
+from mlip_autopipec.pipeline.fits import latest_fit, load_fit, mark_latest, save_fit
 from mlip_autopipec.pipeline.generation import stored_already
 from mlip_autopipec.pipeline.records import (
     ActiveLearningRecord,
@@ -34,33 +34,74 @@ CONFIG = PipelineConfig.model_validate({"workdir": "/somewhere/run", "structure"
 
 def _training_result(fit_dir: Path) -> TrainingResult:
     return TrainingResult(
-        potential_yace=fit_dir / "output_potential.yace", potential_yaml=fit_dir / "output_potential.yaml",
+        potential_yace=fit_dir / "output_potential.yace",
+        potential_yaml=fit_dir / "output_potential.yaml",
         metrics=TrainingMetrics(train_energy_rmse_mev_per_atom=1.0, train_force_rmse_mev_per_a=20.0),
-        log_path=fit_dir / "pacemaker.log", input_yaml=fit_dir / "input.yaml", output_dir=fit_dir,
-        evaluator="pyace", reference_energy={"Cu": -0.1}, wall_time_s=3.0,
-    )  # fmt: skip
+        log_path=fit_dir / "pacemaker.log",
+        input_yaml=fit_dir / "input.yaml",
+        output_dir=fit_dir,
+        evaluator="pyace",
+        reference_energy={"Cu": -0.1},
+        wall_time_s=3.0,
+    )
 
 
 def _old_state(old: Path) -> dict:
     """state.json as the version before typed records wrote it, in the work directory ``old``."""
     row = {
-        "generation": 1, "step": "fitted", "training": "t", "active_set": f"{old}/fits/fit-aaa/output_potential.asi",
-        "active_set_s": 1.0, "explore_s": 2.0, "trajectories": 4, "completed": 0, "not_started": 0, "candidates": 30,
-        "halts": 4, "gamma_halts": 3, "blowups": 1, "max_gamma": 9.5, "select_s": 0.5, "selected": 4, "selected_md_halt": 3,
-        "excluded": 1, "label_s": 1.5, "labelled": 4, "failed": 0, "oracle_calls_total": 4, "fit_s": 9.0,
-        "fit_dir": f"{old}/fits/gen1-bbb", "n_labelled_total": 20, "n_validation": 3,
-        "validation_energy_rmse_mev_per_atom": 2.0, "validation_force_rmse_mev_per_angstrom": 50.0,
-    }  # fmt: skip
+        "generation": 1,
+        "step": "fitted",
+        "training": "t",
+        "active_set": f"{old}/fits/fit-aaa/output_potential.asi",
+        "active_set_s": 1.0,
+        "explore_s": 2.0,
+        "trajectories": 4,
+        "completed": 0,
+        "not_started": 0,
+        "candidates": 30,
+        "halts": 4,
+        "gamma_halts": 3,
+        "blowups": 1,
+        "max_gamma": 9.5,
+        "select_s": 0.5,
+        "selected": 4,
+        "selected_md_halt": 3,
+        "excluded": 1,
+        "label_s": 1.5,
+        "labelled": 4,
+        "failed": 0,
+        "oracle_calls_total": 4,
+        "fit_s": 9.0,
+        "fit_dir": f"{old}/fits/gen1-bbb",
+        "n_labelled_total": 20,
+        "n_validation": 3,
+        "validation_energy_rmse_mev_per_atom": 2.0,
+        "validation_force_rmse_mev_per_angstrom": 50.0,
+    }
     return {
         "fingerprints": section_fingerprints(CONFIG),
         "config": CONFIG.model_dump(mode="json"),
         "updated": "2026-11-01T10:00:00",
         "active_learning": {
-            "generations": [row, {"generation": 2, "step": "active_set", "training": "t", "active_set": f"{old}/fits/gen1-bbb/output_potential.asi"}],
-            "initial": {"fit_dir": f"{old}/fits/fit-aaa", "training": "t", "n_labelled_total": 16, "n_validation": 3,
-                        "validation_energy_rmse_mev_per_atom": 3.0, "validation_force_rmse_mev_per_angstrom": 80.0},
+            "generations": [
+                row,
+                {
+                    "generation": 2,
+                    "step": "active_set",
+                    "training": "t",
+                    "active_set": f"{old}/fits/gen1-bbb/output_potential.asi",
+                },
+            ],
+            "initial": {
+                "fit_dir": f"{old}/fits/fit-aaa",
+                "training": "t",
+                "n_labelled_total": 16,
+                "n_validation": 3,
+                "validation_energy_rmse_mev_per_atom": 3.0,
+                "validation_force_rmse_mev_per_angstrom": 80.0,
+            },
         },
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("old_is_here", [True, False])
@@ -74,7 +115,10 @@ def test_old_state_json_is_migrated_with_paths_inside_the_work_directory(tmp_pat
     assert state.fingerprints == section_fingerprints(CONFIG)
     assert al.initial.fit_dir == workdir / "fits" / "fit-aaa"
     g1, g2 = al.generations
-    assert g1.fit_dir == workdir / "fits" / "gen1-bbb" and g1.active_set == workdir / "fits" / "fit-aaa" / "output_potential.asi"
+    assert (
+        g1.fit_dir == workdir / "fits" / "gen1-bbb"
+        and g1.active_set == workdir / "fits" / "fit-aaa" / "output_potential.asi"
+    )
     assert (g1.step, g1.gamma_halts, g1.validation_force_rmse_mev_per_angstrom, g1.label_s) == ("fitted", 3, 50.0, 1.5)
     assert g2.done("active_set") and not g2.done("explored") and g2.trajectories is None
     # written back in today's layout: versioned, relative
@@ -135,11 +179,23 @@ def test_trajectory_records_round_trip_and_old_list(tmp_path):
     records = TrajectoryRecords(
         generation=2,
         trajectories=[
-            TrajectoryRecord(condition="nvt_300K", start="seed", stop="gamma", reason="γ 6 ≥ 5", n_candidates=3, seed=1,
-                             n_atoms=32, n_steps=100, n_steps_done=40, max_gamma=6.0, ensemble_used="nvt", wall_time_s=1.0),
+            TrajectoryRecord(
+                condition="nvt_300K",
+                start="seed",
+                stop="gamma",
+                reason="γ 6 ≥ 5",
+                n_candidates=3,
+                seed=1,
+                n_atoms=32,
+                n_steps=100,
+                n_steps_done=40,
+                max_gamma=6.0,
+                ensemble_used="nvt",
+                wall_time_s=1.0,
+            ),
             TrajectoryRecord(condition="nvt_300K", start="12", stop="error", reason="cannot evaluate"),
         ],
-    )  # fmt: skip
+    )
     path = tmp_path / "al" / "gen_2" / "trajectories.json"
     dump_record(path, records, tmp_path)
     assert read_trajectories(tmp_path, 2) == records
@@ -178,13 +234,23 @@ def test_stored_already_finds_exact_copies_only(tmp_path):
 
 def test_active_learning_plot(tmp_path):
     al = ActiveLearningRecord(
-        initial=InitialFit(fit_dir=tmp_path, training="t", n_labelled_total=20, validation_force_rmse_mev_per_angstrom=80.0),
+        initial=InitialFit(
+            fit_dir=tmp_path, training="t", n_labelled_total=20, validation_force_rmse_mev_per_angstrom=80.0
+        ),
         generations=[
-            GenerationRecord(generation=1, training="t", trajectories=4, halts=3, gamma_halts=2, blowups=1, n_labelled_total=24,
-                             validation_force_rmse_mev_per_angstrom=50.0),
+            GenerationRecord(
+                generation=1,
+                training="t",
+                trajectories=4,
+                halts=3,
+                gamma_halts=2,
+                blowups=1,
+                n_labelled_total=24,
+                validation_force_rmse_mev_per_angstrom=50.0,
+            ),
             GenerationRecord(generation=2, training="t", trajectories=4, halts=0, gamma_halts=0, blowups=0),
         ],
-    )  # fmt: skip
+    )
     path = active_learning_plot(al, tmp_path)
     assert path == tmp_path / "active_learning.png" and path.read_bytes()[:4] == b"\x89PNG"
     assert active_learning_plot(ActiveLearningRecord(), tmp_path / "none") is None
@@ -196,17 +262,33 @@ def test_old_summary_json_is_read_for_status(tmp_path):
     old = Path("/gone/run")
     summary = {
         "workdir": str(old),
-        "potential": {"yace": f"{old}/fits/gen2-c/output_potential.yace", "yaml": f"{old}/fits/gen2-c/output_potential.yaml"},
+        "potential": {
+            "yace": f"{old}/fits/gen2-c/output_potential.yace",
+            "yaml": f"{old}/fits/gen2-c/output_potential.yaml",
+        },
         "fit": {"train_energy_rmse_mev_per_atom": 1.0, "train_force_rmse_mev_per_a": 20.0},
-        "counts": {"total": 3, "by_status": {"labelled": 3}, "by_source": {"initial_random (generation 0)": 3},
-                   "labelled_by_split": {"train": 2, "validation": 1}},
-        "validation": {"n_structures": 1, "energy_rmse_mev_per_atom": 1.0, "energy_mae_mev_per_atom": 1.0,
-                       "force_rmse_mev_per_angstrom": 9.0, "force_mae_mev_per_angstrom": 7.0},
-        "quality_bar": {"passed": True, "checks": [{"figure": "validation force RMSE", "value": 9.0, "target": 15.0,
-                                                    "unit": "meV/Å", "passed": True}]},
+        "counts": {
+            "total": 3,
+            "by_status": {"labelled": 3},
+            "by_source": {"initial_random (generation 0)": 3},
+            "labelled_by_split": {"train": 2, "validation": 1},
+        },
+        "validation": {
+            "n_structures": 1,
+            "energy_rmse_mev_per_atom": 1.0,
+            "energy_mae_mev_per_atom": 1.0,
+            "force_rmse_mev_per_angstrom": 9.0,
+            "force_mae_mev_per_angstrom": 7.0,
+        },
+        "quality_bar": {
+            "passed": True,
+            "checks": [
+                {"figure": "validation force RMSE", "value": 9.0, "target": 15.0, "unit": "meV/Å", "passed": True}
+            ],
+        },
         "timings": {"steps_s": {"label": 1.0}, "total_s": 2.0, "oracle_s": 1.0, "pacemaker_s": 0.5, "other_s": 0.5},
         "active_learning": _old_state(old)["active_learning"],
-    }  # fmt: skip
+    }
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "summary.json").write_text(json.dumps(summary))
     back = read_summary(tmp_path)

@@ -71,5 +71,8 @@ def test_the_final_fit_decision_finds_the_refit_that_made_the_potential(tmp_path
     record = ActiveLearningRecord(generations=rows)
     assert refit_iterations(record, gen3) == 25
     assert refit_iterations(record, tmp_path / "fits" / "fit-initial") is None
-    record.generations = [*rows, GenerationRecord(generation=5, training="t", step="fitted", fit_dir=gen4, fit_max_epochs=400)]
+    record.generations = [
+        *rows,
+        GenerationRecord(generation=5, training="t", step="fitted", fit_dir=gen4, fit_max_epochs=400),
+    ]
     assert refit_iterations(record, gen4) == 400

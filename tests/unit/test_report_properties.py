@@ -81,7 +81,9 @@ def test_elastic_constants_agree_with_the_energy_curvature(oracle, a0):
     c11_plus_c12 = _curvature(a0, lambda e: np.diag([e, e, 0])) / 2
     c44 = _curvature(a0, lambda e: np.array([[0, 0, 0], [0, 0, e / 2], [0, e / 2, 0]]))
     assert c.crystal_system == "cubic"
-    print(f"\nC11 {c.c11:.2f}/{c11:.2f}, C12 {c.c12:.2f}/{c11_plus_c12 - c11:.2f}, C44 {c.c44:.2f}/{c44:.2f} GPa (ours/reference)")
+    print(
+        f"\nC11 {c.c11:.2f}/{c11:.2f}, C12 {c.c12:.2f}/{c11_plus_c12 - c11:.2f}, C44 {c.c44:.2f}/{c44:.2f} GPa (ours/reference)"
+    )
     assert c.c11 == pytest.approx(c11, rel=0.02)
     assert c.c12 == pytest.approx(c11_plus_c12 - c11, rel=0.02)
     assert c.c44 == pytest.approx(c44, rel=0.02)
@@ -190,7 +192,9 @@ def test_md_stability_completes_for_a_sound_crystal(oracle):
 
 def test_md_stability_reports_a_blowup_with_its_step(oracle):
     start = oracle[0].bulk.repeat(2)
-    neighbour = start.get_distances(0, range(1, len(start)), mic=True, vector=True)[np.argmin(start.get_distances(0, range(1, len(start)), mic=True))]
+    neighbour = start.get_distances(0, range(1, len(start)), mic=True, vector=True)[
+        np.argmin(start.get_distances(0, range(1, len(start)), mic=True))
+    ]
     start.positions[0] += neighbour * (1 - 1.0 / np.linalg.norm(neighbour))  # one pair at 1.0 Å: EMT throws them apart
     md = md_stability(start, EMT(), temperature_k=300, time_ps=0.2, min_atoms=32)
     print("\n" + md.reason)
@@ -226,14 +230,25 @@ def test_summary_table_and_plot(oracle, tmp_path):
     assert rows["C11 (GPa)"]["oracle"] == res.elastic.c11 and rows["surface 111 (J/m²)"]["error"] == 0.0
     assert rows["MD stability"]["error"] == "completed"
     one_sided = properties_summary(res, None)
-    assert one_sided["elastic_gpa"]["C11"] == {"oracle": res.elastic.c11, "potential": None, "error": None, "error_percent": None}
+    assert one_sided["elastic_gpa"]["C11"] == {
+        "oracle": res.elastic.c11,
+        "potential": None,
+        "error": None,
+        "error_percent": None,
+    }
     png = phonon_plot(res.phonons, res.phonons, tmp_path / "phonons.png")
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
 
 
 def test_config_defaults_and_facets():
     cfg = ReportPropertiesConfig()
-    assert cfg.surfaces == ["111", "100", "110"] and cfg.elastic and cfg.phonons and cfg.md_stability is not None and cfg.any
+    assert (
+        cfg.surfaces == ["111", "100", "110"]
+        and cfg.elastic
+        and cfg.phonons
+        and cfg.md_stability is not None
+        and cfg.any
+    )
     assert parse_facet("1-10") == (1, -1, 0)
     for bad in (["11"], ["000"], ["111", "111"], ["abc"]):
         with pytest.raises(ValueError):

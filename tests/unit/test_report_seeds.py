@@ -28,7 +28,9 @@ def labelled(atoms):
     atoms = atoms.copy()
     probe = atoms.copy()
     probe.calc = EMT()
-    atoms.calc = SinglePointCalculator(atoms, energy=probe.get_potential_energy(), forces=probe.get_forces(), stress=probe.get_stress())
+    atoms.calc = SinglePointCalculator(
+        atoms, energy=probe.get_potential_energy(), forces=probe.get_forces(), stress=probe.get_stress()
+    )
     return atoms
 
 
@@ -56,7 +58,9 @@ def test_property_rows_never_get_a_split_and_are_never_exported(tmp_path):
         assert "train" not in rec.metadata.labels and "validation" not in rec.metadata.labels
     assert db.count(label=PROPERTY) == 7
     assert db.count(label="train") + db.count(label="validation") == 8
-    n = db.save_dataset(tmp_path / "train.xyz", label="train") + db.save_dataset(tmp_path / "val.xyz", label="validation")
+    n = db.save_dataset(tmp_path / "train.xyz", label="train") + db.save_dataset(
+        tmp_path / "val.xyz", label="validation"
+    )
     assert n == 8
     with pytest.raises(ValueError, match="never trained on"):
         StructureMetadata(source="x", labels=[PROPERTY, "train"])
@@ -142,23 +146,52 @@ def test_html_page_embeds_every_plot_and_the_tables(tmp_path):
     summary = {
         "workdir": ".",
         "potential": {"yace": "fits/x/output_potential.yace"},
-        "quality_bar": {"passed": False, "checks": [{"figure": "validation force RMSE", "value": 20.0, "target": 15.0, "unit": "meV/Å", "passed": False}]},
+        "quality_bar": {
+            "passed": False,
+            "checks": [
+                {"figure": "validation force RMSE", "value": 20.0, "target": 15.0, "unit": "meV/Å", "passed": False}
+            ],
+        },
         "validation": {"n_structures": 3, "energy_rmse_mev_per_atom": 1.0, "force_rmse_mev_per_angstrom": 20.0},
-        "properties_by_seed": {"Cu_fcc": {"seed": "Cu_fcc", "formula": "Cu", "elastic_gpa": {"C11": pair, "C12": None}, "vacancy_formation_ev": pair,
-                                          "surface_energy_j_per_m2": {"111": pair}, "phonons": None, "md_stability": None,
-                                          "failures": {"phonons": "no <forces>"}, "oracle_calls": 12, "oracle_cached": 0, "seconds": 1.0}},
-        "counts": {"total": 5, "by_status": {"labelled": 5}, "labelled_by_split": {"train": 4, "validation": 1},
-                   "by_seed": {"Cu_fcc": {"initial_random (generation 0)": 5}}},
+        "properties_by_seed": {
+            "Cu_fcc": {
+                "seed": "Cu_fcc",
+                "formula": "Cu",
+                "elastic_gpa": {"C11": pair, "C12": None},
+                "vacancy_formation_ev": pair,
+                "surface_energy_j_per_m2": {"111": pair},
+                "phonons": None,
+                "md_stability": None,
+                "failures": {"phonons": "no <forces>"},
+                "oracle_calls": 12,
+                "oracle_cached": 0,
+                "seconds": 1.0,
+            }
+        },
+        "counts": {
+            "total": 5,
+            "by_status": {"labelled": 5},
+            "labelled_by_split": {"train": 4, "validation": 1},
+            "by_seed": {"Cu_fcc": {"initial_random (generation 0)": 5}},
+        },
         "active_learning": None,
         "fit": {"train_force_rmse_mev_per_a": 3.0},
         "timings": {"steps_s": {"label": 1.0}},
-    }  # fmt: skip
+    }
     page = render_html(summary, "workdir: runs/x\npath: postgresql://u:***@h/db\n", tmp_path)
     assert page.count('src="data:image/png;base64,') == 2
     for blob in page.split('src="data:image/png;base64,')[1:]:
         assert base64.b64decode(blob.split('"', 1)[0]).startswith(b"\x89PNG")
-    for text in ("C11 (GPa)", "vacancy formation (eV)", "surface 111 (J/m²)", "oracle calls: 12", "NOT PASSED", "workdir: runs/x",
-                 "initial_random (generation 0)", "no &lt;forces&gt;"):  # fmt: skip
+    for text in (
+        "C11 (GPa)",
+        "vacancy formation (eV)",
+        "surface 111 (J/m²)",
+        "oracle calls: 12",
+        "NOT PASSED",
+        "workdir: runs/x",
+        "initial_random (generation 0)",
+        "no &lt;forces&gt;",
+    ):
         assert text in page, text
     assert "http" not in page.replace("postgresql://", "")  # nothing fetched from a network
     json.dumps(summary)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from ase import Atoms
-from ase.calculators.emt import EMT
 from ase.build import bulk
+from ase.calculators.emt import EMT
 
 from mlip_autopipec.report.validate import energy_shift, error_metrics, predict
 from mlip_autopipec.trainer.parsing import parse_reference_energy

@@ -10,7 +10,15 @@ from mlip_autopipec.exceptions import ConfigurationError
 from mlip_autopipec.oracle.compute import make_cluster
 
 CU = {"element": "Cu", "lattice": "fcc", "a": 3.61}
-SLURM = {"type": "slurm", "jobs": 4, "cores": 8, "processes": 4, "memory": "16GiB", "queue": "cpu", "walltime": "02:00:00"}
+SLURM = {
+    "type": "slurm",
+    "jobs": 4,
+    "cores": 8,
+    "processes": 4,
+    "memory": "16GiB",
+    "queue": "cpu",
+    "walltime": "02:00:00",
+}
 
 
 def test_an_old_config_runs_every_step_on_its_one_compute():
@@ -18,17 +26,40 @@ def test_an_old_config_runs_every_step_on_its_one_compute():
     for step in ("label", "fit", "explore"):
         assert cfg.compute_for(step) == LocalComputeConfig(n_workers=2)
     cfg = PipelineConfig.model_validate({"structure": CU, "compute": SLURM})
-    assert cfg.compute_for("label").model_dump() == {**SlurmComputeConfig(**SLURM).model_dump(), "job_name": "mlip-label"}
+    assert cfg.compute_for("label").model_dump() == {
+        **SlurmComputeConfig(**SLURM).model_dump(),
+        "job_name": "mlip-label",
+    }
     assert cfg.compute_for("explore").job_name == "mlip-explore" and cfg.compute_for("explore").jobs == 4
     fit = cfg.compute_for("fit")  # the fit on the default compute: one job, one worker owning the cores, no early leave
-    assert (fit.job_name, fit.jobs, fit.processes, fit.cores, fit.queue, fit.worker_lifetime_s()) == ("mlip-fit", 1, 1, 8, "cpu", None)
+    assert (fit.job_name, fit.jobs, fit.processes, fit.cores, fit.queue, fit.worker_lifetime_s()) == (
+        "mlip-fit",
+        1,
+        1,
+        8,
+        "cpu",
+        None,
+    )
     assert cfg.compute.job_name is None  # the config itself is left as written
 
 
 def test_each_step_may_have_its_own_compute_with_its_own_resources():
-    gpu = {"type": "slurm", "cores": 16, "memory": "64GiB", "queue": "gpu", "walltime": "12:00:00", "job_extra_directives": ["--gres=gpu:1"]}
+    gpu = {
+        "type": "slurm",
+        "cores": 16,
+        "memory": "64GiB",
+        "queue": "gpu",
+        "walltime": "12:00:00",
+        "job_extra_directives": ["--gres=gpu:1"],
+    }
     cfg = PipelineConfig.model_validate(
-        {"structure": CU, "compute": SLURM, "compute_fit": gpu, "compute_explore": {"type": "dask", "address": "tcp://h:8786"}, "compute_label": {**SLURM, "job_name": "qe"}}
+        {
+            "structure": CU,
+            "compute": SLURM,
+            "compute_fit": gpu,
+            "compute_explore": {"type": "dask", "address": "tcp://h:8786"},
+            "compute_label": {**SLURM, "job_name": "qe"},
+        }
     )
     assert cfg.compute_for("label").job_name == "qe"  # a name given is kept
     assert cfg.compute_for("explore").address == "tcp://h:8786"
@@ -38,7 +69,13 @@ def test_each_step_may_have_its_own_compute_with_its_own_resources():
         text = script.job_script()
     finally:
         script.close()
-    for line in ("#SBATCH -J mlip-fit", "#SBATCH -p gpu", "#SBATCH --gres=gpu:1", "#SBATCH -t 12:00:00", "#SBATCH --cpus-per-task=16"):
+    for line in (
+        "#SBATCH -J mlip-fit",
+        "#SBATCH -p gpu",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH -t 12:00:00",
+        "#SBATCH --cpus-per-task=16",
+    ):
         assert line in text, text
     assert "--nworkers" not in text and "--nthreads 16" in text and "--lifetime" not in text
 
@@ -47,7 +84,9 @@ def test_a_misspelt_step_compute_is_an_error_naming_the_field(tmp_path):
     from mlip_autopipec.config import load_config
 
     path = tmp_path / "c.yaml"
-    path.write_text("structure: {element: Cu, lattice: fcc, a: 3.61}\ncompute_fit: {type: slurm, cores: 2, memory: 4GiB, gres: gpu}\n")
+    path.write_text(
+        "structure: {element: Cu, lattice: fcc, a: 3.61}\ncompute_fit: {type: slurm, cores: 2, memory: 4GiB, gres: gpu}\n"
+    )
     with pytest.raises(ConfigurationError, match="compute_fit"):
         load_config(path)
     path.write_text("structure: {element: Cu, lattice: fcc, a: 3.61}\ncompute_train: {type: local}\n")
@@ -69,10 +108,10 @@ def test_max_resubmits_becomes_the_schedulers_allowed_failures():
 
 
 def test_the_slurm_example_loads_and_validates_without_a_cluster():
+    from pathlib import Path
+
     from mlip_autopipec.config import load_config
     from mlip_autopipec.examples import EXAMPLES, example_text
-
-    from pathlib import Path
 
     path = Path(__file__).parents[2] / "examples" / "si_qe_slurm.yaml"
     assert path.is_symlink() and path.read_text() == example_text("si-qe-slurm")  # one copy, shipped in the package
@@ -126,13 +165,21 @@ def test_the_driver_draws_a_remote_fits_progress_from_its_log_also_when_the_fit_
 def test_a_fit_on_a_dask_scheduler_brings_pacemakers_error_back_as_a_trainer_error(tmp_path):
     from distributed import LocalCluster
 
+    from mlip_autopipec.config import TrainingConfig
     from mlip_autopipec.config.schemas.oracle import DaskComputeConfig
     from mlip_autopipec.exceptions import TrainerError
     from mlip_autopipec.pipeline.fits import train_on_cluster
-    from mlip_autopipec.config import TrainingConfig
     from mlip_autopipec.trainer import PacemakerRunner
 
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
         compute = DaskComputeConfig(type="dask", address=cluster.scheduler_address)
         with pytest.raises(TrainerError, match="training dataset not found: .*missing.pckl.gzip"):
-            train_on_cluster(PacemakerRunner(TrainingConfig(), show_progress=False), compute, tmp_path / "missing.pckl.gzip", tmp_path / "fit", None, progress=False, poll_s=0.1)
+            train_on_cluster(
+                PacemakerRunner(TrainingConfig(), show_progress=False),
+                compute,
+                tmp_path / "missing.pckl.gzip",
+                tmp_path / "fit",
+                None,
+                progress=False,
+                poll_s=0.1,
+            )

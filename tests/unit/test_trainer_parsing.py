@@ -92,7 +92,12 @@ def test_metrics_tables_agree_with_the_log():
     assert m.train_force_rmse_mev_per_a == pytest.approx(13.362307201142133)
     assert m.test_energy_rmse_mev_per_atom == pytest.approx(2.691581173513685)
     assert m.test_force_rmse_mev_per_a == pytest.approx(8.760687040119244)
-    for field in ("train_energy_rmse_mev_per_atom", "train_force_rmse_mev_per_a", "test_energy_rmse_mev_per_atom", "test_force_rmse_mev_per_a"):
+    for field in (
+        "train_energy_rmse_mev_per_atom",
+        "train_force_rmse_mev_per_a",
+        "test_energy_rmse_mev_per_atom",
+        "test_force_rmse_mev_per_a",
+    ):
         assert getattr(m, field) == pytest.approx(getattr(log, field), abs=0.006)  # the log rounds to 0.01
 
 
@@ -121,7 +126,9 @@ def test_prediction_errors_match_what_pacemaker_prints():
 def test_pacemakers_own_error_message():
     assert parse_error(read("pacemaker_broken_dataset.log")) == "ValueError: Column `forces` not found in dataset"
     assert parse_error(read("pacemaker_tensorpot.log")) is None
-    assert parse_error("2026-01-01 10:00:00,000 - root - ERROR - Error while plotting\nmore\n") == "Error while plotting"
+    assert (
+        parse_error("2026-01-01 10:00:00,000 - root - ERROR - Error while plotting\nmore\n") == "Error while plotting"
+    )
 
 
 def test_reference_energy_from_potential_metadata():

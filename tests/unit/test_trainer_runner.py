@@ -20,10 +20,10 @@ import pytest
 import yaml
 from ase.build import bulk
 
+from mlip_autopipec import launch
 from mlip_autopipec.config import TrainingConfig, validate_config
 from mlip_autopipec.exceptions import ConfigurationError, TrainerError
-from mlip_autopipec.trainer import PaceRunner, PacemakerProfile, PacemakerRunner
-from mlip_autopipec import launch
+from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner, PaceRunner
 from mlip_autopipec.trainer.parsing import prediction_errors
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -92,7 +92,9 @@ def test_mocked_launcher_runs_pacemaker_input_yaml_in_output_dir(tmp_path, datas
             (cwd / "cycle_metrics.txt").write_text((DATA / "pacemaker_cycle_metrics.txt").read_text())
         else:
             (cwd / argv[-1]).write_text("fake yace")
-        return launch.ProgramRun(kwargs["name"], tuple(argv), cwd, 0, False, kwargs["timeout_s"], 0.0, Path(kwargs["log_path"]))
+        return launch.ProgramRun(
+            kwargs["name"], tuple(argv), cwd, 0, False, kwargs["timeout_s"], 0.0, Path(kwargs["log_path"])
+        )
 
     monkeypatch.setattr(launch, "run_program", fake_run_program)
     pacemaker = script(bin_dir / "pacemaker", "exit 99\n")  # must exist; never runs
@@ -110,7 +112,9 @@ def test_mocked_launcher_runs_pacemaker_input_yaml_in_output_dir(tmp_path, datas
     assert len(kwargs["pass_fds"]) == 1  # the fit folder's lock stays held while pacemaker lives
     assert cmd2 == [yaml2yace, "output_potential.yaml", "-o", "output_potential.yace"]
     assert Path(kwargs2["cwd"]) == out.absolute() and kwargs2["name"] == "pace_yaml2yace"
-    assert (out / "input.yaml").read_text() == TrainingConfig(**{**CONFIG, "timeout_s": 600}).to_input_yaml(dataset, ["Cu"])
+    assert (out / "input.yaml").read_text() == TrainingConfig(**{**CONFIG, "timeout_s": 600}).to_input_yaml(
+        dataset, ["Cu"]
+    )
     assert result.potential_yace == out.absolute() / "output_potential.yace"
     assert result.potential_yaml == out.absolute() / "output_potential.yaml"
     assert result.metrics.train_energy_rmse_mev_per_atom == pytest.approx(1.872982209425179)
@@ -123,7 +127,9 @@ def test_pace_runner_is_the_same_class():
 
 # --- real processes, stand-in programs --------------------------------------------------------------
 def test_end_to_end_with_a_stand_in_pacemaker(tmp_path, dataset, bin_dir, yaml2yace):
-    body = replay("pacemaker_tensorpot.log", extra='pwd > cwd.txt\necho "$@" > args.txt\necho "$CUDA_VISIBLE_DEVICES" > env.txt')
+    body = replay(
+        "pacemaker_tensorpot.log", extra='pwd > cwd.txt\necho "$@" > args.txt\necho "$CUDA_VISIBLE_DEVICES" > env.txt'
+    )
     profile = profile_with(bin_dir, yaml2yace, body, CUDA_VISIBLE_DEVICES="3")
     reports = []
     out = tmp_path / "fit"
@@ -136,8 +142,12 @@ def test_end_to_end_with_a_stand_in_pacemaker(tmp_path, dataset, bin_dir, yaml2y
     assert "Saving Ctilde-basis" in result.log_path.read_text()  # pace_yaml2yace's output is kept too
     assert result.potential_yace.is_file() and result.potential_yaml.is_file()
     m = result.metrics
-    assert (m.train_energy_rmse_mev_per_atom, m.test_energy_rmse_mev_per_atom) == pytest.approx((1.872982209425179, 2.691581173513685))
-    assert (m.train_force_rmse_mev_per_a, m.test_force_rmse_mev_per_a) == pytest.approx((13.362307201142133, 8.760687040119244))
+    assert (m.train_energy_rmse_mev_per_atom, m.test_energy_rmse_mev_per_atom) == pytest.approx(
+        (1.872982209425179, 2.691581173513685)
+    )
+    assert (m.train_force_rmse_mev_per_a, m.test_force_rmse_mev_per_a) == pytest.approx(
+        (13.362307201142133, 8.760687040119244)
+    )
     assert result.reference_energy is None
     assert result.evaluator == "tensorpot" or not PacemakerProfile().has_tensorpotential()
     train = [r for r in reports if r.phase == "train"]
@@ -149,11 +159,18 @@ def test_end_to_end_with_a_stand_in_pacemaker(tmp_path, dataset, bin_dir, yaml2y
 
 def test_metrics_from_log_and_test_predictions_when_tables_lack_them(tmp_path, dataset, bin_dir, yaml2yace):
     # the pyace evaluator prints no test errors; they come from test_pred.pckl.gzip
-    body = replay("pacemaker_pyace.log", tables=False, extra="") + f"cp {q(DATA / 'pacemaker_test_pred.pckl.gzip')} test_pred.pckl.gzip\n"
-    result = PacemakerRunner(TrainingConfig(**{**CONFIG, "evaluator": "pyace"}), profile_with(bin_dir, yaml2yace, body)).train(dataset, tmp_path / "fit")
+    body = (
+        replay("pacemaker_pyace.log", tables=False, extra="")
+        + f"cp {q(DATA / 'pacemaker_test_pred.pckl.gzip')} test_pred.pckl.gzip\n"
+    )
+    result = PacemakerRunner(
+        TrainingConfig(**{**CONFIG, "evaluator": "pyace"}), profile_with(bin_dir, yaml2yace, body)
+    ).train(dataset, tmp_path / "fit")
     expected = prediction_errors(pd.read_pickle(DATA / "pacemaker_test_pred.pckl.gzip", compression="gzip"))
     assert result.metrics.train_energy_rmse_mev_per_atom == pytest.approx(67.53, abs=0.006)  # from the log
-    assert (result.metrics.test_energy_rmse_mev_per_atom, result.metrics.test_force_rmse_mev_per_a) == pytest.approx(expected)
+    assert (result.metrics.test_energy_rmse_mev_per_atom, result.metrics.test_force_rmse_mev_per_a) == pytest.approx(
+        expected
+    )
 
 
 def test_nonzero_exit_reports_directory_message_and_log_tail_once(tmp_path, dataset, bin_dir, yaml2yace, caplog):
@@ -167,7 +184,9 @@ def test_nonzero_exit_reports_directory_message_and_log_tail_once(tmp_path, data
         "ValueError: Column `forces` not found in dataset"
     )  # one sentence: whoever prints it (driver log, CLI) does not repeat the log's tail
     log_lines = (DATA / "pacemaker_broken_dataset.log").read_text().rstrip().splitlines()
-    (tail_record,) = [r.getMessage() for r in caplog.records if log_lines[-1] in r.getMessage()]  # the tail, logged once
+    (tail_record,) = [
+        r.getMessage() for r in caplog.records if log_lines[-1] in r.getMessage()
+    ]  # the tail, logged once
     assert tail_record.startswith(f"pacemaker: last 30 lines of {out.absolute() / 'pacemaker.log'}:")
     assert log_lines[-30] in tail_record and log_lines[-31] not in tail_record.split(":\n", 1)[1]
 
@@ -209,7 +228,9 @@ def test_in_process_conversion_leaves_the_callers_logging_alone():
 
 def test_failed_yace_conversion_is_an_error(tmp_path, dataset, bin_dir):
     bad = script(bin_dir / "bad_yaml2yace", "echo 'RuntimeError: broken basis'\nexit 2\n")
-    profile = PacemakerProfile(pacemaker=script(bin_dir / "pacemaker", replay("pacemaker_tensorpot.log")), pace_yaml2yace=bad)
+    profile = PacemakerProfile(
+        pacemaker=script(bin_dir / "pacemaker", replay("pacemaker_tensorpot.log")), pace_yaml2yace=bad
+    )
     with pytest.raises(TrainerError, match="pace_yaml2yace could not convert.*exit code 2"):
         PacemakerRunner(TrainingConfig(**CONFIG), profile).train(dataset, tmp_path / "fit")
 
@@ -218,8 +239,12 @@ def test_timeout_stops_the_whole_process_group(tmp_path, dataset, bin_dir, yaml2
     body = "echo started\nsleep 60 &\necho $! > child.pid\nwait\n"
     out = tmp_path / "fit"
     t0 = time.monotonic()
-    with pytest.raises(TrainerError, match=r"pacemaker ran past its 1 s time limit in .*fit \(log .*pacemaker.log\) and was stopped") as err:
-        PacemakerRunner(TrainingConfig(**{**CONFIG, "timeout_s": 1}), profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
+    with pytest.raises(
+        TrainerError, match=r"pacemaker ran past its 1 s time limit in .*fit \(log .*pacemaker.log\) and was stopped"
+    ) as err:
+        PacemakerRunner(TrainingConfig(**{**CONFIG, "timeout_s": 1}), profile_with(bin_dir, yaml2yace, body)).train(
+            dataset, out
+        )
     assert time.monotonic() - t0 < 20
     assert str(out.absolute()) in str(err.value)
     child = int((out / "child.pid").read_text())
@@ -247,7 +272,9 @@ def test_missing_dataset_and_initial_potential_are_errors(tmp_path, dataset, bin
     with pytest.raises(TrainerError, match="training dataset not found"):
         PacemakerRunner(TrainingConfig(**CONFIG), profile).train(tmp_path / "nope.pckl.gzip", tmp_path / "fit")
     with pytest.raises(TrainerError, match="initial_potential not found"):
-        PacemakerRunner(TrainingConfig(**{**CONFIG, "initial_potential": tmp_path / "gen0.yaml"}), profile).train(dataset, tmp_path / "fit")
+        PacemakerRunner(TrainingConfig(**{**CONFIG, "initial_potential": tmp_path / "gen0.yaml"}), profile).train(
+            dataset, tmp_path / "fit"
+        )
     bad = tmp_path / "bad.pckl.gzip"
     bad.write_bytes(b"not a pickle")
     with pytest.raises(TrainerError, match="cannot read the training dataset"):
@@ -259,7 +286,10 @@ def test_initial_potential_is_copied_into_the_run(tmp_path, dataset, bin_dir, ya
     start.parent.mkdir()
     start.write_text((DATA / "pacemaker_output_potential.yaml").read_text())
     out = tmp_path / "gen1"
-    PacemakerRunner(TrainingConfig(**{**CONFIG, "initial_potential": start}), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log"))).train(dataset, out)
+    PacemakerRunner(
+        TrainingConfig(**{**CONFIG, "initial_potential": start}),
+        profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log")),
+    ).train(dataset, out)
     doc = yaml.safe_load((out / "input.yaml").read_text())
     assert doc["potential"] == {"filename": str(out.absolute() / "initial_potential.yaml")}
     assert (out / "initial_potential.yaml").read_text() == start.read_text()
@@ -268,7 +298,9 @@ def test_initial_potential_is_copied_into_the_run(tmp_path, dataset, bin_dir, ya
 def test_falls_back_to_pyace_without_tensorpotential(tmp_path, dataset, bin_dir, yaml2yace, monkeypatch, caplog):
     monkeypatch.setattr(PacemakerProfile, "has_tensorpotential", lambda self: False)
     with caplog.at_level(logging.WARNING, logger="mlip_autopipec.trainer.pace"):
-        result = PacemakerRunner(TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log"))).train(dataset, tmp_path / "fit")
+        result = PacemakerRunner(
+            TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log"))
+        ).train(dataset, tmp_path / "fit")
     assert result.evaluator == "pyace"
     assert yaml.safe_load(result.input_yaml.read_text())["backend"]["evaluator"] == "pyace"
     assert any("tensorpotential" in rec.getMessage() for rec in caplog.records)
@@ -278,7 +310,9 @@ def test_a_failing_progress_callback_does_not_break_the_fit(tmp_path, dataset, b
     def boom(report):
         raise RuntimeError("display broke")
 
-    result = PacemakerRunner(TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log")), on_progress=boom).train(dataset, tmp_path / "fit")
+    result = PacemakerRunner(
+        TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, replay("pacemaker_tensorpot.log")), on_progress=boom
+    ).train(dataset, tmp_path / "fit")
     assert result.potential_yace.is_file()
 
 

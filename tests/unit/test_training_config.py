@@ -66,7 +66,11 @@ def test_field_maps_onto_pacemaker_key(field, value, path, expected):
 def test_embedding_and_lmax_mapping():
     cfg = TrainingConfig(fs_parameters=[1, 1], ndensity=1, nradmax_by_orders=[9, 3], lmax_by_orders=[0, 2])
     doc = read_back(cfg)
-    assert doc["potential"]["embeddings"]["ALL"] == {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1.0, 1.0], "ndensity": 1}
+    assert doc["potential"]["embeddings"]["ALL"] == {
+        "npot": "FinnisSinclairShiftedScaled",
+        "fs_parameters": [1.0, 1.0],
+        "ndensity": 1,
+    }
     assert doc["potential"]["functions"]["ALL"] == {"nradmax_by_orders": [9, 3], "lmax_by_orders": [0, 2]}
 
 
@@ -94,12 +98,21 @@ def test_a_basis_block_replaces_the_default_of_its_name():
     assert functions["UNARY"]["nradmax_by_orders"] == [15, 6, 4, 3, 2, 2]
     assert cfg.block_source("BINARY") == "training.basis_blocks.BINARY"
     # explicit orders are the ALL block; basis_blocks still refine it
-    cfg = TrainingConfig(nradmax_by_orders=[8, 3], lmax_by_orders=[0, 2], basis_blocks={"UNARY": {"nradmax_by_orders": [9, 4], "lmax_by_orders": [0, 3]}})
+    cfg = TrainingConfig(
+        nradmax_by_orders=[8, 3],
+        lmax_by_orders=[0, 2],
+        basis_blocks={"UNARY": {"nradmax_by_orders": [9, 4], "lmax_by_orders": [0, 3]}},
+    )
     assert set(cfg.function_blocks()) == {"UNARY", "ALL"}
 
 
 @pytest.mark.parametrize(
-    "block", [{"nradmax_by_orders": [8, 2], "lmax_by_orders": [0]}, {"nradmax_by_orders": [0], "lmax_by_orders": [0]}, {"nradmax_by_orders": [5]}]
+    "block",
+    [
+        {"nradmax_by_orders": [8, 2], "lmax_by_orders": [0]},
+        {"nradmax_by_orders": [0], "lmax_by_orders": [0]},
+        {"nradmax_by_orders": [5]},
+    ],
 )
 def test_bad_basis_blocks_are_refused(block):
     with pytest.raises(ValidationError):
@@ -113,7 +126,9 @@ def test_one_order_list_takes_the_default_other_of_its_length():
     assert TrainingConfig(lmax_by_orders=[0, 1]).orders == ([15, 6], [0, 1])
 
 
-@pytest.mark.parametrize(("energy_weight", "force_weight", "kappa"), [(1.0, 1.0, 0.5), (0.0, 2.0, 1.0), (3.0, 0.0, 0.0), (0.7, 0.3, 0.3)])
+@pytest.mark.parametrize(
+    ("energy_weight", "force_weight", "kappa"), [(1.0, 1.0, 0.5), (0.0, 2.0, 1.0), (3.0, 0.0, 0.0), (0.7, 0.3, 0.3)]
+)
 def test_weights_become_kappa(energy_weight, force_weight, kappa):
     doc = read_back(TrainingConfig(energy_weight=energy_weight, force_weight=force_weight))
     assert doc["fit"]["loss"]["kappa"] == pytest.approx(kappa)
@@ -146,7 +161,13 @@ def test_no_reference_energy_key_by_default():
 
 
 def test_early_stopping_mapping():
-    cfg = TrainingConfig(early_stopping={"patience": 30, "min_relative_train_loss_per_iter": 5e-5, "min_relative_test_loss_per_iter": 1e-5})
+    cfg = TrainingConfig(
+        early_stopping={
+            "patience": 30,
+            "min_relative_train_loss_per_iter": 5e-5,
+            "min_relative_test_loss_per_iter": 1e-5,
+        }
+    )
     fit = read_back(cfg)["fit"]
     assert fit["early_stopping_patience"] == 30
     assert fit["min_relative_train_loss_per_iter"] == pytest.approx(5e-5)

@@ -25,7 +25,15 @@ One job per module:
 =================  ====================================================================
 """
 
-from mlip_autopipec.database.manager import FAILED, LABELLED, PENDING, STATUSES, DatabaseManager, SplitCounts, StoredStructure
+from mlip_autopipec.database.manager import (
+    FAILED,
+    LABELLED,
+    PENDING,
+    STATUSES,
+    DatabaseManager,
+    SplitCounts,
+    StoredStructure,
+)
 from mlip_autopipec.database.metadata import StructureMetadata
 
 __all__ = [

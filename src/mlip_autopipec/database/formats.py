@@ -89,7 +89,9 @@ def reference_table(reference_energies: dict[str, float] | None) -> np.ndarray:
     return table
 
 
-def write_pacemaker(path: str | os.PathLike, records: Iterable[ExportRecord], reference_energies: dict[str, float] | None) -> int:
+def write_pacemaker(
+    path: str | os.PathLike, records: Iterable[ExportRecord], reference_energies: dict[str, float] | None
+) -> int:
     """Write pacemaker's DataFrame (``name``, ``energy``, ``energy_corrected``, ``forces``, ``ase_atoms``,
     and ``stress`` when any record has one) as a gzipped pickle; return the number of structures.
 

@@ -52,7 +52,9 @@ def base_kvp(meta: StructureMetadata) -> tuple[dict[str, Any], bool]:
     return kvp, (TRAIN in meta.labels or VALIDATION in meta.labels or PROPERTY in meta.labels)
 
 
-def prepare(atoms: Any, meta: StructureMetadata, base: tuple[dict[str, Any], bool], where: str, tolerance: float) -> Prepared:
+def prepare(
+    atoms: Any, meta: StructureMetadata, base: tuple[dict[str, Any], bool], where: str, tolerance: float
+) -> Prepared:
     """Validate ``atoms`` (:class:`StructureError` naming ``where``) and build its row; writes nothing."""
     check_structure(atoms, where)
     results = attached_results(atoms, where)

@@ -17,7 +17,9 @@ from mlip_autopipec.database.validation import check_results
 from mlip_autopipec.exceptions import DatabaseError
 
 
-def write_labels(store: Storage, row: AtomsRow, energy: float, forces: np.ndarray, stress: np.ndarray | None, info: dict | None) -> None:
+def write_labels(
+    store: Storage, row: AtomsRow, energy: float, forces: np.ndarray, stress: np.ndarray | None, info: dict | None
+) -> None:
     """Store checked labels on ``row``; its status becomes ``labelled`` (inside a write transaction)."""
     row.energy = energy
     row.forces = forces
@@ -36,7 +38,9 @@ def write_labels(store: Storage, row: AtomsRow, energy: float, forces: np.ndarra
     store.db.write(row, key_value_pairs=kvp, data=data, id=row.id)
 
 
-def set_labels(store: Storage, structure_id: Any, energy: float, forces: Any, stress: Any, info: dict[str, Any] | None) -> None:
+def set_labels(
+    store: Storage, structure_id: Any, energy: float, forces: Any, stress: Any, info: dict[str, Any] | None
+) -> None:
     sid = check_id(structure_id)
     label_info = normalize_provenance(dict(info), f"structure id {sid}: info") if info else None
     with store.write_tx():
@@ -52,7 +56,9 @@ def mark_failed(store: Storage, structure_id: Any, reason: str) -> None:
     with store.write_tx():
         row = queries.row(store, sid)
         if row.get(KEY_STATUS) == LABELLED:
-            raise DatabaseError(f"{store.location}: structure id {sid} is labelled; a labelled structure cannot be marked failed")
+            raise DatabaseError(
+                f"{store.location}: structure id {sid} is labelled; a labelled structure cannot be marked failed"
+            )
         store.db.update(sid, data={"failure_reason": reason}, **{KEY_STATUS: FAILED})
 
 
@@ -99,8 +105,10 @@ def split_settings(store: Storage) -> tuple[float, int] | None:
 
 
 def assign_split(store: Storage, validation_fraction: float, seed: int) -> SplitCounts:
-    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real) or not (
-        0.0 <= validation_fraction <= 1.0
+    if (
+        isinstance(validation_fraction, bool)
+        or not isinstance(validation_fraction, numbers.Real)
+        or not (0.0 <= validation_fraction <= 1.0)
     ):
         raise DatabaseError(f"validation_fraction must be a number in [0, 1], got {validation_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):

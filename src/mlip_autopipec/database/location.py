@@ -68,7 +68,12 @@ def has_password(url: str) -> bool:
 
 def check_campaign(name: str) -> str:
     """``name`` when it is a valid campaign name (lower-case letters, digits, ``_``; at most 63; not ``pg_*``)."""
-    if not isinstance(name, str) or not _CAMPAIGN_RE.match(name) or name.startswith("pg_") or name == "information_schema":
+    if (
+        not isinstance(name, str)
+        or not _CAMPAIGN_RE.match(name)
+        or name.startswith("pg_")
+        or name == "information_schema"
+    ):
         raise DatabaseError(
             f"campaign {name!r} is not a valid campaign name: use 1-63 lower-case letters, digits and '_', "
             "starting with a letter or '_' (not 'pg_...'), e.g. 'cu_bulk_2024'"

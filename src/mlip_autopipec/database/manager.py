@@ -41,7 +41,7 @@ def _guarded(doing: str) -> Callable[[_F], _F]:
 
     def wrap(method: _F) -> _F:
         @functools.wraps(method)
-        def wrapper(self: "DatabaseManager", *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: DatabaseManager, *args: Any, **kwargs: Any) -> Any:
             try:
                 self._storage.live()
                 with self._storage.guard(doing):
@@ -116,7 +116,7 @@ class DatabaseManager:
         """Close the connection (idempotent)."""
         self._storage.close()
 
-    def __enter__(self) -> "DatabaseManager":
+    def __enter__(self) -> DatabaseManager:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -178,7 +178,9 @@ class DatabaseManager:
                 raise StructureError(f"got {len(items)} structures but {len(metadata)} metadata records")
             metas = [as_metadata(m, f"metadata of structure {i} of the batch") for i, m in enumerate(metadata)]
         else:
-            raise StructureError(f"metadata must be a StructureMetadata, a dict or a list of them, got {type(metadata).__name__}")
+            raise StructureError(
+                f"metadata must be a StructureMetadata, a dict or a list of them, got {type(metadata).__name__}"
+            )
         base: dict[int, tuple[dict[str, Any], bool]] = {}
         prepared = []
         for i, (atoms, meta) in enumerate(zip(items, metas)):

@@ -69,7 +69,11 @@ def normalize_provenance(value: Any, where: str = "provenance") -> Any:
             return value.copy()
         if value.dtype.kind in "US":
             return [str(x) for x in value.ravel()]
-    kind = f"an array of dtype {value.dtype}" if isinstance(value, np.ndarray) else f"a value of type {type(value).__name__}"
+    kind = (
+        f"an array of dtype {value.dtype}"
+        if isinstance(value, np.ndarray)
+        else f"a value of type {type(value).__name__}"
+    )
     raise StructureError(
         f"{where}: {kind} cannot be stored; "
         "provenance holds str, int, float, bool, None, lists, dicts and numeric arrays"
@@ -89,7 +93,9 @@ class StructureMetadata(StrictModel):
         max_length=200,
         description="What produced the structure, e.g. 'initial_random', 'md_halt', 'active_learning_iter_3'.",
     )
-    generation: int = Field(0, ge=0, description="Active-learning generation that produced the structure (0 for the initial pool).")
+    generation: int = Field(
+        0, ge=0, description="Active-learning generation that produced the structure (0 for the initial pool)."
+    )
     labels: list[str] = Field(
         default_factory=list,
         description="Tags used for selection, e.g. 'train' or 'validation' (identifiers: a letter, then letters, digits, underscores).",
@@ -99,13 +105,17 @@ class StructureMetadata(StrictModel):
         description="Free-form record of how the structure was made (the generator's atoms.info): "
         "strings, numbers, booleans, None, lists, dicts and numeric arrays.",
     )
-    parent_id: int | None = Field(None, ge=1, description="Database id of the structure this one was derived from, if any.")
+    parent_id: int | None = Field(
+        None, ge=1, description="Database id of the structure this one was derived from, if any."
+    )
 
     @field_validator("source")
     @classmethod
     def _check_source(cls, v: str) -> str:
         if v != v.strip() or _looks_like_number_or_bool(v):
-            raise ValueError(f"source {v!r} must be text without surrounding spaces that does not read as a number or a bool")
+            raise ValueError(
+                f"source {v!r} must be text without surrounding spaces that does not read as a number or a bool"
+            )
         return v
 
     @field_validator("labels")
@@ -132,11 +142,11 @@ class StructureMetadata(StrictModel):
             raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
-    def _one_split(self) -> "StructureMetadata":
+    def _one_split(self) -> StructureMetadata:
         if TRAIN in self.labels and VALIDATION in self.labels:
             raise ValueError("a structure cannot carry both the 'train' and the 'validation' label")
         if PROPERTY in self.labels and (TRAIN in self.labels or VALIDATION in self.labels):
-            raise ValueError("a 'property' structure is never trained on: it cannot carry the 'train' or 'validation' label")
+            raise ValueError(
+                "a 'property' structure is never trained on: it cannot carry the 'train' or 'validation' label"
+            )
         return self
-
-

@@ -80,7 +80,9 @@ def decide(facts: Facts) -> Verdict:
     version = settings.get(MARK_KEY)
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise DatabaseError(f"{where}: the mlip-autopipec mark is damaged ({METADATA_KEY}.{MARK_KEY}={version!r}); restore the database from a backup")
+            raise DatabaseError(
+                f"{where}: the mlip-autopipec mark is damaged ({METADATA_KEY}.{MARK_KEY}={version!r}); restore the database from a backup"
+            )
         if version > SCHEMA_VERSION:
             raise DatabaseError(
                 f"{where}: written by a newer mlip-autopipec (database schema {version}, this version reads up to "

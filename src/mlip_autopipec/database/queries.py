@@ -24,7 +24,9 @@ from mlip_autopipec.exceptions import DatabaseError
 FILTERS = ("source", "generation", "label", "status", "ids")
 
 
-def selection(source: str | None = None, generation: int | None = None, label: str | None = None, status: str | None = None) -> list[Any]:
+def selection(
+    source: str | None = None, generation: int | None = None, label: str | None = None, status: str | None = None
+) -> list[Any]:
     """The ASE selection for the given filters (:class:`DatabaseError` for a malformed one)."""
     sel: list[Any] = []
     if source is not None:
@@ -46,7 +48,9 @@ def selection(source: str | None = None, generation: int | None = None, label: s
     return sel
 
 
-def ids(store: Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None) -> list[int]:
+def ids(
+    store: Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None
+) -> list[int]:
     """Ids of the structures matching every given filter (and in ``within``, when given), ascending."""
     found = store.ids(selection(source, generation, label, status))
     if within is not None:
@@ -93,7 +97,9 @@ def record(found: AtomsRow) -> StoredStructure:
     )
 
 
-def select(store: Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None) -> Iterator[StoredStructure]:
+def select(
+    store: Storage, source=None, generation=None, label=None, status=None, within: Iterable[int] | None = None
+) -> Iterator[StoredStructure]:
     """The matching structures by ascending id, read in chunks."""
     sel = selection(source, generation, label, status)
     for found in store.rows(ids(store, source, generation, label, status, within), sel):

@@ -19,8 +19,9 @@ project's settings (ownership mark, split) sit in ASE's metadata under
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from ase import Atoms
 from pydantic import ValidationError
@@ -84,7 +85,9 @@ def as_metadata(metadata: StructureMetadata | dict, where: str) -> StructureMeta
         try:
             return StructureMetadata.model_validate(metadata)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'metadata'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'metadata'}: {e['msg']}" for e in exc.errors()
+            )
             raise StructureError(f"{where}: invalid metadata: {problems}") from None
     raise StructureError(f"{where}: metadata must be a StructureMetadata or a dict, got {type(metadata).__name__}")
 

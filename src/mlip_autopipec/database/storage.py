@@ -95,7 +95,9 @@ def explain(location: str, exc: BaseException, doing: str, busy_timeout: float |
             "recovered.db in its place"
         )
     if "full" in low:
-        return DatabaseError(f"{location}: {doing}: the disk is full ({text}); free some space and run again (nothing was half-written)")
+        return DatabaseError(
+            f"{location}: {doing}: the disk is full ({text}); free some space and run again (nothing was half-written)"
+        )
     if "unable to open" in low:
         return DatabaseError(
             f"{location}: {doing}: cannot open the database file ({text}); check that its folder exists and is readable "
@@ -127,7 +129,9 @@ class _NoCommitConnection:
         return getattr(self._con, name)
 
 
-_FINGERPRINT_INDEX_SQL = f"CREATE INDEX IF NOT EXISTS {FINGERPRINT_INDEX} ON number_key_values(value) WHERE key='{KEY_FINGERPRINT}'"
+_FINGERPRINT_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {FINGERPRINT_INDEX} ON number_key_values(value) WHERE key='{KEY_FINGERPRINT}'"
+)
 
 
 def _chunks(ids: list[int]) -> Iterator[tuple[list[int], set[int]]]:
@@ -237,11 +241,15 @@ class Storage(ABC):
             yield
             return
         if self.read_only:
-            raise DatabaseError(f"{self.location}: the database was opened read-only; open it without read_only to change it")
+            raise DatabaseError(
+                f"{self.location}: the database was opened read-only; open it without read_only to change it"
+            )
         try:
             tx = self._tx_begin()
         except self._errors as exc:
-            raise self._explain(self.location, exc, f"{self._doing} (taking the write lock)", self.busy_timeout) from exc
+            raise self._explain(
+                self.location, exc, f"{self._doing} (taking the write lock)", self.busy_timeout
+            ) from exc
         self._in_tx = True
         try:
             yield
@@ -249,7 +257,9 @@ class Storage(ABC):
         except BaseException as exc:
             self._tx_rollback(tx)
             if isinstance(exc, self._errors):
-                raise self._explain(self.location, exc, f"{self._doing} (rolled back: nothing of it was stored)", self.busy_timeout) from exc
+                raise self._explain(
+                    self.location, exc, f"{self._doing} (rolled back: nothing of it was stored)", self.busy_timeout
+                ) from exc
             raise
         finally:
             self._in_tx = False
@@ -290,13 +300,25 @@ class Storage(ABC):
     def raw_rows(self, ids: list[int], sel: list[Any]) -> Iterator[RawRow]:
         """The columns an export needs, of ``ids`` (ascending)."""
         for row in self.rows(ids, sel):
-            yield (row.id, row.numbers, row.positions, row.cell, row.pbc, row.get("energy"),
-                   row.get("forces"), row.get("stress"), row.key_value_pairs, dict(row.data))  # fmt: skip
+            yield (
+                row.id,
+                row.numbers,
+                row.positions,
+                row.cell,
+                row.pbc,
+                row.get("energy"),
+                row.get("forces"),
+                row.get("stress"),
+                row.key_value_pairs,
+                dict(row.data),
+            )
 
     def duplicate_candidates(self, lo: float, hi: float) -> Iterator[tuple[int, Geometry]]:
         """``(id, geometry)`` of the rows whose fingerprint lies in ``[lo, hi]``, by id."""
         sel = [(KEY_FINGERPRINT, ">=", lo), (KEY_FINGERPRINT, "<=", hi)]
-        for row in self.db.select(sel, columns=["id", "numbers", "positions", "cell", "pbc"], include_data=False, sort="id"):
+        for row in self.db.select(
+            sel, columns=["id", "numbers", "positions", "cell", "pbc"], include_data=False, sort="id"
+        ):
             yield int(row.id), (row.numbers, row.positions, row.cell, row.pbc)
 
     def _claim(self, facts_now: Callable[[], ownership.Facts]) -> None:
@@ -332,14 +354,18 @@ def explain_pg(location: str, exc: BaseException, doing: str, busy_timeout: floa
             "wait for it to finish (or stop it) and run again"
         )
     if code == "25006":  # read_only_sql_transaction
-        return DatabaseError(f"{location}: {doing}: the database is read-only here ({first}); open it without read_only to change it")
+        return DatabaseError(
+            f"{location}: {doing}: the database is read-only here ({first}); open it without read_only to change it"
+        )
     if code == "42501":  # insufficient_privilege
         return DatabaseError(
             f"{location}: {doing}: the database role lacks a privilege ({first}); ask the database's owner to "
             "GRANT CREATE ON DATABASE (a new campaign is a new schema) or the privileges on this campaign's schema"
         )
     if code.startswith("53"):  # insufficient_resources: disk full, out of memory, too many connections
-        return DatabaseError(f"{location}: {doing}: the server is out of resources ({first}); nothing of it was stored; free space or connections and run again")
+        return DatabaseError(
+            f"{location}: {doing}: the server is out of resources ({first}); nothing of it was stored; free space or connections and run again"
+        )
     if code.startswith("08") or type(exc).__name__ in ("OperationalError", "InterfaceError"):
         return DatabaseError(
             f"{location}: {doing}: the connection to the database server failed ({first}); nothing of the write was "
@@ -413,7 +439,9 @@ class PostgreSQLStorage(Storage):
         self._errors = self._pg.Error
         self.db = backend(redact_url(url), create_indices=True, use_lock_file=False, serial=True)
         self._connect()
-        self._open(f"{self.location}: the campaign has no structures yet (no schema '{self.campaign}'); nothing to read")
+        self._open(
+            f"{self.location}: the campaign has no structures yet (no schema '{self.campaign}'); nothing to read"
+        )
 
     # ------------------------------------------------------------ lifecycle
     def _connect(self) -> None:
@@ -431,8 +459,12 @@ class PostgreSQLStorage(Storage):
             with raw.cursor() as cur:
                 cur.execute("SELECT quote_ident(%s)", (self.campaign,))
                 if cur.fetchone()[0] != self.campaign:
-                    raise DatabaseError(f"{self.location}: '{self.campaign}' is a reserved word in PostgreSQL; choose another campaign name")
-                cur.execute(f"SET search_path TO {self.campaign}")  # only the campaign's schema: nothing of another's is visible
+                    raise DatabaseError(
+                        f"{self.location}: '{self.campaign}' is a reserved word in PostgreSQL; choose another campaign name"
+                    )
+                cur.execute(
+                    f"SET search_path TO {self.campaign}"
+                )  # only the campaign's schema: nothing of another's is visible
                 if self.read_only:
                     cur.execute("SET default_transaction_read_only = on")
         except BaseException:
@@ -481,7 +513,9 @@ class PostgreSQLStorage(Storage):
     # ------------------------------------------------------------ the campaign's schema
     def _tables(self) -> list[str]:
         with self.raw.cursor() as cur:
-            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (self.campaign,))
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (self.campaign,)
+            )
             return [r[0] for r in cur.fetchall()]
 
     def _facts(self) -> ownership.Facts:
@@ -559,11 +593,14 @@ class PostgreSQLStorage(Storage):
             )
             found = cur.fetchall()
         for cid, z, pos, cell, pbc in found:
-            yield int(cid), (
-                np.array(z, dtype=np.int32),
-                np.array(pos, dtype=float).reshape(-1, 3),
-                np.array(cell, dtype=float).reshape(3, 3),
-                (pbc & _PBC_BITS).astype(bool),
+            yield (
+                int(cid),
+                (
+                    np.array(z, dtype=np.int32),
+                    np.array(pos, dtype=float).reshape(-1, 3),
+                    np.array(cell, dtype=float).reshape(3, 3),
+                    (pbc & _PBC_BITS).astype(bool),
+                ),
             )
 
 
@@ -583,7 +620,9 @@ class SQLiteStorage(Storage):
             raise DatabaseError(f"{path}: no such database file to read")
         try:
             if read_only:
-                self.raw = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None)
+                self.raw = sqlite3.connect(
+                    f"file:{quote(str(path))}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None
+                )
             else:
                 self.raw = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
@@ -600,7 +639,11 @@ class SQLiteStorage(Storage):
             return self._no_tables(tables)
         metadata = self.metadata()
         # the row count only matters (and costs a scan) for a database without the mark
-        rows = 0 if ownership.MARK_KEY in ownership.settings_of(metadata) else con.execute("SELECT COUNT(*) FROM systems").fetchone()[0]
+        rows = (
+            0
+            if ownership.MARK_KEY in ownership.settings_of(metadata)
+            else con.execute("SELECT COUNT(*) FROM systems").fetchone()[0]
+        )
         has_index = FINGERPRINT_INDEX in names
         return ownership.Facts(self.location, True, tables, int(rows), metadata, has_index, complete=has_index)
 
@@ -643,7 +686,9 @@ class SQLiteStorage(Storage):
             "FROM systems WHERE id BETWEEN ? AND ? ORDER BY id"
         )
         for chunk, wanted in _chunks(ids):
-            for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in self.raw.execute(query, (chunk[0], chunk[-1])).fetchall():
+            for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in self.raw.execute(
+                query, (chunk[0], chunk[-1])
+            ).fetchall():
                 if sid not in wanted:
                     continue
                 yield (
@@ -667,18 +712,32 @@ class SQLiteStorage(Storage):
             (lo, hi),
         ).fetchall()
         for (cid,) in found:
-            z, pos, cell, pbc = con.execute("SELECT numbers, positions, cell, pbc FROM systems WHERE id=?", (cid,)).fetchone()
-            yield int(cid), (db.deblob(z, np.int32), db.deblob(pos, shape=(-1, 3)), db.deblob(cell, shape=(3, 3)), (pbc & _PBC_BITS).astype(bool))
+            z, pos, cell, pbc = con.execute(
+                "SELECT numbers, positions, cell, pbc FROM systems WHERE id=?", (cid,)
+            ).fetchone()
+            yield (
+                int(cid),
+                (
+                    db.deblob(z, np.int32),
+                    db.deblob(pos, shape=(-1, 3)),
+                    db.deblob(cell, shape=(3, 3)),
+                    (pbc & _PBC_BITS).astype(bool),
+                ),
+            )
 
 
-def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bool = False, campaign: str | None = None) -> Storage:
+def open_storage(
+    location: str | os.PathLike, busy_timeout: float, read_only: bool = False, campaign: str | None = None
+) -> Storage:
     """The storage of a ``.db`` file (created with its folder when missing) or of ``campaign`` in a server
     database (default: the ``public`` schema, where plain ASE puts its tables).  A file is one campaign:
     ``campaign`` is not used for it."""
     text = os.fspath(location)
     if is_url(text):
         if not text.startswith(("postgresql://", "postgres://")):
-            raise DatabaseError(f"{redact_url(text)}: a database URL must be postgresql://user:password@host:port/name (or give a .db file)")
+            raise DatabaseError(
+                f"{redact_url(text)}: a database URL must be postgresql://user:password@host:port/name (or give a .db file)"
+            )
         return PostgreSQLStorage(text, busy_timeout, campaign, read_only)
     path = Path(text).expanduser().resolve()
     if path.suffix != ".db":
@@ -687,8 +746,19 @@ def open_storage(location: str | os.PathLike, busy_timeout: float, read_only: bo
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DatabaseError(f"{path}: cannot create the database's folder {path.parent}: {exc.strerror or exc}") from exc
+            raise DatabaseError(
+                f"{path}: cannot create the database's folder {path.parent}: {exc.strerror or exc}"
+            ) from exc
     return SQLiteStorage(path, busy_timeout, read_only)
 
 
-__all__ = ["open_storage", "explain", "Storage", "SQLiteStorage", "PostgreSQLStorage", "explain_pg", "Geometry", "RawRow"]
+__all__ = [
+    "open_storage",
+    "explain",
+    "Storage",
+    "SQLiteStorage",
+    "PostgreSQLStorage",
+    "explain_pg",
+    "Geometry",
+    "RawRow",
+]

@@ -132,5 +132,7 @@ def attached_results(atoms: Atoms, where: str) -> tuple[float, np.ndarray, np.nd
         return None
     if "energy" not in results or "forces" not in results:
         missing = "forces" if "energy" in results else "an energy"
-        raise StructureError(f"{where}: the attached calculator has results but no {missing}; a labelled structure needs both")
+        raise StructureError(
+            f"{where}: the attached calculator has results but no {missing}; a labelled structure needs both"
+        )
     return check_results(results["energy"], results["forces"], results.get("stress"), len(atoms), where)

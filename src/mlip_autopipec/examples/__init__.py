@@ -5,7 +5,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-EXAMPLES = {"cu-emt": "cu_emt.yaml", "si-qe": "si_qe.yaml", "si-qe-slurm": "si_qe_slurm.yaml", "cuau-emt": "cuau_emt.yaml"}
+EXAMPLES = {
+    "cu-emt": "cu_emt.yaml",
+    "si-qe": "si_qe.yaml",
+    "si-qe-slurm": "si_qe_slurm.yaml",
+    "cuau-emt": "cuau_emt.yaml",
+}
 
 #: files an example reads, relative to its config (written beside it by ``init --example NAME -o FILE``)
 COMPANIONS = {"cuau-emt": ("cuau/Cu3Au_L12.cif",)}

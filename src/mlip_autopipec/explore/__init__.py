@@ -3,7 +3,14 @@ blow-ups hand over the frames leading into them), D-optimal selection, the conve
 
 from mlip_autopipec.explore.activeset import ActiveSetSummary, asi_path_for, build_active_set, parse_activeset_log
 from mlip_autopipec.explore.convergence import FitErrors, Verdict, convergence_verdict
-from mlip_autopipec.explore.md import MDCondition, TrajectoryResult, blowup_candidates, md_conditions, run_trajectory, vacuum_axes
+from mlip_autopipec.explore.md import (
+    MDCondition,
+    TrajectoryResult,
+    blowup_candidates,
+    md_conditions,
+    run_trajectory,
+    vacuum_axes,
+)
 from mlip_autopipec.explore.select import SelectionResult, select_candidates
 
 __all__ = [

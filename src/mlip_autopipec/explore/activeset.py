@@ -20,7 +20,9 @@ from mlip_autopipec.trainer.profile import PacemakerProfile
 
 LOG_NAME = "pace_activeset.log"
 _BATCH_NEEDS_ALL_ATOMS = "Error-based selection of atoms in batch mode is not implemented"
-_SUMMARY = re.compile(r"Element:\s*(\w+),\s*Active set inv\. shape:\s*\((\d+),\s*(\d+)\),\s*gamma_max:\s*([0-9.eE+-]+|nan|inf)")
+_SUMMARY = re.compile(
+    r"Element:\s*(\w+),\s*Active set inv\. shape:\s*\((\d+),\s*(\d+)\),\s*gamma_max:\s*([0-9.eE+-]+|nan|inf)"
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ def build_active_set(
     potential = Path(potential_yaml).resolve()
     if not potential.name.endswith(".yaml"):
         # pace_activeset would write the active set over the potential itself
-        raise TrainerError(f"{potential}: the active set needs the B-basis potential as a .yaml file (not .yace or another name)")
+        raise TrainerError(
+            f"{potential}: the active set needs the B-basis potential as a .yaml file (not .yace or another name)"
+        )
     if not potential.is_file():
         raise TrainerError(f"potential file not found: {potential}")
     if isinstance(datasets, (str, Path)):
@@ -107,7 +111,9 @@ def build_active_set(
             raise TrainerError(f"training dataset not found: {ds} (active set of {potential})")
 
     profile = profile or PacemakerProfile()
-    args = activeset_command("pace_activeset", potential.name, dataset_paths, all_atoms=all_atoms, memory_limit=memory_limit)[1:]
+    args = activeset_command(
+        "pace_activeset", potential.name, dataset_paths, all_atoms=all_atoms, memory_limit=memory_limit
+    )[1:]
     asi = asi_path_for(potential)
     asi.unlink(missing_ok=True)  # a stale file must not pass for this run's result
     log_path = potential.parent / LOG_NAME

@@ -52,10 +52,30 @@ def fit_shortfalls(errors: FitErrors, settings: ActiveLearningConfig) -> tuple[l
     missed: list[str] = []
     met: list[str] = []
     checks = [
-        ("training force RMSE", errors.train_force_rmse_mev_per_angstrom, settings.target_force_rmse_mev_per_angstrom, "meV/Å"),
-        ("validation force RMSE", errors.validation_force_rmse_mev_per_angstrom, settings.target_force_rmse_mev_per_angstrom, "meV/Å"),
-        ("training energy RMSE", errors.train_energy_rmse_mev_per_atom, settings.target_energy_rmse_mev_per_atom, "meV/atom"),
-        ("validation energy RMSE", errors.validation_energy_rmse_mev_per_atom, settings.target_energy_rmse_mev_per_atom, "meV/atom"),
+        (
+            "training force RMSE",
+            errors.train_force_rmse_mev_per_angstrom,
+            settings.target_force_rmse_mev_per_angstrom,
+            "meV/Å",
+        ),
+        (
+            "validation force RMSE",
+            errors.validation_force_rmse_mev_per_angstrom,
+            settings.target_force_rmse_mev_per_angstrom,
+            "meV/Å",
+        ),
+        (
+            "training energy RMSE",
+            errors.train_energy_rmse_mev_per_atom,
+            settings.target_energy_rmse_mev_per_atom,
+            "meV/atom",
+        ),
+        (
+            "validation energy RMSE",
+            errors.validation_energy_rmse_mev_per_atom,
+            settings.target_energy_rmse_mev_per_atom,
+            "meV/atom",
+        ),
     ]
     for name, value, target, unit in checks:
         if target is None:
@@ -69,17 +89,19 @@ def fit_shortfalls(errors: FitErrors, settings: ActiveLearningConfig) -> tuple[l
     return missed, met
 
 
-def convergence_verdict(halts_per_generation: list[int | None], errors: FitErrors, settings: ActiveLearningConfig) -> Verdict:
+def convergence_verdict(
+    halts_per_generation: list[int | None], errors: FitErrors, settings: ActiveLearningConfig
+) -> Verdict:
     """Converged only when the fit meets its targets AND the last ``quiet_generations`` generations were quiet."""
     streak = quiet_streak(halts_per_generation)
     quiet = streak >= settings.quiet_generations
     missed, met = fit_shortfalls(errors, settings)
     fit_ok = not missed
-    explore_text = (
-        f"exploration quiet for {streak} generation(s) in a row (needs {settings.quiet_generations})"
-    )
+    explore_text = f"exploration quiet for {streak} generation(s) in a row (needs {settings.quiet_generations})"
     fit_text = "fit adequate (" + "; ".join(met) + ")" if fit_ok else "fit not adequate (" + "; ".join(missed) + ")"
     if not met and fit_ok:
         fit_text = "fit targets not set"
     head = "converged" if quiet and fit_ok else "not converged"
-    return Verdict(converged=quiet and fit_ok, fit_adequate=fit_ok, quiet=quiet, reason=f"{head}: {fit_text}; {explore_text}")
+    return Verdict(
+        converged=quiet and fit_ok, fit_adequate=fit_ok, quiet=quiet, reason=f"{head}: {fit_text}; {explore_text}"
+    )

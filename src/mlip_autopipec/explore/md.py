@@ -115,7 +115,12 @@ class TrajectoryResult:
 
 def bare_copy(atoms: Atoms) -> Atoms:
     """Species, positions, cell and periodicity only: no calculator, momenta, constraints or info."""
-    return Atoms(numbers=atoms.numbers.copy(), positions=atoms.positions.copy(), cell=atoms.cell.array.copy(), pbc=atoms.pbc.copy())
+    return Atoms(
+        numbers=atoms.numbers.copy(),
+        positions=atoms.positions.copy(),
+        cell=atoms.cell.array.copy(),
+        pbc=atoms.pbc.copy(),
+    )
 
 
 def vacuum_axes(atoms: Atoms, min_gap: float = VACUUM_MIN_GAP) -> tuple[bool, bool, bool]:
@@ -217,16 +222,27 @@ def _thermalize(atoms: Atoms, temperature: float, rng: np.random.Generator) -> N
     Stationary(atoms)
 
 
-def _dynamics(atoms: Atoms, ensemble: str, condition: MDCondition, settings: ActiveLearningConfig, rng: np.random.Generator):
+def _dynamics(
+    atoms: Atoms, ensemble: str, condition: MDCondition, settings: ActiveLearningConfig, rng: np.random.Generator
+):
     dt = settings.timestep * units.fs
     if ensemble == "nvt":
         from ase.md.langevin import Langevin
 
-        return Langevin(atoms, dt, temperature_K=condition.temperature, friction=1.0 / (settings.thermostat_time * units.fs), fixcm=False, rng=rng)
+        return Langevin(
+            atoms,
+            dt,
+            temperature_K=condition.temperature,
+            friction=1.0 / (settings.thermostat_time * units.fs),
+            fixcm=False,
+            rng=rng,
+        )
     try:
         from ase.md.langevinbaoab import LangevinBAOAB
     except ImportError:
-        raise ConfigurationError("NPT exploration needs ase.md.langevinbaoab (ASE 3.29 has it); upgrade ASE or use ensembles: [nvt]") from None
+        raise ConfigurationError(
+            "NPT exploration needs ase.md.langevinbaoab (ASE 3.29 has it); upgrade ASE or use ensembles: [nvt]"
+        ) from None
 
     assert condition.pressure is not None
     with warnings.catch_warnings():
@@ -266,7 +282,12 @@ def _load_calculator(potential_yaml: Path, active_set_asi: Path):
 def _blowup(atoms: Atoms, calc, temperature: float, settings: ActiveLearningConfig) -> str | None:
     energy = calc.results.get("energy", float("nan"))
     forces = calc.results.get("forces")
-    if not math.isfinite(energy) or forces is None or not np.all(np.isfinite(forces)) or not np.all(np.isfinite(atoms.positions)):
+    if (
+        not math.isfinite(energy)
+        or forces is None
+        or not np.all(np.isfinite(forces))
+        or not np.all(np.isfinite(atoms.positions))
+    ):
         return "non-finite energy, forces or positions"
     if not np.all(np.isfinite(atoms.cell.array)) or (atoms.pbc.all() and abs(atoms.cell.volume) < 1e-8):
         return "degenerate cell"
@@ -330,7 +351,9 @@ def run_trajectory(
     def frame(source: str, step: int, gamma: float, structure: Atoms, **extra: object) -> Atoms:
         out = bare_copy(structure)
         out.info.update(base_info)
-        out.info.update(source=source, md_step=int(step), md_time_fs=float(step * settings.timestep), max_gamma=float(gamma))
+        out.info.update(
+            source=source, md_step=int(step), md_time_fs=float(step * settings.timestep), max_gamma=float(gamma)
+        )
         out.info.update(extra)
         return out
 
@@ -366,7 +389,9 @@ def run_trajectory(
                 stop, reason = "blowup", f"blow-up at step {step}: {bad}"
                 candidates.extend(
                     frame(SOURCE_BLOWUP, s_, g_, a_, blowup_step=int(step))
-                    for s_, g_, a_ in blowup_candidates(history, settings.blowup_candidates, settings.min_distance_fraction)
+                    for s_, g_, a_ in blowup_candidates(
+                        history, settings.blowup_candidates, settings.min_distance_fraction
+                    )
                 )
                 break
             max_gamma = max(max_gamma, gamma)
@@ -376,7 +401,13 @@ def run_trajectory(
                 trace.append((step, gamma))
                 candidates.append(frame(SOURCE_HALT, step, gamma, work, rattled=False))
                 for k, copy in enumerate(
-                    rattled_copies(work, settings.n_rattled_copies, settings.rattle_stdev, rattle_rng, settings.min_distance_fraction)
+                    rattled_copies(
+                        work,
+                        settings.n_rattled_copies,
+                        settings.rattle_stdev,
+                        rattle_rng,
+                        settings.min_distance_fraction,
+                    )
                 ):
                     copy.calc = calc
                     copy.get_potential_energy()

@@ -23,9 +23,9 @@ from pathlib import Path
 from ase import Atoms
 
 from mlip_autopipec.exceptions import StructureError, TrainerError
-from mlip_autopipec.trainer.pyace_import import import_quietly
 from mlip_autopipec.trainer.parsing import tail
 from mlip_autopipec.trainer.profile import PacemakerProfile
+from mlip_autopipec.trainer.pyace_import import import_quietly
 
 CANDIDATES_FILE = "candidates.pckl.gzip"
 SELECTED_FILE = "selected.pkl.gz"
@@ -69,7 +69,9 @@ def plan_selection(candidates: Sequence[Atoms], bbasis, memory_limit: float | No
     if 2 * proj_mem + as_mem < mem_lim:
         return SelectionPlan(int(proj_mem), int(as_mem), int(mem_lim), None)
     if mem_lim <= as_mem:
-        raise TrainerError(f"selection memory limit {mem_lim / 2**20:.3g} MB is below the active set's own {as_mem / 2**20:.3g} MB")
+        raise TrainerError(
+            f"selection memory limit {mem_lim / 2**20:.3g} MB is below the active set's own {as_mem / 2**20:.3g} MB"
+        )
     batch = sel.compute_batch_size("auto", mem_lim, len(candidates), as_mem, proj_mem, False)
     if batch is None or batch < 1:
         raise TrainerError(
@@ -95,14 +97,21 @@ def select_command(
     if active_set_asi is not None:
         cmd += ["-a", str(active_set_asi)]
     cmd += [
-        "-m", str(max_new),
-        "-o", SELECTED_FILE,
-        "-b", "auto",
-        "-g", repr(float(gamma_tolerance)),
-        "-i", str(maxvol_iters),
-        "-r", str(maxvol_refinement),
-        "-mem", str(memory_limit_bytes),
-    ]  # fmt: skip
+        "-m",
+        str(max_new),
+        "-o",
+        SELECTED_FILE,
+        "-b",
+        "auto",
+        "-g",
+        repr(float(gamma_tolerance)),
+        "-i",
+        str(maxvol_iters),
+        "-r",
+        str(maxvol_refinement),
+        "-mem",
+        str(memory_limit_bytes),
+    ]
     return cmd
 
 
@@ -155,7 +164,17 @@ def select_candidates(
     else:
         result.batched = True
         order = _select_with_pace_select(
-            pool, potential, asi, max_new, plan, gamma_tolerance, maxvol_iters, maxvol_refinement, workdir, profile, timeout
+            pool,
+            potential,
+            asi,
+            max_new,
+            plan,
+            gamma_tolerance,
+            maxvol_iters,
+            maxvol_refinement,
+            workdir,
+            profile,
+            timeout,
         )
     result.indices = [kept[k] for k in order[:max_new]]
     result.selected = [candidates[i] for i in result.indices]
@@ -170,13 +189,24 @@ def _select_in_process(pool, bbasis, asi, max_new, plan, gamma_tolerance, maxvol
     extra = None
     if asi is not None:
         try:
-            extra = al.compute_A_active_inverse(al.load_active_inverse_set(str(asi)))  # the active set, from its inverse
+            extra = al.compute_A_active_inverse(
+                al.load_active_inverse_set(str(asi))
+            )  # the active set, from its inverse
         except (OSError, ValueError) as err:
             raise TrainerError(f"cannot read active set {asi}: {err}") from None
     df = pd.DataFrame({"ase_atoms": list(pool)})
     try:
         chosen = sel.select_structures_maxvol(
-            df, bbasis, extra, "none", gamma_tolerance, max_new, maxvol_iters, maxvol_refinement, str(plan.memory_limit_bytes), False
+            df,
+            bbasis,
+            extra,
+            "none",
+            gamma_tolerance,
+            max_new,
+            maxvol_iters,
+            maxvol_refinement,
+            str(plan.memory_limit_bytes),
+            False,
         )
     except ValueError as err:
         raise TrainerError(f"D-optimal selection of {len(pool)} candidates failed: {err}") from None
@@ -198,7 +228,15 @@ def _select_with_pace_select(
             folder / CANDIDATES_FILE, compression="gzip"
         )
         args = select_command(
-            "pace_select", CANDIDATES_FILE, potential, asi, max_new, plan.memory_limit_bytes, gamma_tolerance, maxvol_iters, maxvol_refinement
+            "pace_select",
+            CANDIDATES_FILE,
+            potential,
+            asi,
+            max_new,
+            plan.memory_limit_bytes,
+            gamma_tolerance,
+            maxvol_iters,
+            maxvol_refinement,
         )[1:]
         log_path = folder / LOG_NAME
         run = profile.run("pace_select", args, cwd=folder, log_path=log_path, timeout_s=timeout)

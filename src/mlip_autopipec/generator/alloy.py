@@ -41,7 +41,9 @@ def _sites(atoms: Atoms, sublattice: Sequence[str] | None, where: str) -> np.nda
         return np.arange(len(atoms))
     sites = np.flatnonzero(np.isin(symbols, list(sublattice)))
     if len(sites) == 0:
-        raise StructureError(f"{where}: the sublattice {list(sublattice)} has no sites in {atoms.get_chemical_formula()}")
+        raise StructureError(
+            f"{where}: the sublattice {list(sublattice)} has no sites in {atoms.get_chemical_formula()}"
+        )
     return sites
 
 

@@ -64,7 +64,9 @@ def seed_shares(weights: list[float], n: int) -> list[int]:
     """Split ``n`` structures over seeds by weight (largest remainder); every seed gets at least one."""
     k = len(weights)
     if n < k:
-        raise ConfigurationError(f"generator.pool_size ({n}) is smaller than the number of seeds ({k}): every seed needs a structure")
+        raise ConfigurationError(
+            f"generator.pool_size ({n}) is smaller than the number of seeds ({k}): every seed needs a structure"
+        )
     w = np.asarray(weights, dtype=float)
     exact = 1 + (n - k) * w / w.sum()
     counts = np.floor(exact).astype(int)
@@ -85,7 +87,9 @@ def seed_generator_config(seed: SeedConfig, campaign: GeneratorConfig) -> Genera
 
 
 def _rng(campaign_seed: int, name: str, stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(campaign_seed) & 0xFFFFFFFF, zlib.crc32(name.encode()), stream]))
+    return np.random.default_rng(
+        np.random.SeedSequence([int(campaign_seed) & 0xFFFFFFFF, zlib.crc32(name.encode()), stream])
+    )
 
 
 def seed_variants(seed: SeedConfig, campaign_seed: int = 0) -> list[Atoms]:
@@ -166,8 +170,14 @@ def check_seeds(config) -> list[str]:
             f"seed {seed.name}: {share} structure(s) from {len(variants)}{slab} variant(s) {', '.join(kinds[:6])}"
             f"{' ...' if len(kinds) > 6 else ''}; {min(gen.n_defect_structures, share)} point defect(s)"
         )
-        if "antisite" in gen.defect_kinds and gen.n_defect_structures and any(len(set(v.numbers)) < 2 for v in variants):
-            raise ConfigurationError(f"seed {seed.name}: antisite defects need two or more species, but a variant has one")
+        if (
+            "antisite" in gen.defect_kinds
+            and gen.n_defect_structures
+            and any(len(set(v.numbers)) < 2 for v in variants)
+        ):
+            raise ConfigurationError(
+                f"seed {seed.name}: antisite defects need two or more species, but a variant has one"
+            )
     return notes
 
 
@@ -183,7 +193,11 @@ def build_pool(config, n: int | None = None, progress: ProgressCallback | None =
     for seed, share in zip(config.seeds, shares):
         gen = seed_generator_config(seed, config.generator)
         variants = seed_variants(seed, gen.seed)
-        counts = seed_shares([1.0] * len(variants), share) if share >= len(variants) else [1] * share + [0] * (len(variants) - share)
+        counts = (
+            seed_shares([1.0] * len(variants), share)
+            if share >= len(variants)
+            else [1] * share + [0] * (len(variants) - share)
+        )
         n_defects = min(gen.n_defect_structures, share)
         defects = _split(n_defects, counts)
         for v_index, (variant, count, n_def) in enumerate(zip(variants, counts, defects)):

@@ -67,7 +67,9 @@ def vacancies(atoms: Atoms, n: int = 1, seed: int | np.random.Generator = 0) -> 
     if n < 1:
         raise StructureError(f"the number of vacancies must be at least 1, got {n}")
     if n >= len(atoms):
-        raise StructureError(f"cannot make {n} vacancies in a structure of {len(atoms)} atoms: at least one atom must remain")
+        raise StructureError(
+            f"cannot make {n} vacancies in a structure of {len(atoms)} atoms: at least one atom must remain"
+        )
     removed = sorted(_rng(seed).choice(len(atoms), size=n, replace=False).tolist())
     out = atoms.copy()
     del out[removed]
@@ -125,7 +127,9 @@ def antisites(atoms: Atoms, n: int = 1, seed: int | np.random.Generator = 0) -> 
     for _ in range(n):
         free = np.array([k for k in range(len(out)) if k not in used])
         if len(free) < 2 or len(np.unique(numbers[free])) < 2:
-            raise StructureError(f"not enough atoms of different species left for {n} antisite pairs in {len(out)} atoms")
+            raise StructureError(
+                f"not enough atoms of different species left for {n} antisite pairs in {len(out)} atoms"
+            )
         first = int(rng.choice(free))
         partners = free[numbers[free] != numbers[first]]
         second = int(rng.choice(partners))
@@ -134,5 +138,3 @@ def antisites(atoms: Atoms, n: int = 1, seed: int | np.random.Generator = 0) -> 
         swapped.extend((first, second))
     out.numbers = numbers
     return _tag(out, "antisite", n, swapped, seed)
-
-

@@ -45,12 +45,12 @@ class InitialExplorer:
     """Draws the starting pool described by a :class:`GeneratorConfig`."""
 
     def __init__(self, config: GeneratorConfig | None = None):
-        self.config = require_config(config, GeneratorConfig, "InitialExplorer") if config is not None else GeneratorConfig()
+        self.config = (
+            require_config(config, GeneratorConfig, "InitialExplorer") if config is not None else GeneratorConfig()
+        )
 
     # ------------------------------------------------------------------ public
-    def generate(
-        self, input_structure: Atoms, count: int, progress: ProgressCallback | None = None
-    ) -> list[Atoms]:
+    def generate(self, input_structure: Atoms, count: int, progress: ProgressCallback | None = None) -> list[Atoms]:
         """Return ``count`` new structures derived from ``input_structure`` (which is left untouched).
 
         ``progress(done, total)`` is called as structures are finished.

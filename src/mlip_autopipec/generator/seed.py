@@ -114,7 +114,9 @@ def storable(atoms: Atoms) -> Atoms:
     return out
 
 
-def check_overlaps(atoms: Atoms, where: str, distance: float = OVERLAP_DISTANCE, fraction: float = OVERLAP_FRACTION) -> None:
+def check_overlaps(
+    atoms: Atoms, where: str, distance: float = OVERLAP_DISTANCE, fraction: float = OVERLAP_FRACTION
+) -> None:
     """Raise :class:`StructureError` when two atoms are closer than ``max(distance, fraction × covalent radii sum)``."""
     if len(atoms) < 2 and not atoms.pbc.any():
         return
@@ -162,7 +164,11 @@ def _check_cif_sites(path: Path, index: int, atoms: Atoms, where: str) -> None:
     labels = [str(x) for x in (block.get("_atom_site_label") or [])]
     occupancies = block.get("_atom_site_occupancy")
     if occupancies is not None:
-        partial = [(labels[n] if n < len(labels) else f"site {n + 1}", float(o)) for n, o in enumerate(occupancies) if _number(o) < 1.0 - 1e-3]
+        partial = [
+            (labels[n] if n < len(labels) else f"site {n + 1}", float(o))
+            for n, o in enumerate(occupancies)
+            if _number(o) < 1.0 - 1e-3
+        ]
         if partial:
             shown = ", ".join(f"{label} ({occ:g})" for label, occ in partial[:8])
             raise StructureError(

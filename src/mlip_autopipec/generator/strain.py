@@ -43,9 +43,7 @@ def isotropic(volume_ratios: np.ndarray, k: int) -> np.ndarray:
     return (v ** (1.0 / k) - 1.0)[:, None, None] * np.eye(k)
 
 
-def anisotropic(
-    rng: np.random.Generator, volume_ratios: np.ndarray, k: int, max_deviatoric: float
-) -> np.ndarray:
+def anisotropic(rng: np.random.Generator, volume_ratios: np.ndarray, k: int, max_deviatoric: float) -> np.ndarray:
     """Random symmetric strains (batch, k, k) with the given volume ratios.
 
     The deviatoric part of each strain has every component within

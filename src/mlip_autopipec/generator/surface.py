@@ -30,7 +30,9 @@ def cut_slab(
     try:
         slab = surface(crystal, tuple(int(i) for i in miller), int(layers), vacuum=float(vacuum), periodic=False)
     except Exception as err:
-        raise StructureError(f"ase.build.surface cannot cut the {tuple(miller)} surface of {crystal.get_chemical_formula()}: {err}") from err
+        raise StructureError(
+            f"ase.build.surface cannot cut the {tuple(miller)} surface of {crystal.get_chemical_formula()}: {err}"
+        ) from err
     slab = slab.repeat((int(repeat[0]), int(repeat[1]), 1))
     slab.pbc = (True, True, False)
     slab.info = {k: v for k, v in crystal.info.items()}

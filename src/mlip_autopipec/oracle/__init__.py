@@ -10,7 +10,7 @@ cluster needs the ``if __name__ == "__main__":`` guard (see
 
 from mlip_autopipec.oracle.base import AttemptRecord, LabelFailed, LabelResult, Oracle, kpoint_mesh
 from mlip_autopipec.oracle.factory import make_oracle
-from mlip_autopipec.oracle.labelling import LabelOutcome, LabellingSummary, label_one, label_pending
+from mlip_autopipec.oracle.labelling import LabellingSummary, LabelOutcome, label_one, label_pending
 
 __all__ = [
     "AttemptRecord",

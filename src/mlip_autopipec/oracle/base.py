@@ -32,7 +32,12 @@ class AttemptRecord:
     wall_time_s: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "settings": self.settings, "outcome": self.outcome, "wall_time_s": round(self.wall_time_s, 3)}
+        return {
+            "number": self.number,
+            "settings": self.settings,
+            "outcome": self.outcome,
+            "wall_time_s": round(self.wall_time_s, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,13 @@ class LabelResult:
 class LabelFailed(OracleError):
     """A calculation gave no trustworthy result: ``reason``, the program's ``output_tail`` and the ``attempts`` made."""
 
-    def __init__(self, reason: str, output_tail: str = "", attempts: list[AttemptRecord] | None = None, directory: str | None = None):
+    def __init__(
+        self,
+        reason: str,
+        output_tail: str = "",
+        attempts: list[AttemptRecord] | None = None,
+        directory: str | None = None,
+    ):
         self.reason = reason
         self.output_tail = output_tail
         self.attempts = list(attempts or [])
@@ -80,7 +91,9 @@ def output_tail(text: str, n_lines: int = 20) -> str:
 def check_plausible(result: LabelResult, n_atoms: int, max_force: float, max_abs_energy_per_atom: float) -> None:
     """Raise :class:`LabelFailed` when the result is non-finite, has the wrong shape, or is implausibly large."""
     if not math.isfinite(result.energy):
-        raise LabelFailed(f"implausible result: energy is {result.energy}", attempts=result.attempts, directory=result.directory)
+        raise LabelFailed(
+            f"implausible result: energy is {result.energy}", attempts=result.attempts, directory=result.directory
+        )
     if result.forces.shape != (n_atoms, 3):
         raise LabelFailed(
             f"implausible result: forces have shape {result.forces.shape}, expected ({n_atoms}, 3)",
@@ -90,7 +103,9 @@ def check_plausible(result: LabelResult, n_atoms: int, max_force: float, max_abs
     if not np.all(np.isfinite(result.forces)):
         raise LabelFailed("implausible result: non-finite forces", attempts=result.attempts, directory=result.directory)
     if result.stress is not None and (result.stress.shape != (6,) or not np.all(np.isfinite(result.stress))):
-        raise LabelFailed(f"implausible result: stress {result.stress!r}", attempts=result.attempts, directory=result.directory)
+        raise LabelFailed(
+            f"implausible result: stress {result.stress!r}", attempts=result.attempts, directory=result.directory
+        )
     fmax = float(np.abs(result.forces).max()) if n_atoms else 0.0
     if fmax > max_force:
         raise LabelFailed(

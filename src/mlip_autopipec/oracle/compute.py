@@ -38,6 +38,7 @@ from mlip_autopipec.launch import remember_environment_before_dask
 
 logger = logging.getLogger(__name__)
 
+
 def default_n_workers() -> int:
     """The number of CPU cores this process may use."""
     try:
@@ -105,7 +106,9 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
         from distributed import LocalCluster
 
         # the nanny is about to write its pre-spawn environment into this process's (see launch.py)
-        remember_environment_before_dask([*(dask.config.get("distributed.nanny.pre-spawn-environ") or {}), "PYTHONHASHSEED"])
+        remember_environment_before_dask(
+            [*(dask.config.get("distributed.nanny.pre-spawn-environ") or {}), "PYTHONHASHSEED"]
+        )
         with _sigint_ignored():  # inherited by the worker processes started now
             return LocalCluster(
                 n_workers=config.n_workers or default_n_workers(),
@@ -123,7 +126,9 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
             else:
                 from dask_jobqueue import PBSCluster as Cluster
         except ImportError as err:
-            raise OracleError(f"compute type {config.type!r} needs dask-jobqueue: pip install dask-jobqueue ({err})") from None
+            raise OracleError(
+                f"compute type {config.type!r} needs dask-jobqueue: pip install dask-jobqueue ({err})"
+            ) from None
         return _replacing(Cluster)(**config.cluster_kwargs())
     raise OracleError(f"compute type {getattr(config, 'type', config)!r} does not start a cluster")
 
@@ -179,7 +184,11 @@ class _ReplaceEndedJobs:
         if job not in self.workers or self._job_members(job) & present:  # type: ignore[attr-defined]
             return
         old = self.workers.pop(job)  # type: ignore[attr-defined]
-        logger.warning("batch job %s (%s) has lost all its workers: cancelling it; a new job takes its place", getattr(old, "job_id", "?"), job)
+        logger.warning(
+            "batch job %s (%s) has lost all its workers: cancelling it; a new job takes its place",
+            getattr(old, "job_id", "?"),
+            job,
+        )
         self._futures.add(asyncio.ensure_future(old.close()))  # type: ignore[attr-defined]
 
 

@@ -25,7 +25,16 @@ from ase.calculators.espresso import Espresso, EspressoProfile
 from mlip_autopipec.config.schemas.oracle import EspressoOracleConfig
 from mlip_autopipec.exceptions import OracleError
 from mlip_autopipec.launch import ProgramRun, program_environment, run_program
-from mlip_autopipec.oracle.base import AttemptRecord, LabelFailed, LabelResult, Oracle, fully_periodic, kpoint_mesh, output_tail, results_from_calculator
+from mlip_autopipec.oracle.base import (
+    AttemptRecord,
+    LabelFailed,
+    LabelResult,
+    Oracle,
+    fully_periodic,
+    kpoint_mesh,
+    output_tail,
+    results_from_calculator,
+)
 from mlip_autopipec.oracle.healing import ScfSettings, healing_overrides, merge_namelists
 from mlip_autopipec.oracle.qe_output import parse_pw_output, pw_output_tail
 
@@ -44,12 +53,21 @@ class PwProfile(EspressoProfile):
     :class:`PwRunFailed`, whose message says why (exit code, signal, time limit).
     """
 
-    def __init__(self, command: str, pseudo_dir: str | Path, env: dict[str, str] | None = None, timeout_s: float | None = None):
+    def __init__(
+        self, command: str, pseudo_dir: str | Path, env: dict[str, str] | None = None, timeout_s: float | None = None
+    ):
         super().__init__(command=command, pseudo_dir=pseudo_dir)
         self.env = dict(env or {})
         self.timeout_s = timeout_s
 
-    def run(self, directory: Path, inputfile: str | None, outputfile: str, errorfile: str | None = None, append: bool = False) -> None:
+    def run(
+        self,
+        directory: Path,
+        inputfile: str | None,
+        outputfile: str,
+        errorfile: str | None = None,
+        append: bool = False,
+    ) -> None:
         directory = Path(directory)
         run = run_program(
             self.get_command(inputfile),
@@ -143,9 +161,15 @@ class EspressoOracle(Oracle):
         species = sorted(set(atoms.get_chemical_symbols()))
         missing = [el for el in species if el not in self.config.pseudopotentials]
         if missing:
-            raise LabelFailed(f"no pseudopotential configured for {', '.join(missing)} (oracle.pseudopotentials has {sorted(self.config.pseudopotentials)})")
+            raise LabelFailed(
+                f"no pseudopotential configured for {', '.join(missing)} (oracle.pseudopotentials has {sorted(self.config.pseudopotentials)})"
+            )
         pseudo_dir = self.profile().pseudo_dir
-        absent = [self.config.pseudopotentials[el] for el in species if not (Path(pseudo_dir) / self.config.pseudopotentials[el]).is_file()]
+        absent = [
+            self.config.pseudopotentials[el]
+            for el in species
+            if not (Path(pseudo_dir) / self.config.pseudopotentials[el]).is_file()
+        ]
         if absent:
             raise LabelFailed(f"pseudopotential file(s) {absent} not found in {pseudo_dir}")
         if atoms.cell.rank < 3:
@@ -173,7 +197,11 @@ class EspressoOracle(Oracle):
                 atoms.calc = calc
                 energy, forces, stress = results_from_calculator(atoms, fully_periodic(atoms))
             except PwRunFailed as err:
-                error = LabelFailed(f"pw.x ran past timeout_s={self.config.timeout_s} s and was killed") if err.run.timed_out else err
+                error = (
+                    LabelFailed(f"pw.x ran past timeout_s={self.config.timeout_s} s and was killed")
+                    if err.run.timed_out
+                    else err
+                )
             except Exception as err:  # the program failed or its output is unreadable: judged from the output below
                 error = err
             elapsed = time.perf_counter() - start
@@ -184,7 +212,9 @@ class EspressoOracle(Oracle):
                 shutil.rmtree(run_dir / SCRATCH_NAME, ignore_errors=True)
             settings = {f"{sec}.{k}": v for sec, params in overrides.items() for k, v in params.items()}
             if error is None and status.converged is not False:
-                attempts.append(AttemptRecord(number, settings, f"converged in {status.n_iterations} SCF iterations", elapsed))
+                attempts.append(
+                    AttemptRecord(number, settings, f"converged in {status.n_iterations} SCF iterations", elapsed)
+                )
                 return LabelResult(
                     energy=energy,
                     forces=forces,
@@ -194,7 +224,11 @@ class EspressoOracle(Oracle):
                     directory=str(run_dir),
                 )
             if status.converged is False:
-                attempts.append(AttemptRecord(number, settings, f"SCF not converged after {status.n_iterations} iterations", elapsed))
+                attempts.append(
+                    AttemptRecord(
+                        number, settings, f"SCF not converged after {status.n_iterations} iterations", elapsed
+                    )
+                )
                 continue
             if isinstance(error, LabelFailed):
                 reason = error.reason
@@ -207,7 +241,12 @@ class EspressoOracle(Oracle):
             else:
                 reason = status.describe() + (f"; {type(error).__name__}: {error}" if error is not None else "")
             attempts.append(AttemptRecord(number, settings, f"failed: {reason}", elapsed))
-            raise LabelFailed(f"pw.x failed on attempt {number}: {reason}", output_tail=tail, attempts=attempts, directory=str(run_dir))
+            raise LabelFailed(
+                f"pw.x failed on attempt {number}: {reason}",
+                output_tail=tail,
+                attempts=attempts,
+                directory=str(run_dir),
+            )
         raise LabelFailed(
             f"SCF did not converge in {self.config.max_attempts} attempt(s) (healing ladder exhausted: "
             + "; ".join(f"#{a.number} {a.settings or 'configured settings'}" for a in attempts)

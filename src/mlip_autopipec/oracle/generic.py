@@ -46,7 +46,9 @@ class ASEOracle(Oracle):
         try:
             calc = factory(**self.config.kwargs)
         except TypeError as err:
-            raise OracleError(f"cannot create {self.config.calculator} with kwargs {self.config.kwargs}: {err}") from None
+            raise OracleError(
+                f"cannot create {self.config.calculator} with kwargs {self.config.kwargs}: {err}"
+            ) from None
         if self.config.set_directory and directory is not None and hasattr(calc, "directory"):
             calc.directory = str(directory)
         return calc

@@ -14,7 +14,15 @@ from ase import Atoms
 
 from mlip_autopipec.config.schemas.oracle import GPAWOracleConfig
 from mlip_autopipec.exceptions import OracleError
-from mlip_autopipec.oracle.base import LabelFailed, LabelResult, Oracle, fully_periodic, kpoint_mesh, output_tail, results_from_calculator
+from mlip_autopipec.oracle.base import (
+    LabelFailed,
+    LabelResult,
+    Oracle,
+    fully_periodic,
+    kpoint_mesh,
+    output_tail,
+    results_from_calculator,
+)
 
 GPAW_TXT = "gpaw.txt"
 INSTALL_ADVICE = (
@@ -59,6 +67,18 @@ class GPAWOracle(Oracle):
         try:
             energy, forces, stress = results_from_calculator(atoms, fully_periodic(atoms))
         except Exception as err:
-            text = Path(params["txt"]).read_text(errors="replace") if params.get("txt") and Path(params["txt"]).is_file() else ""
-            raise LabelFailed(f"GPAW failed: {type(err).__name__}: {err}", output_tail=output_tail(text), directory=str(directory)) from err
-        return LabelResult(energy=energy, forces=forces, stress=stress, command=f"gpaw.GPAW({params})", directory=str(directory) if directory else None)
+            text = (
+                Path(params["txt"]).read_text(errors="replace")
+                if params.get("txt") and Path(params["txt"]).is_file()
+                else ""
+            )
+            raise LabelFailed(
+                f"GPAW failed: {type(err).__name__}: {err}", output_tail=output_tail(text), directory=str(directory)
+            ) from err
+        return LabelResult(
+            energy=energy,
+            forces=forces,
+            stress=stress,
+            command=f"gpaw.GPAW({params})",
+            directory=str(directory) if directory else None,
+        )

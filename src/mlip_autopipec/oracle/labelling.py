@@ -124,12 +124,18 @@ def label_one(oracle: Oracle, atoms: Atoms, directory: str | None, structure_id:
     try:
         result = oracle.label(atoms, directory)
     except LabelFailed as err:
-        return LabelOutcome(structure_id, reason=str(err), output_tail=err.output_tail, attempts=err.attempts, worker=worker, job=job)
+        return LabelOutcome(
+            structure_id, reason=str(err), output_tail=err.output_tail, attempts=err.attempts, worker=worker, job=job
+        )
     except Exception as err:  # any other error of the calculator: recorded with its traceback's last lines
         tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
         where = f" (in {directory})" if directory else ""
         return LabelOutcome(
-            structure_id, reason=f"{type(err).__name__}: {err}{where}", output_tail="\n".join(tb.splitlines()[-TAIL_LINES:]), worker=worker, job=job
+            structure_id,
+            reason=f"{type(err).__name__}: {err}{where}",
+            output_tail="\n".join(tb.splitlines()[-TAIL_LINES:]),
+            worker=worker,
+            job=job,
         )
     return LabelOutcome(structure_id, result=result, attempts=result.attempts, worker=worker, job=job)
 
@@ -170,7 +176,11 @@ def _write(db: DatabaseManager, outcome: LabelOutcome, oracle: Oracle) -> LabelO
             return outcome
         except (DatabaseError, StructureError) as err:
             outcome = LabelOutcome(
-                outcome.structure_id, reason=f"the database rejected the result: {err}", attempts=outcome.attempts, worker=outcome.worker, job=outcome.job
+                outcome.structure_id,
+                reason=f"the database rejected the result: {err}",
+                attempts=outcome.attempts,
+                worker=outcome.worker,
+                job=outcome.job,
             )
     db.mark_failed(outcome.structure_id, _failure_text(outcome))
     return outcome
@@ -235,10 +245,15 @@ def label_pending(
 
     from mlip_autopipec.progress import progress_bar
 
-    with progress_bar(f"labelling ({oracle.kind})", total=len(pending), enabled=progress) as update, dask_client(compute) as client:
+    with (
+        progress_bar(f"labelling ({oracle.kind})", total=len(pending), enabled=progress) as update,
+        dask_client(compute) as client,
+    ):
         todo = iter(pending)
         in_flight: dict[str, tuple[Any, int]] = {}  # Dask key -> (future, structure id)
-        stream = as_completed(loop=client.loop)  # not the default client's loop: another client may exist in this process
+        stream = as_completed(
+            loop=client.loop
+        )  # not the default client's loop: another client may exist in this process
 
         def submit_next() -> None:
             item = next(todo, None)
@@ -315,7 +330,9 @@ def label_pending(
                     summary.labelled.append(outcome.structure_id)
                 else:
                     summary.failed[outcome.structure_id] = outcome.reason or "unknown failure"
-            _log.info("labelling stopped: %d result(s) stored in all, %d finished just before the stop", summary.n_done, kept)
+            _log.info(
+                "labelling stopped: %d result(s) stored in all, %d finished just before the stop", summary.n_done, kept
+            )
             raise
         finally:
             # Ctrl-C, an error, or the stop: queued tasks must not run on a caller's cluster after we return
@@ -327,7 +344,9 @@ def label_pending(
 
     summary.wall_time_s = time.perf_counter() - start
     if len(summary.failed) > allowed_failures:
-        examples = "; ".join(f"structure {sid}: {reason.splitlines()[0]}" for sid, reason in list(summary.failed.items())[:3])
+        examples = "; ".join(
+            f"structure {sid}: {reason.splitlines()[0]}" for sid, reason in list(summary.failed.items())[:3]
+        )
         raise OracleError(
             f"{len(summary.failed)} of {len(pending)} structures failed, more than max_failure_fraction={fraction:g} allows "
             f"({allowed_failures}); stopped with {summary.n_remaining} still pending. Failures are recorded in the database; "

@@ -33,9 +33,13 @@ class SlowEMT(EMT):
     """
 
     def __init__(
-        self, delay_s: float = 0.3, log_file: str | None = None, crash_element: str | None = None,
-        fail_while_exists: str | None = None, **kwargs,
-    ):  # fmt: skip
+        self,
+        delay_s: float = 0.3,
+        log_file: str | None = None,
+        crash_element: str | None = None,
+        fail_while_exists: str | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.delay_s = float(delay_s)
         self.log_file = log_file

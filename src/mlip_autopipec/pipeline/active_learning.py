@@ -37,18 +37,18 @@ from mlip_autopipec.explore.activeset import asi_path_for
 from mlip_autopipec.explore.convergence import FitErrors, Verdict, convergence_verdict
 from mlip_autopipec.pipeline import steps
 from mlip_autopipec.pipeline.context import RunContext, timed
-from mlip_autopipec.pipeline.fits import fit_or_reuse, load_fit, mark_latest
 from mlip_autopipec.pipeline.exploration import CANDIDATES_FILE, TRAJECTORIES_FILE, StepClients, generation_dir
+from mlip_autopipec.pipeline.fits import fit_or_reuse, load_fit, mark_latest
 from mlip_autopipec.pipeline.generation import (
     final_epochs,
     fit_validation,
-    training_with,
     oracle_calls_used,
     step_active_set,
     step_explore,
     step_label,
     step_refit,
     step_select,
+    training_with,
 )
 from mlip_autopipec.pipeline.records import ActiveLearningRecord, FinalFit, GenerationRecord, InitialFit
 from mlip_autopipec.pipeline.state import read_state, section_fingerprints, write_state
@@ -136,12 +136,17 @@ def _finished_fit(ctx: RunContext, gen: GenerationRecord | None, training: str) 
         gen.step = "labelled"  # the fit's files are gone: fit again
         return False, None
     if gen.training != training:
-        log.warning("active learning: the training settings changed since generation %d; continuing from the current fit", gen.generation)
+        log.warning(
+            "active learning: the training settings changed since generation %d; continuing from the current fit",
+            gen.generation,
+        )
         return True, None
     return True, done_fit
 
 
-def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingResult, clients: StepClients) -> TrainingResult:
+def _generations(
+    ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingResult, clients: StepClients
+) -> TrainingResult:
     record = ctx.active_learning
     training = _training(ctx)
     g = 0
@@ -167,7 +172,12 @@ def _generations(ctx: RunContext, settings: ActiveLearningConfig, fit: TrainingR
 
 
 def _generation(
-    ctx: RunContext, settings: ActiveLearningConfig, gen: GenerationRecord, fit: TrainingResult, clients: StepClients, training: str
+    ctx: RunContext,
+    settings: ActiveLearningConfig,
+    gen: GenerationRecord,
+    fit: TrainingResult,
+    clients: StepClients,
+    training: str,
 ) -> tuple[TrainingResult, str | None]:
     """Run the unfinished steps of one generation; return its fit and, when active learning stops here, why."""
     g = gen.generation
@@ -253,7 +263,11 @@ def final_fit(ctx: RunContext, fit: TrainingResult) -> TrainingResult:
         **dict(fit_validation(ctx, final)),
     )
     rmse = record.final.validation_force_rmse_mev_per_angstrom
-    log.info("active learning: final fit %s; validation force RMSE %s", final.output_dir.name, "n/a" if rmse is None else f"{rmse:.1f} meV/Å")
+    log.info(
+        "active learning: final fit %s; validation force RMSE %s",
+        final.output_dir.name,
+        "n/a" if rmse is None else f"{rmse:.1f} meV/Å",
+    )
     return final
 
 

@@ -90,13 +90,19 @@ def preflight(cfg: PipelineConfig) -> list[str]:
 
     profile = PacemakerProfile()
     if profile.find("pacemaker") is None:
-        raise ConfigurationError("training: pacemaker not found; install python-ace==0.4.0rc1 (bash scripts/setup.sh does)")
+        raise ConfigurationError(
+            "training: pacemaker not found; install python-ace==0.4.0rc1 (bash scripts/setup.sh does)"
+        )
     basis = check_basis(cfg.training, elements)
     if basis.functions:
-        notes.append(f"training: basis builds ({basis.n_functions} candidate functions over {len(basis.functions)} block(s))")
+        notes.append(
+            f"training: basis builds ({basis.n_functions} candidate functions over {len(basis.functions)} block(s))"
+        )
     if cfg.training.evaluator == "tensorpot" and not profile.has_tensorpotential():
         notes.append("training: tensorpotential is not installed, pacemaker will use the slower pyace backend")
     n_eos = round(cfg.generator.eos_fraction * (cfg.generator.pool_size - cfg.generator.n_defect_structures))
     if cfg.report.eos and n_eos < 5:
-        notes.append(f"report: only {n_eos} equation-of-state points (eos_fraction × pool size); the EOS comparison needs 5")
+        notes.append(
+            f"report: only {n_eos} equation-of-state points (eos_fraction × pool size); the EOS comparison needs 5"
+        )
     return notes

@@ -151,10 +151,19 @@ def start_structures(ctx: RunContext, generation: int, seed: int) -> list[tuple[
 
 def _trajectory_record(label: str, r: TrajectoryResult) -> TrajectoryRecord:
     return TrajectoryRecord(
-        condition=r.condition.label, ensemble_used=r.ensemble_used, start=label, seed=r.seed, n_atoms=r.n_atoms,
-        n_steps=r.n_steps, n_steps_done=r.n_steps_done, stop=r.stop, reason=r.reason, max_gamma=r.max_gamma,
-        n_candidates=len(r.candidates), wall_time_s=r.wall_time,
-    )  # fmt: skip
+        condition=r.condition.label,
+        ensemble_used=r.ensemble_used,
+        start=label,
+        seed=r.seed,
+        n_atoms=r.n_atoms,
+        n_steps=r.n_steps,
+        n_steps_done=r.n_steps_done,
+        stop=r.stop,
+        reason=r.reason,
+        max_gamma=r.max_gamma,
+        n_candidates=len(r.candidates),
+        wall_time_s=r.wall_time,
+    )
 
 
 def explore(
@@ -170,13 +179,23 @@ def explore(
     from mlip_autopipec.progress import progress_bar
 
     settings: ActiveLearningConfig = ctx.config.active_learning
-    plan = trajectory_plan(settings, start_structures(ctx, generation, settings.seed), generation, n_seeds=len(ctx.config.seeds))
+    plan = trajectory_plan(
+        settings, start_structures(ctx, generation, settings.seed), generation, n_seeds=len(ctx.config.seeds)
+    )
     futures = {}
     for i, (condition, label, atoms, seed) in enumerate(plan):
         fut = client.submit(
-            run_trajectory, atoms, str(fit.potential_yaml), str(asi), condition, settings, seed,
-            label=label, pure=False, key=f"md-g{generation}-{i}-{condition.label}",
-        )  # fmt: skip
+            run_trajectory,
+            atoms,
+            str(fit.potential_yaml),
+            str(asi),
+            condition,
+            settings,
+            seed,
+            label=label,
+            pure=False,
+            key=f"md-g{generation}-{i}-{condition.label}",
+        )
         futures[fut.key] = (i, fut)
     results: list[TrajectoryResult | None] = [None] * len(plan)
     errors: dict[int, str] = {}
@@ -190,7 +209,9 @@ def explore(
                     results[i] = fut.result()
                 except StructureError as err:  # a start structure the potential cannot evaluate: skip that trajectory
                     errors[i] = str(err)
-                    log.warning("active learning: trajectory %d (%s from %s) not run: %s", i, condition.label, label, err)
+                    log.warning(
+                        "active learning: trajectory %d (%s from %s) not run: %s", i, condition.label, label, err
+                    )
                 except Exception as err:
                     raise TrainerError(
                         f"exploration trajectory {i} ({condition.label}, start {label}, generation {generation}) failed: "
@@ -209,7 +230,9 @@ def explore(
     records: list[TrajectoryRecord] = []
     for i, ((condition, label, _atoms, _seed), r) in enumerate(zip(plan, results)):
         if r is None:
-            records.append(TrajectoryRecord(condition=condition.label, start=label, stop="error", reason=errors.get(i, "")))
+            records.append(
+                TrajectoryRecord(condition=condition.label, start=label, stop="error", reason=errors.get(i, ""))
+            )
             continue
         records.append(_trajectory_record(label, r))
         candidates.extend(r.candidates)

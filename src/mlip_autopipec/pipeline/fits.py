@@ -56,7 +56,11 @@ def dataset_fingerprint(path: Path) -> str:
 
 
 def fit_key(
-    training: TrainingConfig, train: Path, validation: Path | None, previous: TrainingResult | None = None, workdir: Path | None = None
+    training: TrainingConfig,
+    train: Path,
+    validation: Path | None,
+    previous: TrainingResult | None = None,
+    workdir: Path | None = None,
 ) -> str:
     """The identity of a fit: its settings, its data and, for a continued fit, the potential it starts from.
 
@@ -136,7 +140,9 @@ def fit_or_reuse(
         if isinstance(compute, LocalComputeConfig):
             result = PacemakerRunner(training, show_progress=ctx.progress).train(train, fit_dir, test_dataset_path=test)
         else:
-            result = train_on_cluster(PacemakerRunner(training, show_progress=False), compute, train, fit_dir, test, ctx.progress)
+            result = train_on_cluster(
+                PacemakerRunner(training, show_progress=False), compute, train, fit_dir, test, ctx.progress
+            )
         save_fit(ctx.workdir, result)
         ctx.pacemaker_s += result.wall_time_s
         log.info("fit: %s done in %.0f s", fit_dir.name, result.wall_time_s)
@@ -159,7 +165,13 @@ def describe_compute(compute: Any) -> str:
 
 
 def train_on_cluster(
-    runner: PacemakerRunner, compute: Any, train: Path, fit_dir: Path, validation: Path | None, progress: bool = True, poll_s: float = 1.0
+    runner: PacemakerRunner,
+    compute: Any,
+    train: Path,
+    fit_dir: Path,
+    validation: Path | None,
+    progress: bool = True,
+    poll_s: float = 1.0,
 ) -> TrainingResult:
     """Run ``runner.train`` as one Dask task on ``compute`` (a scheduler, or a one-job SLURM/PBS cluster) and wait for it.
 
@@ -177,7 +189,12 @@ def train_on_cluster(
     log.info("fit: %s on %s", fit_dir.name, where)
     with dask_client(compute) as client:
         future = client.submit(
-            runner.train, train, fit_dir, test_dataset_path=validation, pure=False, key=f"fit-{fit_dir.name}-{os.urandom(4).hex()}"
+            runner.train,
+            train,
+            fit_dir,
+            test_dataset_path=validation,
+            pure=False,
+            key=f"fit-{fit_dir.name}-{os.urandom(4).hex()}",
         )
         try:
             follow_fit_log(future, fit_dir / LOG_NAME, runner.config.max_num_epochs, progress, poll_s)
@@ -185,7 +202,9 @@ def train_on_cluster(
         except KilledWorker:
             tries = getattr(compute, "max_resubmits", None)
             logs = getattr(compute, "log_directory", None) or "the jobs' working directory"
-            attempts = "" if tries is None else f" after {tries + 1} attempt{'s' if tries else ''} (max_resubmits={tries})"
+            attempts = (
+                "" if tries is None else f" after {tries + 1} attempt{'s' if tries else ''} (max_resubmits={tries})"
+            )
             raise TrainerError(
                 f"the fit {fit_dir.name} on {where} was given up{attempts}: its worker died each time (the batch job ended: "
                 f"cancelled, out of walltime or memory, or a node failed); see pacemaker's log {fit_dir / LOG_NAME} "
@@ -193,7 +212,9 @@ def train_on_cluster(
             ) from None
         except TrainerError:
             raise
-        except Exception as err:  # an error of the worker's environment (an import, a missing program, a file not shared)
+        except (
+            Exception
+        ) as err:  # an error of the worker's environment (an import, a missing program, a file not shared)
             raise TrainerError(f"the fit {fit_dir.name} on {where} failed: {type(err).__name__}: {err}") from err
         finally:
             if not future.done():  # Ctrl-C or an error here: the fit must not run on without us

@@ -126,8 +126,13 @@ def step_explore(ctx: RunContext, gen: GenerationRecord, fit: TrainingResult, as
     gen.step = "explored"
     log.info(
         "active learning generation %d: %d trajectories, %d halted by γ, %d blew up, %d candidates, largest γ %.3g",
-        g, len(records), gen.gamma_halts, gen.blowups, len(candidates), gen.max_gamma,
-    )  # fmt: skip
+        g,
+        len(records),
+        gen.gamma_halts,
+        gen.blowups,
+        len(candidates),
+        gen.max_gamma,
+    )
 
 
 def step_select(ctx: RunContext, gen: GenerationRecord, fit: TrainingResult, asi: Path) -> None:
@@ -153,9 +158,14 @@ def _select_and_store(ctx: RunContext, gen: GenerationRecord, fit: TrainingResul
         gen.excluded = 0
         return []
     result = select_candidates(
-        candidates, fit.potential_yaml, asi, max_new,
-        memory_limit=settings.selection_memory_limit, exclude=stored_already(ctx.db), workdir=gen_dir / "select",
-    )  # fmt: skip
+        candidates,
+        fit.potential_yaml,
+        asi,
+        max_new,
+        memory_limit=settings.selection_memory_limit,
+        exclude=stored_already(ctx.db),
+        workdir=gen_dir / "select",
+    )
     gen.excluded = result.n_excluded
     if not result.selected:
         return []
@@ -207,7 +217,9 @@ def step_refit(ctx: RunContext, gen: GenerationRecord, fit: TrainingResult, trai
     with timed(f"generation {g}: refit", gen.add_seconds("fit_s")):
         train, validation = steps.step_export(ctx)
         previous = fit if settings.continue_from_previous else None
-        fit = fit_or_reuse(ctx, train, validation, training=training_with(ctx, epochs), previous=previous, tag=f"gen{g}")
+        fit = fit_or_reuse(
+            ctx, train, validation, training=training_with(ctx, epochs), previous=previous, tag=f"gen{g}"
+        )
     gen.fit_dir = fit.output_dir
     gen.fit_max_epochs = epochs
     gen.n_labelled_total = ctx.db.count(status="labelled")
@@ -218,6 +230,11 @@ def step_refit(ctx: RunContext, gen: GenerationRecord, fit: TrainingResult, trai
     rmse = gen.validation_force_rmse_mev_per_angstrom
     log.info(
         "active learning generation %d: %d selected, %d labelled, %d failed; refit %s; validation force RMSE %s",
-        g, gen.selected, gen.labelled, gen.failed, fit.output_dir.name, "n/a" if rmse is None else f"{rmse:.1f} meV/Å",
-    )  # fmt: skip
+        g,
+        gen.selected,
+        gen.labelled,
+        gen.failed,
+        fit.output_dir.name,
+        "n/a" if rmse is None else f"{rmse:.1f} meV/Å",
+    )
     return fit

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, Serializatio
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.fileio import atomic_path
 from mlip_autopipec.report.build import ReportFigures
-from mlip_autopipec.trainer.parsing import TrainingMetrics
 from mlip_autopipec.trainer.pace import TrainingResult
+from mlip_autopipec.trainer.parsing import TrainingMetrics
 
 SCHEMA_VERSION = 1
 STEPS = ("active_set", "explored", "selected", "labelled", "fitted")
@@ -60,7 +60,9 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    schema_version: int = Field(SCHEMA_VERSION, description="Layout version of this record (0: written before versions existed).")
+    schema_version: int = Field(
+        SCHEMA_VERSION, description="Layout version of this record (0: written before versions existed)."
+    )
 
 
 R = TypeVar("R", bound=BaseModel)
@@ -143,12 +145,16 @@ class GenerationRecord(ValidationErrors):
     """One generation of active learning: what each finished step found, written as soon as the step is done."""
 
     generation: int = Field(ge=1, description="Generation number (1, 2, ...).")
-    step: Step | None = Field(None, description="The last finished step: active_set, explored, selected, labelled, fitted.")
+    step: Step | None = Field(
+        None, description="The last finished step: active_set, explored, selected, labelled, fitted."
+    )
     training: str = Field(description="Fingerprint of the training settings of this generation's refit.")
     active_set: WorkPath | None = Field(None, description="The .asi active set exploration and selection used.")
     trajectories: int | None = Field(None, description="Exploration trajectories planned.")
     completed: int | None = Field(None, description="Trajectories that ran all their steps.")
-    not_started: int | None = Field(None, description="Trajectories whose start structure the potential could not evaluate.")
+    not_started: int | None = Field(
+        None, description="Trajectories whose start structure the potential could not evaluate."
+    )
     candidates: int | None = Field(None, description="Candidate structures the trajectories returned.")
     halts: int | None = Field(None, description="Trajectories halted early (γ or blow-up).")
     gamma_halts: int | None = Field(None, description="Trajectories halted by γ ≥ gamma_halt.")
@@ -159,9 +165,13 @@ class GenerationRecord(ValidationErrors):
     selected_md_halt: int | None = Field(None, description="Of those, halting frames and their rattled copies.")
     labelled: int | None = Field(None, description="Structures of this generation labelled.")
     failed: int | None = Field(None, description="Structures of this generation the oracle failed on.")
-    oracle_calls_total: int | None = Field(None, description="Oracle calls by active learning so far (all generations).")
+    oracle_calls_total: int | None = Field(
+        None, description="Oracle calls by active learning so far (all generations)."
+    )
     fit_dir: WorkPath | None = Field(None, description="The refit's directory.")
-    fit_max_epochs: int | None = Field(None, description="Minimiser iterations the refit ran with (null: not recorded).")
+    fit_max_epochs: int | None = Field(
+        None, description="Minimiser iterations the refit ran with (null: not recorded)."
+    )
     n_labelled_total: int | None = Field(None, description="Labelled structures in the database at the refit.")
     active_set_s: float = Field(0.0, description="Time building the active set (s).")
     explore_s: float = Field(0.0, description="Time exploring (s).")
@@ -188,10 +198,13 @@ class ActiveLearningRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     initial: InitialFit | None = Field(None, description="The fit active learning started from.")
-    generations: list[GenerationRecord] = Field(default_factory=list, description="One record per generation, in order.")
+    generations: list[GenerationRecord] = Field(
+        default_factory=list, description="One record per generation, in order."
+    )
     stop_reason: str | None = Field(None, description="Why active learning stopped; null while it runs.")
     final: FinalFit | None = Field(
-        None, description="The closing fit made when active learning stopped after a short refit; null: none was needed."
+        None,
+        description="The closing fit made when active learning stopped after a short refit; null: none was needed.",
     )
 
     def generation(self, g: int) -> GenerationRecord | None:
@@ -214,7 +227,9 @@ class TrajectoryRecord(BaseModel):
 
     condition: str = Field(description="The condition's label, e.g. nvt_300K or npt_900K_-5GPa.")
     start: str = Field(description="Where it started: 'seed' (the seed crystal) or a database id.")
-    stop: Literal["completed", "gamma", "blowup", "error"] = Field(description="Why it ended; 'error': it could not start.")
+    stop: Literal["completed", "gamma", "blowup", "error"] = Field(
+        description="Why it ended; 'error': it could not start."
+    )
     reason: str = Field("", description="The stop in words.")
     n_candidates: int = Field(0, description="Candidate structures it returned.")
     ensemble_used: str | None = Field(None, description="The ensemble actually run.")
@@ -237,7 +252,9 @@ class TrajectoryRecords(Record):
 class RunState(Record):
     """``state.json``: what the work directory was made with, and active learning's progress."""
 
-    fingerprints: dict[str, str] = Field(description="SHA-256 per config section whose change invalidates finished work.")
+    fingerprints: dict[str, str] = Field(
+        description="SHA-256 per config section whose change invalidates finished work."
+    )
     config: PipelineConfig = Field(description="The config of the latest run (workdir recorded as '.').")
     updated: str = Field(description="When the state was last written (local time, ISO 8601).")
     active_learning: ActiveLearningRecord | None = Field(None, description="Active learning's progress; null: not run.")

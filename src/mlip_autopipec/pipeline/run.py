@@ -39,7 +39,15 @@ from mlip_autopipec.pipeline.steps import step_export, step_fit, step_generate, 
 
 log = logging.getLogger("mlip_autopipec")
 
-__all__ = ["RunContext", "attach_log_file", "database_location", "open_database", "run_pipeline", "stop_reason", "workdir_lock"]
+__all__ = [
+    "RunContext",
+    "attach_log_file",
+    "database_location",
+    "open_database",
+    "run_pipeline",
+    "stop_reason",
+    "workdir_lock",
+]
 
 
 def attach_log_file(workdir: Path) -> logging.Handler:
@@ -93,7 +101,11 @@ def workdir_lock(config: PipelineConfig, workdir: Path) -> Iterator[RunLock]:
 
 
 def run_pipeline(
-    config: PipelineConfig, workdir: Path | None = None, force: bool = False, progress: bool = True, retry_failed: bool = False
+    config: PipelineConfig,
+    workdir: Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    retry_failed: bool = False,
 ) -> RunSummary:
     """Run (or continue) the whole pipeline; returns the report's summary (also in ``workdir/report/summary.json``).
 
@@ -118,11 +130,16 @@ def run_pipeline(
             handler.close()
 
 
-def _run(config: PipelineConfig, workdir: Path, force: bool, progress: bool, retry_failed: bool, lock: RunLock) -> RunSummary:
+def _run(
+    config: PipelineConfig, workdir: Path, force: bool, progress: bool, retry_failed: bool, lock: RunLock
+) -> RunSummary:
     t_start = time.perf_counter()
     log.info("run: work directory %s", workdir)
     if lock.taken_over:
-        log.warning("run: a run that ended without finishing (killed?) held this work directory: %s; continuing its work", lock.taken_over)
+        log.warning(
+            "run: a run that ended without finishing (killed?) held this work directory: %s; continuing its work",
+            lock.taken_over,
+        )
     location = database_location(config, workdir)
     db_file = database_file(location)
     changed = run_state.check_or_accept_changes(workdir, config, db_file, force)

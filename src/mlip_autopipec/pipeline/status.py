@@ -7,14 +7,14 @@ from collections import Counter
 from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
-from mlip_autopipec.exceptions import ConfigurationError, WorkdirError
-from mlip_autopipec.fileio import os_error_sentence
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.database.location import is_url
-from mlip_autopipec.pipeline.context import database_location, open_database
-from mlip_autopipec.pipeline.lock import read_holder
 from mlip_autopipec.database.metadata import PROPERTY
+from mlip_autopipec.exceptions import ConfigurationError, WorkdirError
+from mlip_autopipec.fileio import os_error_sentence
+from mlip_autopipec.pipeline.context import database_location, open_database
 from mlip_autopipec.pipeline.fits import latest_fit
+from mlip_autopipec.pipeline.lock import read_holder
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.pipeline.summary import read_summary
 
@@ -29,7 +29,9 @@ def open_workdir(workdir: Path) -> tuple[PipelineConfig, DatabaseManager]:
         raise ConfigurationError(f"{workdir} is not a folder: give the work directory of a run")
     state = read_state(workdir)
     if state is None:
-        raise ConfigurationError(f"{workdir} is not a mlip-autopipec work directory (no state.json): run `mlip-autopipec run` first")
+        raise ConfigurationError(
+            f"{workdir} is not a mlip-autopipec work directory (no state.json): run `mlip-autopipec run` first"
+        )
     location = database_location(state.config, workdir)
     if is_url(location):
         return state.config, open_database(state.config, workdir)
@@ -70,12 +72,16 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
         if rec.status == "failed":
             failures.append((rec.id, rec.atoms.get_chemical_formula(), rec.failure_reason or ""))
     total = sum(table.values())
-    lines.append(f"structures: {total} ({', '.join(f'{s}: {db.count(status=s)}' for s in ('pending', 'labelled', 'failed'))})")
+    lines.append(
+        f"structures: {total} ({', '.join(f'{s}: {db.count(status=s)}' for s in ('pending', 'labelled', 'failed'))})"
+    )
     lines.append(f"  {'source':<28}{'generation':>10}  {'status':<10}{'count':>7}")
     for (source, gen, status), n in sorted(table.items()):
         lines.append(f"  {source:<28}{gen:>10}  {status:<10}{n:>7}")
     lines.extend(seed_count_lines(by_seed))
-    lines.append(f"splits (labelled): train {db.count(label='train', status='labelled')}, validation {db.count(label='validation', status='labelled')}")
+    lines.append(
+        f"splits (labelled): train {db.count(label='train', status='labelled')}, validation {db.count(label='validation', status='labelled')}"
+    )
     if failures:
         groups = failure_groups(failures)
         lines.append(f"failures ({len(failures)}), by reason:")
@@ -157,7 +163,9 @@ def export_dataset(workdir: Path, fmt: str, output: Path, label: str | None = No
     if output.is_dir():
         raise WorkdirError(f"cannot write {output}: it is a folder; give a file name with -o")
     # without --label: everything the campaign labelled; the report's property structures are not training data
-    selection = {"label": label} if label else {"ids": sorted(set(db.ids(status="labelled")) - set(db.ids(label=PROPERTY)))}
+    selection = (
+        {"label": label} if label else {"ids": sorted(set(db.ids(status="labelled")) - set(db.ids(label=PROPERTY)))}
+    )
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         n = db.save_dataset(output, **selection)

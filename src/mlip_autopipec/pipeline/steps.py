@@ -47,8 +47,10 @@ def step_generate(ctx: RunContext) -> None:
         per_seed[atoms.info["seed"]] = per_seed.get(atoms.info["seed"], 0) + 1
     log.info(
         "generate: %d structures in the database (%d new); per seed: %s",
-        len(set(ids)), len(set(ids)) - have, ", ".join(f"{k} {v}" for k, v in per_seed.items()),
-    )  # fmt: skip
+        len(set(ids)),
+        len(set(ids)) - have,
+        ", ".join(f"{k} {v}" for k, v in per_seed.items()),
+    )
 
 
 def step_label(ctx: RunContext, client: Callable[[], Client] | None = None) -> None:
@@ -63,9 +65,12 @@ def step_label(ctx: RunContext, client: Callable[[], Client] | None = None) -> N
         log.info("label: nothing pending, skipped")
         return
     label_pending(
-        ctx.db, ctx.config.oracle, client() if client is not None else ctx.config.compute_for("label"),
-        workdir=ctx.workdir / "oracle", progress=ctx.progress,
-    )  # fmt: skip
+        ctx.db,
+        ctx.config.oracle,
+        client() if client is not None else ctx.config.compute_for("label"),
+        workdir=ctx.workdir / "oracle",
+        progress=ctx.progress,
+    )
 
 
 def step_split(ctx: RunContext) -> None:

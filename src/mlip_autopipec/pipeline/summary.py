@@ -11,8 +11,8 @@ import yaml
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.fileio import atomic_path
-from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline import migrate
+from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline.migrate import read_record
 from mlip_autopipec.pipeline.records import ActiveLearningRecord, PotentialFiles, RunSummary, Timings, dump_record
 from mlip_autopipec.report.build import build_figures
@@ -26,7 +26,9 @@ SUMMARY_FILE = "summary.json"
 def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
     """Compute the figures of ``fit``, draw the plots and write ``summary.json`` / ``summary.md`` under ``workdir/report``."""
     out = ctx.workdir / REPORT_DIR
-    for stale in out.glob("*.png"):  # plots are redrawn; one of a seed no longer in the config must not stay on the page
+    for stale in out.glob(
+        "*.png"
+    ):  # plots are redrawn; one of a seed no longer in the config must not stay on the page
         stale.unlink()
     figures = build_figures(ctx.config, ctx.db, fit, out, ctx.workdir)
     summary = RunSummary(
@@ -55,12 +57,15 @@ def config_text(cfg: PipelineConfig) -> str:
 def read_summary(workdir: Path) -> RunSummary | None:
     """``workdir/report/summary.json`` (None: no report yet)."""
     workdir = Path(workdir)
-    return read_record(workdir / REPORT_DIR / SUMMARY_FILE, RunSummary, workdir, lambda data: migrate.summary_v0(data, workdir))
+    return read_record(
+        workdir / REPORT_DIR / SUMMARY_FILE, RunSummary, workdir, lambda data: migrate.summary_v0(data, workdir)
+    )
 
 
 def active_learning_plot(al: ActiveLearningRecord, out: Path) -> Path | None:
     """``active_learning.png``: the validation force RMSE after each fit, and the halts of each generation."""
-    from mlip_autopipec.report.plots import CurvePoint, GenerationHalts, active_learning_plot as draw
+    from mlip_autopipec.report.plots import CurvePoint, GenerationHalts
+    from mlip_autopipec.report.plots import active_learning_plot as draw
 
     points = []
     if al.initial is not None and al.initial.validation_force_rmse_mev_per_angstrom is not None:
@@ -72,9 +77,18 @@ def active_learning_plot(al: ActiveLearningRecord, out: Path) -> Path | None:
     ]
     final = al.final
     if final is not None and final.validation_force_rmse_mev_per_angstrom is not None and al.generations:
-        points.append(CurvePoint(final.n_labelled_total, final.validation_force_rmse_mev_per_angstrom, al.generations[-1].generation, "final"))
+        points.append(
+            CurvePoint(
+                final.n_labelled_total,
+                final.validation_force_rmse_mev_per_angstrom,
+                al.generations[-1].generation,
+                "final",
+            )
+        )
     halts = [
-        GenerationHalts(r.generation, r.trajectories, r.gamma_halts if r.gamma_halts is not None else (r.halts or 0), r.blowups or 0)
+        GenerationHalts(
+            r.generation, r.trajectories, r.gamma_halts if r.gamma_halts is not None else (r.halts or 0), r.blowups or 0
+        )
         for r in al.generations
         if r.trajectories is not None
     ]
@@ -86,7 +100,11 @@ def timings(ctx: RunContext) -> Timings:
     total = ctx.total_before_report_s if ctx.total_before_report_s is not None else sum(steps.values())
     oracle = steps.get("label", 0.0)
     return Timings(
-        steps_s=steps, total_s=total, oracle_s=oracle, pacemaker_s=ctx.pacemaker_s, other_s=max(0.0, total - oracle - ctx.pacemaker_s)
+        steps_s=steps,
+        total_s=total,
+        oracle_s=oracle,
+        pacemaker_s=ctx.pacemaker_s,
+        other_s=max(0.0, total - oracle - ctx.pacemaker_s),
     )
 
 
@@ -110,10 +128,14 @@ def last_lines(summary: RunSummary) -> list[str]:
         lines.extend(property_lines(name, props))
     if summary.formation is not None:
         f = summary.formation
-        lines.append(f"formation energies ({'-'.join(f.elements)}, {f.n_structures} structures): RMSE {f.rmse_mev_per_atom:.2f} meV/atom")
+        lines.append(
+            f"formation energies ({'-'.join(f.elements)}, {f.n_structures} structures): RMSE {f.rmse_mev_per_atom:.2f} meV/atom"
+        )
     for c in summary.quality_bar.checks:
         value = "n/a" if c.value is None else f"{c.value:.3g}"
-        lines.append(f"  [{'PASS' if c.passed else 'FAIL'}] {c.figure}: {value} {c.unit} (target <= {c.target} {c.unit})")
+        lines.append(
+            f"  [{'PASS' if c.passed else 'FAIL'}] {c.figure}: {value} {c.unit} (target <= {c.target} {c.unit})"
+        )
     lines.append(f"potential: {summary.potential.yace}")
     return lines
 
@@ -122,7 +144,9 @@ def property_lines(name: str, props) -> list[str]:
     """One line per property of a bulk seed: oracle, potential, error."""
     from mlip_autopipec.report.properties.run import property_table
 
-    lines = [f"properties of {name} ({props.oracle_calls} oracle calls, {props.oracle_cached} cached, {props.seconds:.1f} s):"]
+    lines = [
+        f"properties of {name} ({props.oracle_calls} oracle calls, {props.oracle_cached} cached, {props.seconds:.1f} s):"
+    ]
     for label, row in property_table(props.model_dump(exclude_none=True)).items():
         o, p, e = (row.get(k) for k in ("oracle", "potential", "error"))
         show = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731

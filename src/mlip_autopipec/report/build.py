@@ -43,7 +43,8 @@ class DatabaseCounts(_Figures):
     by_source: dict[str, int] = Field(description="Structures per 'source (generation g)'.")
     labelled_by_split: dict[str, int] = Field(description="Labelled structures in the train and validation splits.")
     by_seed: dict[str, dict[str, int]] = Field(
-        default_factory=dict, description="Structures per seed, then per 'source (generation g)' (property structures under their seed too)."
+        default_factory=dict,
+        description="Structures per seed, then per 'source (generation g)' (property structures under their seed too).",
     )
 
 
@@ -100,10 +101,15 @@ class ReportFigures(_Figures):
     eos: EOSFigures | None = Field(None, description="Equation of state of the first bulk seed (null: report.eos off).")
     eos_by_seed: dict[str, EOSFigures] = Field(default_factory=dict, description="Equation of state of each bulk seed.")
     properties: PropertiesFigures | None = Field(
-        None, description="Properties of the first bulk seed, oracle against potential (null: none switched on, or no bulk seed)."
+        None,
+        description="Properties of the first bulk seed, oracle against potential (null: none switched on, or no bulk seed).",
     )
-    properties_by_seed: dict[str, PropertiesFigures] = Field(default_factory=dict, description="Properties of each bulk seed.")
-    formation: FormationFigures | None = Field(None, description="Formation energies per composition (binary systems only).")
+    properties_by_seed: dict[str, PropertiesFigures] = Field(
+        default_factory=dict, description="Properties of each bulk seed."
+    )
+    formation: FormationFigures | None = Field(
+        None, description="Formation energies per composition (binary systems only)."
+    )
     quality_bar: QualityBar = Field(description="The config's targets, met or not.")
     report_seconds: dict[str, float] = Field(default_factory=dict, description="Wall time of the report's parts (s).")
 
@@ -126,7 +132,9 @@ def database_counts(db: DatabaseManager) -> DatabaseCounts:
     )
 
 
-def build_figures(cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult, out: Path, workdir: Path | None = None) -> ReportFigures:
+def build_figures(
+    cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult, out: Path, workdir: Path | None = None
+) -> ReportFigures:
     """Compute the figures of ``fit`` and draw the plots under ``out``: parity (by seed), EOS and properties of each
     bulk seed, formation energies.  ``workdir``: where the oracle's property calculations run (default: ``out``'s parent)."""
     import time
@@ -143,7 +151,9 @@ def build_figures(cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult,
         validation = ValidationFigures(**validated.metrics.as_dict())
         plots.parity_plots(validated.predictions, validated.metrics, out, validated.groups)
     else:
-        validation = ValidationFigures(n_structures=0, note="no labelled validation structures (validation_fraction 0?)")
+        validation = ValidationFigures(
+            n_structures=0, note="no labelled validation structures (validation_fraction 0?)"
+        )
     seconds["validation"] = time.perf_counter() - t0
 
     calc = import_pyace_calculator()(str(fit.potential_yace))
@@ -172,7 +182,9 @@ def build_figures(cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult,
         for seed in seeds:
             t0 = time.perf_counter()
             try:
-                properties_by_seed[str(seed.name)] = seed_properties(cfg, seed, db, fit.potential_yace, fit.potential_yaml, workdir, out)
+                properties_by_seed[str(seed.name)] = seed_properties(
+                    cfg, seed, db, fit.potential_yace, fit.potential_yaml, workdir, out
+                )
             except Exception as err:  # one seed's failure leaves the rest of the report
                 log.warning("report: no properties of seed %s: %s", seed.name, err)
                 properties_by_seed[str(seed.name)] = PropertiesFigures(seed=str(seed.name), failures={"all": str(err)})
@@ -206,10 +218,25 @@ def quality_bar(validation: ValidationFigures, eos: EOSFigures | None, targets: 
         ok = value is not None and math.isfinite(value) and abs(value) <= limit
         checks.append(QualityCheck(figure=name, value=value, target=limit, unit=unit, passed=bool(ok)))
 
-    check("validation force RMSE", validation.force_rmse_mev_per_angstrom, targets.target_force_rmse_mev_per_angstrom, "meV/Å")
-    check("validation energy RMSE", validation.energy_rmse_mev_per_atom, targets.target_energy_rmse_mev_per_atom, "meV/atom")
+    check(
+        "validation force RMSE",
+        validation.force_rmse_mev_per_angstrom,
+        targets.target_force_rmse_mev_per_angstrom,
+        "meV/Å",
+    )
+    check(
+        "validation energy RMSE",
+        validation.energy_rmse_mev_per_atom,
+        targets.target_energy_rmse_mev_per_atom,
+        "meV/atom",
+    )
     if targets.eos:
         eos = eos or EOSFigures()
-        check("lattice constant error", eos.lattice_constant_error_percent, targets.target_lattice_constant_error_percent, "%")
+        check(
+            "lattice constant error",
+            eos.lattice_constant_error_percent,
+            targets.target_lattice_constant_error_percent,
+            "%",
+        )
         check("bulk modulus error", eos.bulk_modulus_error_percent, targets.target_bulk_modulus_error_percent, "%")
     return QualityBar(passed=all(c.passed for c in checks), checks=checks)

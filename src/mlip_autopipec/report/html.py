@@ -90,25 +90,59 @@ def _image(path: Path) -> str:
 def render_html(summary: dict[str, Any], config_yaml: str, report_dir: Path) -> str:
     """The page for ``summary`` (summary.json's content), with every PNG of ``report_dir`` embedded."""
     bar = summary["quality_bar"]
-    quality = _table(
-        ["figure", "value", "target", "unit", "result"],
-        [[c["figure"], c["value"], c["target"], c["unit"], "PASS" if c["passed"] else "FAIL"] for c in bar["checks"]],
-    ).replace("<td>PASS</td>", '<td class="pass">PASS</td>').replace("<td>FAIL</td>", '<td class="fail">FAIL</td>')
+    quality = (
+        _table(
+            ["figure", "value", "target", "unit", "result"],
+            [
+                [c["figure"], c["value"], c["target"], c["unit"], "PASS" if c["passed"] else "FAIL"]
+                for c in bar["checks"]
+            ],
+        )
+        .replace("<td>PASS</td>", '<td class="pass">PASS</td>')
+        .replace("<td>FAIL</td>", '<td class="fail">FAIL</td>')
+    )
 
     val = summary["validation"]
     validation = _table(
         ["structures", "energy RMSE (meV/atom)", "energy MAE (meV/atom)", "force RMSE (meV/Å)", "force MAE (meV/Å)"],
-        [[val["n_structures"], val.get("energy_rmse_mev_per_atom"), val.get("energy_mae_mev_per_atom"),
-          val.get("force_rmse_mev_per_angstrom"), val.get("force_mae_mev_per_angstrom")]],
-    )  # fmt: skip
+        [
+            [
+                val["n_structures"],
+                val.get("energy_rmse_mev_per_atom"),
+                val.get("energy_mae_mev_per_atom"),
+                val.get("force_rmse_mev_per_angstrom"),
+                val.get("force_mae_mev_per_angstrom"),
+            ]
+        ],
+    )
     eos_rows = []
     for name, eos in (summary.get("eos_by_seed") or {}).items():
         o, p = eos.get("oracle") or {}, eos.get("potential") or {}
-        eos_rows.append([name, o.get("lattice_constant"), p.get("lattice_constant"), eos.get("lattice_constant_error_percent"),
-                         o.get("bulk_modulus_gpa"), p.get("bulk_modulus_gpa"), eos.get("bulk_modulus_error_percent"), eos.get("note")])  # fmt: skip
+        eos_rows.append(
+            [
+                name,
+                o.get("lattice_constant"),
+                p.get("lattice_constant"),
+                eos.get("lattice_constant_error_percent"),
+                o.get("bulk_modulus_gpa"),
+                p.get("bulk_modulus_gpa"),
+                eos.get("bulk_modulus_error_percent"),
+                eos.get("note"),
+            ]
+        )
     if eos_rows:
         validation += "<h3>Equation of state per bulk seed</h3>" + _table(
-            ["seed", "a oracle (Å)", "a potential (Å)", "Δa (%)", "B oracle (GPa)", "B potential (GPa)", "ΔB (%)", "note"], eos_rows
+            [
+                "seed",
+                "a oracle (Å)",
+                "a potential (Å)",
+                "Δa (%)",
+                "B oracle (GPa)",
+                "B potential (GPa)",
+                "ΔB (%)",
+                "note",
+            ],
+            eos_rows,
         )
     formation = summary.get("formation")
     if formation:
@@ -122,17 +156,21 @@ def render_html(summary: dict[str, Any], config_yaml: str, report_dir: Path) -> 
         rows = property_table(props)
         parts.append(
             f"<h3>{html.escape(name)} ({html.escape(props.get('formula') or '')})</h3>"
-            + _table(["property", "oracle", "potential", "error (potential − oracle)"],
-                     [[k, r.get("oracle"), r.get("potential"), r.get("error")] for k, r in rows.items()])  # fmt: skip
-            + f"<p class=\"muted\">oracle calls: {props.get('oracle_calls', 0)} (cached: {props.get('oracle_cached', 0)}); "
+            + _table(
+                ["property", "oracle", "potential", "error (potential − oracle)"],
+                [[k, r.get("oracle"), r.get("potential"), r.get("error")] for k, r in rows.items()],
+            )
+            + f'<p class="muted">oracle calls: {props.get("oracle_calls", 0)} (cached: {props.get("oracle_cached", 0)}); '
             f"{props.get('seconds', 0.0):.1f} s</p>"
         )
         for what, why in (props.get("failures") or {}).items():
-            parts.append(f"<p class=\"fail\">not computed: {html.escape(what)}: {html.escape(why)}</p>")
-    properties = "".join(parts) or "<p class=\"muted\">No properties computed (report.properties off, or no bulk seed).</p>"
+            parts.append(f'<p class="fail">not computed: {html.escape(what)}: {html.escape(why)}</p>')
+    properties = (
+        "".join(parts) or '<p class="muted">No properties computed (report.properties off, or no bulk seed).</p>'
+    )
 
     images = sorted(report_dir.glob("*.png"))
-    figures = "".join(_image(p) for p in images) or "<p class=\"muted\">No plots.</p>"
+    figures = "".join(_image(p) for p in images) or '<p class="muted">No plots.</p>'
 
     counts = summary["counts"]
     seed_rows = [[seed, key, n] for seed, by in (counts.get("by_seed") or {}).items() for key, n in by.items()]
@@ -144,13 +182,41 @@ def render_html(summary: dict[str, Any], config_yaml: str, report_dir: Path) -> 
 
     al = summary.get("active_learning")
     if al:
-        rows = [[g["generation"], g.get("trajectories"), g.get("candidates"), g.get("selected"), g.get("labelled"),
-                 g.get("gamma_halts"), g.get("blowups"), g.get("max_gamma"), g.get("n_labelled_total"),
-                 g.get("validation_force_rmse_mev_per_angstrom"), g.get("fit_max_epochs")] for g in al.get("generations", [])]  # fmt: skip
-        active_learning = _table(
-            ["generation", "trajectories", "candidates", "selected", "labelled", "γ halts", "blow-ups", "max γ",
-             "labelled total", "validation force RMSE (meV/Å)", "refit iterations"], rows,
-        ) + f"<p>Stop: {html.escape(str(al.get('stop_reason')))}</p>"  # fmt: skip
+        rows = [
+            [
+                g["generation"],
+                g.get("trajectories"),
+                g.get("candidates"),
+                g.get("selected"),
+                g.get("labelled"),
+                g.get("gamma_halts"),
+                g.get("blowups"),
+                g.get("max_gamma"),
+                g.get("n_labelled_total"),
+                g.get("validation_force_rmse_mev_per_angstrom"),
+                g.get("fit_max_epochs"),
+            ]
+            for g in al.get("generations", [])
+        ]
+        active_learning = (
+            _table(
+                [
+                    "generation",
+                    "trajectories",
+                    "candidates",
+                    "selected",
+                    "labelled",
+                    "γ halts",
+                    "blow-ups",
+                    "max γ",
+                    "labelled total",
+                    "validation force RMSE (meV/Å)",
+                    "refit iterations",
+                ],
+                rows,
+            )
+            + f"<p>Stop: {html.escape(str(al.get('stop_reason')))}</p>"
+        )
         final = al.get("final")
         if final:
             active_learning += (
@@ -159,7 +225,7 @@ def render_html(summary: dict[str, Any], config_yaml: str, report_dir: Path) -> 
                 f"{final.get('validation_force_rmse_mev_per_angstrom')} meV/Å.</p>"
             )
     else:
-        active_learning = "<p class=\"muted\">Active learning was not run (the learning curve is in active_learning.png when it is).</p>"
+        active_learning = '<p class="muted">Active learning was not run (the learning curve is in active_learning.png when it is).</p>'
 
     fit_rows = [[k, v] for k, v in summary["fit"].items() if v is not None]
     timing_rows = [[f"step {k}", v] for k, v in summary["timings"]["steps_s"].items()]

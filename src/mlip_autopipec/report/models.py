@@ -27,7 +27,9 @@ class ElasticFigures(_Model):
     C12: PropertyPair | None = Field(None, description="C12 (GPa).")
     C44: PropertyPair | None = Field(None, description="C44 (GPa).")
     bulk_modulus_voigt: PropertyPair | None = Field(None, description="Voigt bulk modulus (GPa).")
-    matrix: dict[str, list[list[float]]] | None = Field(None, description="Full 6×6 matrix (GPa) per side, below cubic symmetry.")
+    matrix: dict[str, list[list[float]]] | None = Field(
+        None, description="Full 6×6 matrix (GPa) per side, below cubic symmetry."
+    )
 
 
 class PhononFigures(_Model):
@@ -56,17 +58,23 @@ class PropertiesFigures(_Model):
     seed: str = Field(description="The seed's name.")
     formula: str = Field("", description="Chemical formula of the relaxed (oracle) cell.")
     elastic_gpa: ElasticFigures | None = Field(None, description="Elastic constants (GPa); null: off.")
-    vacancy_formation_ev: PropertyPair | None = Field(None, description="Relaxed vacancy formation energy (eV); null: off.")
-    surface_energy_j_per_m2: dict[str, PropertyPair] = Field(default_factory=dict, description="Relaxed surface energy (J/m²) per facet.")
+    vacancy_formation_ev: PropertyPair | None = Field(
+        None, description="Relaxed vacancy formation energy (eV); null: off."
+    )
+    surface_energy_j_per_m2: dict[str, PropertyPair] = Field(
+        default_factory=dict, description="Relaxed surface energy (J/m²) per facet."
+    )
     phonons: PhononFigures | None = Field(None, description="Phonons; null: off.")
     md_stability: MDStabilityFigures | None = Field(None, description="NVT stability run of the potential; null: off.")
-    failures: dict[str, str] = Field(default_factory=dict, description="Properties that could not be computed, with why.")
+    failures: dict[str, str] = Field(
+        default_factory=dict, description="Properties that could not be computed, with why."
+    )
     oracle_calls: int = Field(0, description="Oracle calls this report made for the seed (0 on a rerun: cached).")
     oracle_cached: int = Field(0, description="Oracle results found in the database instead.")
     seconds: float = Field(0.0, description="Wall time of the seed's properties (s).")
 
     @classmethod
-    def of(cls, seed: str, formula: str, summary: dict[str, Any], **extra: Any) -> "PropertiesFigures":
+    def of(cls, seed: str, formula: str, summary: dict[str, Any], **extra: Any) -> PropertiesFigures:
         return cls.model_validate({"seed": seed, "formula": formula, **summary, **extra})
 
 
@@ -81,7 +89,9 @@ class FormationFigures(_Model):
     """Formation (mixing) energies per atom against the pure elements, for a binary system."""
 
     elements: list[str] = Field(description="The two elements; composition is the fraction of the second.")
-    references: dict[str, float] = Field(description="Per-atom oracle energy of each pure element's lowest structure (eV/atom).")
+    references: dict[str, float] = Field(
+        description="Per-atom oracle energy of each pure element's lowest structure (eV/atom)."
+    )
     n_structures: int = Field(description="Labelled structures compared.")
     rmse_mev_per_atom: float = Field(description="RMSE of the formation energy, potential vs oracle (meV/atom).")
     points: list[FormationPoint] = Field(default_factory=list, description="One point per structure.")

@@ -41,18 +41,32 @@ def _parity(ax, ref, pred, unit: str, title: str, groups: Sequence[str] | None =
     ax.set_aspect("equal", adjustable="datalim")
 
 
-def parity_plots(p: Predictions, metrics: ErrorMetrics, directory: Path, groups: Sequence[str] | None = None) -> list[Path]:
+def parity_plots(
+    p: Predictions, metrics: ErrorMetrics, directory: Path, groups: Sequence[str] | None = None
+) -> list[Path]:
     """Energy-per-atom and force-component parity plots of the validation split, coloured by ``groups``
     (one name per structure: its seed or source) when given."""
     groups = list(groups) if groups else None
     force_groups = None if groups is None else [g for g, n in zip(groups, p.natoms) for _ in range(3 * int(n))]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    _parity(ax, p.energy_ref / p.natoms, p.energy_pred / p.natoms, "eV/atom",
-            f"energy, validation: RMSE {metrics.energy_rmse_mev_per_atom:.2f} meV/atom", groups)
+    _parity(
+        ax,
+        p.energy_ref / p.natoms,
+        p.energy_pred / p.natoms,
+        "eV/atom",
+        f"energy, validation: RMSE {metrics.energy_rmse_mev_per_atom:.2f} meV/atom",
+        groups,
+    )
     energy = _save(fig, directory / "parity_energy.png")
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    _parity(ax, p.forces_ref.ravel(), p.forces_pred.ravel(), "eV/Å",
-            f"forces, validation: RMSE {metrics.force_rmse_mev_per_angstrom:.1f} meV/Å", force_groups)
+    _parity(
+        ax,
+        p.forces_ref.ravel(),
+        p.forces_pred.ravel(),
+        "eV/Å",
+        f"forces, validation: RMSE {metrics.force_rmse_mev_per_angstrom:.1f} meV/Å",
+        force_groups,
+    )
     forces = _save(fig, directory / "parity_forces.png")
     return [energy, forces]
 
@@ -69,12 +83,19 @@ def eos_plot(eos: EOSComparison, directory: Path, name: str = "eos.png", title: 
             ax.scatter(eos.volumes_per_atom, pts, marker=marker, label=f"{label}: no minimum in range")
             continue
         line = ax.plot(v, fit.energy(v), lw=1)[0]
-        ax.scatter(eos.volumes_per_atom, pts, marker=marker, color=line.get_color(),
-                   label=f"{label}: a={fit.lattice_constant:.4f} Å, B={fit.bulk_modulus_gpa:.1f} GPa")
+        ax.scatter(
+            eos.volumes_per_atom,
+            pts,
+            marker=marker,
+            color=line.get_color(),
+            label=f"{label}: a={fit.lattice_constant:.4f} Å, B={fit.bulk_modulus_gpa:.1f} GPa",
+        )
     ax.set_xlabel("volume (Å³/atom)")
     ax.set_ylabel("energy (eV/atom)")
     if eos.potential is not None:
-        ax.set_title(f"{title + ' ' if title else ''}EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %")
+        ax.set_title(
+            f"{title + ' ' if title else ''}EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %"
+        )
     ax.legend(fontsize=8)
     return _save(fig, directory / name)
 
@@ -89,7 +110,9 @@ def formation_plot(formation, directory: Path) -> Path:
         pts = [pt for pt in formation.points if pt.group == g]
         x = [pt.composition for pt in pts]
         c = colours[i % len(colours)]
-        ax.scatter(x, [pt.oracle_ev_per_atom for pt in pts], facecolors="none", edgecolors=c, s=22, label=f"{g}: oracle")
+        ax.scatter(
+            x, [pt.oracle_ev_per_atom for pt in pts], facecolors="none", edgecolors=c, s=22, label=f"{g}: oracle"
+        )
         ax.scatter(x, [pt.potential_ev_per_atom for pt in pts], color=c, marker="x", s=18, label=f"{g}: potential")
     ax.axhline(0.0, color="0.6", lw=1)
     ax.set_xlabel(f"fraction of {b} in {a}–{b}")
@@ -117,7 +140,9 @@ class GenerationHalts(NamedTuple):
     blowups: int
 
 
-def active_learning_plot(points: Sequence[CurvePoint], halts: Sequence[GenerationHalts], directory: Path) -> Path | None:
+def active_learning_plot(
+    points: Sequence[CurvePoint], halts: Sequence[GenerationHalts], directory: Path
+) -> Path | None:
     """Validation force RMSE against labelled structures, and halted trajectories per generation (``active_learning.png``).
 
     ``points``: one per fit (generation 0 is the fit active learning started
@@ -133,8 +158,13 @@ def active_learning_plot(points: Sequence[CurvePoint], halts: Sequence[Generatio
         if min(y) > 0 and max(y) / min(y) > 20:
             left.set_yscale("log")
         for p in points:
-            left.annotate(p.label or f"g{p.generation}", (p.n_labelled, p.force_rmse_mev_per_angstrom),
-                          textcoords="offset points", xytext=(4, 4), fontsize=8)  # fmt: skip
+            left.annotate(
+                p.label or f"g{p.generation}",
+                (p.n_labelled, p.force_rmse_mev_per_angstrom),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
     left.set_xlabel("labelled structures")
     left.set_ylabel("validation force RMSE (meV/Å)")
     left.set_title("validation error after each fit")

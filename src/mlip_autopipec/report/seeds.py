@@ -109,8 +109,12 @@ def seed_eos_structures(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManag
         store.flush()
     log.info(
         "report: equation of state of seed %s on %d volumes (%.2f-%.2f of the seed's; the pool has %d clean points)",
-        seed.name, EOS_GRID_POINTS, lo, hi, len(pool),
-    )  # fmt: skip
+        seed.name,
+        EOS_GRID_POINTS,
+        lo,
+        hi,
+        len(pool),
+    )
     return cells
 
 
@@ -220,8 +224,10 @@ def formation_energies(
         refs_o[element], refs_p[element] = float(e_oracle[i]), float(e_pot[i])
     f_o = e_oracle - ((1 - comps) * refs_o[a] + comps * refs_o[b])
     f_p = e_pot - ((1 - comps) * refs_p[a] + comps * refs_p[b])
-    points = [FormationPoint(composition=float(x), oracle_ev_per_atom=float(o), potential_ev_per_atom=float(p), group=g)
-              for x, o, p, g in zip(comps, f_o, f_p, groups)]  # fmt: skip
+    points = [
+        FormationPoint(composition=float(x), oracle_ev_per_atom=float(o), potential_ev_per_atom=float(p), group=g)
+        for x, o, p, g in zip(comps, f_o, f_p, groups)
+    ]
     return FormationFigures(
         elements=[a, b],
         references=refs_o,

@@ -54,7 +54,12 @@ class EOSFit:
     energy_per_atom: float
     bulk_modulus_gpa: float
     lattice_constant: float  # Å, the seed's lattice constant scaled to the equilibrium volume
-    parameters: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # ase.eos.birchmurnaghan's E0, B0 (eV/Å³), B', V0
+    parameters: tuple[float, float, float, float] = (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )  # ase.eos.birchmurnaghan's E0, B0 (eV/Å³), B', V0
 
     def energy(self, volume_per_atom: np.ndarray) -> np.ndarray:
         """The fitted curve (eV/atom) at the given volumes (Å³/atom)."""
@@ -84,7 +89,9 @@ class EOSComparison:
         if self.potential is None:
             self.lattice_constant_error_percent = self.bulk_modulus_error_percent = None
             return
-        self.lattice_constant_error_percent = 100.0 * (self.potential.lattice_constant / self.oracle.lattice_constant - 1.0)
+        self.lattice_constant_error_percent = 100.0 * (
+            self.potential.lattice_constant / self.oracle.lattice_constant - 1.0
+        )
         self.bulk_modulus_error_percent = 100.0 * (self.potential.bulk_modulus_gpa / self.oracle.bulk_modulus_gpa - 1.0)
 
     def as_dict(self) -> dict:
@@ -129,7 +136,9 @@ def energy_shift(reference_energy: dict[str, float] | None) -> Callable[[Atoms],
     return lambda atoms: float(sum(refs.get(s, 0.0) for s in atoms.get_chemical_symbols()) - shift * len(atoms))
 
 
-def predict(structures: Sequence[Atoms], calculator: Calculator, energy_shift: Callable[[Atoms], float] | None = None) -> Predictions:
+def predict(
+    structures: Sequence[Atoms], calculator: Calculator, energy_shift: Callable[[Atoms], float] | None = None
+) -> Predictions:
     """Evaluate ``calculator`` on labelled ``structures`` (each carrying its reference results).
 
     ``energy_shift(atoms)`` (eV) is added to the prediction, e.g. the sum of the
@@ -167,14 +176,21 @@ def error_metrics(p: Predictions) -> ErrorMetrics:
     )
 
 
-def fit_eos(volumes_per_atom: np.ndarray, energies_per_atom: np.ndarray, seed_volume_per_atom: float, seed_lattice_constant: float) -> EOSFit:
+def fit_eos(
+    volumes_per_atom: np.ndarray,
+    energies_per_atom: np.ndarray,
+    seed_volume_per_atom: float,
+    seed_lattice_constant: float,
+) -> EOSFit:
     """Birch–Murnaghan fit of E(V) per atom; the lattice constant is the seed's, scaled isotropically to V0."""
     if len(volumes_per_atom) < 5:
         raise MlipAutopipecError(f"an equation-of-state fit needs at least 5 volumes, got {len(volumes_per_atom)}")
     eos = EquationOfState(np.asarray(volumes_per_atom), np.asarray(energies_per_atom), eos="birchmurnaghan")
     v0, e0, b = eos.fit()
     if not (np.isfinite(v0) and np.isfinite(b)) or b <= 0:
-        raise MlipAutopipecError(f"the equation-of-state fit failed (V0={v0}, B={b}); are the volumes around the minimum?")
+        raise MlipAutopipecError(
+            f"the equation-of-state fit failed (V0={v0}, B={b}); are the volumes around the minimum?"
+        )
     a0 = seed_lattice_constant * (v0 / seed_volume_per_atom) ** (1.0 / 3.0)
     return EOSFit(float(v0), float(e0), float(b / GPa), float(a0), tuple(float(x) for x in eos.eos_parameters))
 
@@ -210,7 +226,9 @@ class Validation:
     groups: list[str] = field(default_factory=list)  # per structure: its seed (provenance 'seed'), else its source
 
 
-def validation_errors(db: DatabaseManager, potential_yace: Path, reference_energy: dict[str, float] | None) -> Validation | None:
+def validation_errors(
+    db: DatabaseManager, potential_yace: Path, reference_energy: dict[str, float] | None
+) -> Validation | None:
     """Evaluate the potential ``potential_yace`` on the labelled validation structures of ``db`` (None: there are none).
 
     ``reference_energy``: the per-element energies (eV) pacemaker subtracted

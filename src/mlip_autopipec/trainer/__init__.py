@@ -1,6 +1,6 @@
 """Fitting ACE potentials with pacemaker (python-ace)."""
 
-from mlip_autopipec.trainer.pace import PaceRunner, PacemakerRunner, TrainingResult
+from mlip_autopipec.trainer.pace import PacemakerRunner, PaceRunner, TrainingResult
 from mlip_autopipec.trainer.parsing import FitProgress, TrainingMetrics
 from mlip_autopipec.trainer.profile import PacemakerProfile
 

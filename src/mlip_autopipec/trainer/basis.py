@@ -67,6 +67,7 @@ def check_basis(training: TrainingConfig, elements: Sequence[str]) -> BasisCheck
         return BasisCheck(tuple(sorted(set(elements))), {})
     try:
         from pyace.multispecies_basisextension import create_species_block, generate_blocks_specifications_dict
+
         white_list = _white_list()
     except ImportError as err:  # the trainer needs python-ace anyway
         raise TrainerError(f"cannot check the ACE basis: python-ace (pyace) is not importable: {err}") from err
@@ -75,7 +76,9 @@ def check_basis(training: TrainingConfig, elements: Sequence[str]) -> BasisCheck
     config = {k: potential[k] for k in ("deltaSplineBins", "elements", "embeddings", "bonds")}
     config["functions"] = blocks
     specs = generate_blocks_specifications_dict(config)
-    missing = [key for key in _all_keys(potential["elements"]) if key not in specs or "nradmax_by_orders" not in specs[key]]
+    missing = [
+        key for key in _all_keys(potential["elements"]) if key not in specs or "nradmax_by_orders" not in specs[key]
+    ]
     if missing:
         raise ConfigurationError(
             f"training.basis_blocks: no basis shape for the element combination(s) {[' '.join(k) for k in missing]}; "

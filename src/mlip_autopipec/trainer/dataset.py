@@ -18,9 +18,13 @@ def dataset_elements(path: str | Path) -> list[str]:
     except FileNotFoundError:
         raise TrainerError(f"training dataset not found: {path}") from None
     except Exception as err:  # pickle, gzip and pandas raise many kinds
-        raise TrainerError(f"cannot read the training dataset {path} as a pacemaker DataFrame: {type(err).__name__}: {err}") from err
+        raise TrainerError(
+            f"cannot read the training dataset {path} as a pacemaker DataFrame: {type(err).__name__}: {err}"
+        ) from err
     if "ase_atoms" not in getattr(df, "columns", ()):
-        raise TrainerError(f"training dataset {path} has no 'ase_atoms' column (columns: {list(getattr(df, 'columns', []))})")
+        raise TrainerError(
+            f"training dataset {path} has no 'ase_atoms' column (columns: {list(getattr(df, 'columns', []))})"
+        )
     if len(df) == 0:
         raise TrainerError(f"training dataset {path} holds no structures")
     symbols: set[str] = set()

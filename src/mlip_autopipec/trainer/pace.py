@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +34,7 @@ from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.launch import ProgramRun
 from mlip_autopipec.progress import progress_bar
 from mlip_autopipec.trainer.dataset import dataset_elements
+from mlip_autopipec.trainer.lock import FitFolderLock
 from mlip_autopipec.trainer.parsing import (
     FitProgress,
     ProgressParser,
@@ -46,7 +47,6 @@ from mlip_autopipec.trainer.parsing import (
     split_complete_lines,
     tail,
 )
-from mlip_autopipec.trainer.lock import FitFolderLock
 from mlip_autopipec.trainer.profile import PacemakerProfile
 from mlip_autopipec.trainer.pyace_import import import_acebbasisset
 
@@ -61,7 +61,15 @@ POTENTIAL_YACE = "output_potential.yace"
 INITIAL_POTENTIAL_COPY = "initial_potential.yaml"
 TEST_PREDICTIONS = "test_pred.pckl.gzip"
 # Files read after the run; removed first, so a stale one from an earlier run is never taken for this run's.
-_STALE = (POTENTIAL_YAML, POTENTIAL_YACE, LOG_NAME, "log.txt", "cycle_metrics.txt", "test_cycle_metrics.txt", TEST_PREDICTIONS)
+_STALE = (
+    POTENTIAL_YAML,
+    POTENTIAL_YACE,
+    LOG_NAME,
+    "log.txt",
+    "cycle_metrics.txt",
+    "test_cycle_metrics.txt",
+    TEST_PREDICTIONS,
+)
 _TAIL_LINES = 30
 
 
@@ -71,7 +79,9 @@ class TrainingResult(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     potential_yace: Path = Field(description="The potential for PyACECalculator / LAMMPS pair_style pace (.yace).")
-    potential_yaml: Path = Field(description="The potential in pacemaker's B-basis format (.yaml), for continuing fits and the active set.")
+    potential_yaml: Path = Field(
+        description="The potential in pacemaker's B-basis format (.yaml), for continuing fits and the active set."
+    )
     metrics: TrainingMetrics = Field(description="Train (and test) RMSE pacemaker reports at the end of the fit.")
     log_path: Path = Field(description="pacemaker's whole output (stdout and stderr).")
     input_yaml: Path = Field(description="The input.yaml pacemaker ran with.")
@@ -101,7 +111,11 @@ class PacemakerRunner:
         show_progress: bool = True,
     ) -> None:
         self.config = require_config(config, TrainingConfig, "PacemakerRunner's config")
-        self.profile = require_config(profile, PacemakerProfile, "PacemakerRunner's profile") if profile is not None else PacemakerProfile()
+        self.profile = (
+            require_config(profile, PacemakerProfile, "PacemakerRunner's profile")
+            if profile is not None
+            else PacemakerProfile()
+        )
         self.on_progress = on_progress
         self.show_progress = show_progress
 
@@ -133,8 +147,15 @@ class PacemakerRunner:
         self.profile.executable("pace_yaml2yace")
         config = self._effective_config()
         es = config.early_stopping
-        if es is not None and es.min_relative_test_loss_per_iter is not None and config.test_size == 0 and test_dataset_path is None:
-            log.warning("early_stopping.min_relative_test_loss_per_iter has no effect: there is no test set (test_size 0, no test dataset)")
+        if (
+            es is not None
+            and es.min_relative_test_loss_per_iter is not None
+            and config.test_size == 0
+            and test_dataset_path is None
+        ):
+            log.warning(
+                "early_stopping.min_relative_test_loss_per_iter has no effect: there is no test set (test_size 0, no test dataset)"
+            )
         if elements is None:
             elements = dataset_elements(dataset_path)
 
@@ -168,7 +189,9 @@ class PacemakerRunner:
             raise _failed(failure, log_path, log_text)
         potential_yaml = output_dir / POTENTIAL_YAML
         if not potential_yaml.is_file():
-            raise _failed(f"pacemaker finished in {output_dir} but wrote no {POTENTIAL_YAML} (log {log_path})", log_path, log_text)
+            raise _failed(
+                f"pacemaker finished in {output_dir} but wrote no {POTENTIAL_YAML} (log {log_path})", log_path, log_text
+            )
         potential_yace = self._convert_to_yace(output_dir, log_path)
         metrics = self._read_metrics(output_dir, log_text, log_path)
         result = TrainingResult(
@@ -226,7 +249,9 @@ class PacemakerRunner:
         environ = self.profile.environment()
         return {k: v for k, v in defaults.items() if k not in environ}
 
-    def _run_pacemaker(self, output_dir: Path, log_path: Path, config: TrainingConfig, lock: FitFolderLock) -> ProgramRun:
+    def _run_pacemaker(
+        self, output_dir: Path, log_path: Path, config: TrainingConfig, lock: FitFolderLock
+    ) -> ProgramRun:
         """Run ``pacemaker input.yaml`` with its output in ``log_path`` while a thread reports progress."""
         t_start = time.monotonic()
         parser = ProgressParser()
@@ -274,9 +299,13 @@ class PacemakerRunner:
                 ACEBBasisSet = import_acebbasisset()
                 ACEBBasisSet(str(potential_yaml)).to_ACECTildeBasisSet().save_yaml(str(potential_yace))
             except Exception as err:  # pyace raises RuntimeError/ValueError from C++ on a bad basis
-                raise TrainerError(f"could not convert {potential_yaml} to .yace with pyace: {type(err).__name__}: {err}") from err
+                raise TrainerError(
+                    f"could not convert {potential_yaml} to .yace with pyace: {type(err).__name__}: {err}"
+                ) from err
             with open(log_path, "a") as log_file:
-                log_file.write(f"\n[mlip-autopipec] {POTENTIAL_YAML} converted to {POTENTIAL_YACE} with pyace (what pace_yaml2yace does)\n")
+                log_file.write(
+                    f"\n[mlip-autopipec] {POTENTIAL_YAML} converted to {POTENTIAL_YACE} with pyace (what pace_yaml2yace does)\n"
+                )
             return potential_yace
         args = [POTENTIAL_YAML, "-o", POTENTIAL_YACE]
         with open(log_path, "a") as log_file:
@@ -284,8 +313,15 @@ class PacemakerRunner:
         run = self.profile.run("pace_yaml2yace", args, cwd=output_dir, log_path=log_path, append=True)
         if not run.ok or not potential_yace.is_file():
             text = log_path.read_text(errors="replace")
-            why = run.failure() or f"pace_yaml2yace finished in {output_dir} but wrote no {POTENTIAL_YACE} (log {log_path})"
-            raise _failed(f"pace_yaml2yace could not convert {potential_yaml}: {why}: {parse_error(text) or 'no error message found'}", log_path, text)
+            why = (
+                run.failure()
+                or f"pace_yaml2yace finished in {output_dir} but wrote no {POTENTIAL_YACE} (log {log_path})"
+            )
+            raise _failed(
+                f"pace_yaml2yace could not convert {potential_yaml}: {why}: {parse_error(text) or 'no error message found'}",
+                log_path,
+                text,
+            )
         return potential_yace
 
     @staticmethod
@@ -296,13 +332,17 @@ class PacemakerRunner:
         metrics = None
         if train_table.is_file():
             try:
-                metrics = metrics_from_tables(train_table.read_text(), test_table.read_text() if test_table.is_file() else None)
+                metrics = metrics_from_tables(
+                    train_table.read_text(), test_table.read_text() if test_table.is_file() else None
+                )
             except (ValueError, KeyError) as err:
                 log.warning("cannot read %s (%s); taking the metrics from %s", train_table, err, log_path)
         if metrics is None:
             metrics = parse_final_metrics(log_text)
         if metrics is None:
-            raise TrainerError(f"pacemaker finished in {output_dir} but reported no final errors in {train_table.name} or {log_path}")
+            raise TrainerError(
+                f"pacemaker finished in {output_dir} but reported no final errors in {train_table.name} or {log_path}"
+            )
         test_predictions = output_dir / TEST_PREDICTIONS
         if metrics.test_energy_rmse_mev_per_atom is None and test_predictions.is_file():
             import pandas as pd
@@ -312,7 +352,9 @@ class PacemakerRunner:
             except Exception as err:  # a damaged file only costs the test numbers
                 log.warning("cannot read the test predictions %s: %s", test_predictions, err)
             else:
-                metrics = metrics.model_copy(update={"test_energy_rmse_mev_per_atom": e_rmse, "test_force_rmse_mev_per_a": f_rmse})
+                metrics = metrics.model_copy(
+                    update={"test_energy_rmse_mev_per_atom": e_rmse, "test_force_rmse_mev_per_a": f_rmse}
+                )
         return metrics
 
 

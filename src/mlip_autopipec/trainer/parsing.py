@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,11 +72,21 @@ class TrainingMetrics(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     train_energy_rmse_mev_per_atom: float = Field(description="Energy RMSE on pacemaker's training set (meV/atom).")
-    train_force_rmse_mev_per_a: float = Field(description="Force RMSE per Cartesian component on the training set (meV/Å).")
-    test_energy_rmse_mev_per_atom: float | None = Field(None, description="Energy RMSE on pacemaker's test set (meV/atom); null without a test set.")
-    test_force_rmse_mev_per_a: float | None = Field(None, description="Force RMSE per component on the test set (meV/Å); null without a test set.")
-    train_loss: float | None = Field(None, description="Final value of pacemaker's loss on the training set (dimensionless).")
-    test_loss: float | None = Field(None, description="Loss on the test set at the end (dimensionless); null without a test set.")
+    train_force_rmse_mev_per_a: float = Field(
+        description="Force RMSE per Cartesian component on the training set (meV/Å)."
+    )
+    test_energy_rmse_mev_per_atom: float | None = Field(
+        None, description="Energy RMSE on pacemaker's test set (meV/atom); null without a test set."
+    )
+    test_force_rmse_mev_per_a: float | None = Field(
+        None, description="Force RMSE per component on the test set (meV/Å); null without a test set."
+    )
+    train_loss: float | None = Field(
+        None, description="Final value of pacemaker's loss on the training set (dimensionless)."
+    )
+    test_loss: float | None = Field(
+        None, description="Loss on the test set at the end (dimensionless); null without a test set."
+    )
     n_functions: int | None = Field(None, description="Number of basis functions of the final potential.")
 
 
@@ -225,7 +234,9 @@ def prediction_errors(predictions: Any) -> tuple[float, float]:
     which predicts the test set at the end but prints no test errors.
     """
     n_atoms = np.asarray(predictions["NUMBER_OF_ATOMS"], dtype=float)
-    de = (np.asarray(predictions["energy_pred"], dtype=float) - np.asarray(predictions["energy_corrected"], dtype=float)) / n_atoms
+    de = (
+        np.asarray(predictions["energy_pred"], dtype=float) - np.asarray(predictions["energy_corrected"], dtype=float)
+    ) / n_atoms
     df = np.vstack(list(predictions["forces_pred"])) - np.vstack(list(predictions["forces"]))
     return float(np.sqrt(np.mean(de**2)) * 1e3), float(np.sqrt(np.mean(df**2)) * 1e3)
 
@@ -233,7 +244,9 @@ def prediction_errors(predictions: Any) -> tuple[float, float]:
 def parse_error(log_text: str) -> str | None:
     """pacemaker's own error message: the exception line of the last traceback, else the last ERROR log line."""
     lines = split_lines(log_text)
-    start = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=None)
+    start = max(
+        (i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=None
+    )
     if start is not None:
         for line in lines[start + 1 :]:
             if line and not line[0].isspace():

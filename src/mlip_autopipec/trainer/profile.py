@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec import launch
+from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.exceptions import TrainerError
 
 Program = Literal["pacemaker", "pace_yaml2yace", "pace_activeset", "pace_select"]
@@ -37,14 +37,24 @@ INSTALL_HINT = (
 class PacemakerProfile(StrictModel):
     """Where pacemaker's programs are and what environment they run in."""
 
-    pacemaker: str = Field("pacemaker", description="The fitting program: a name looked up next to the running Python, then on PATH, or a full path.")
-    pace_yaml2yace: str = Field("pace_yaml2yace", description="Converter of a .yaml potential to .yace: a name or a full path.")
-    pace_activeset: str = Field("pace_activeset", description="Builder of the active set (.asi) for the extrapolation grade: a name or a full path.")
+    pacemaker: str = Field(
+        "pacemaker",
+        description="The fitting program: a name looked up next to the running Python, then on PATH, or a full path.",
+    )
+    pace_yaml2yace: str = Field(
+        "pace_yaml2yace", description="Converter of a .yaml potential to .yace: a name or a full path."
+    )
+    pace_activeset: str = Field(
+        "pace_activeset",
+        description="Builder of the active set (.asi) for the extrapolation grade: a name or a full path.",
+    )
     pace_select: str = Field(
-        "pace_select", description="D-optimal selection of new structures (active learning, batched runs): a name or a full path."
+        "pace_select",
+        description="D-optimal selection of new structures (active learning, batched runs): a name or a full path.",
     )
     env: dict[str, str] = Field(
-        default_factory=dict, description="Extra environment variables for the programs, e.g. {CUDA_VISIBLE_DEVICES: '0'} or {OMP_NUM_THREADS: '4'}."
+        default_factory=dict,
+        description="Extra environment variables for the programs, e.g. {CUDA_VISIBLE_DEVICES: '0'} or {OMP_NUM_THREADS: '4'}.",
     )
 
     def find(self, program: Program) -> str | None:
@@ -102,7 +112,14 @@ class PacemakerProfile(StrictModel):
         environ.update(env or {})
         try:
             return launch.run_program(
-                argv, cwd=cwd, env=environ, timeout_s=timeout_s, log_path=log_path, append=append, name=program, pass_fds=pass_fds
+                argv,
+                cwd=cwd,
+                env=environ,
+                timeout_s=timeout_s,
+                log_path=log_path,
+                append=append,
+                name=program,
+                pass_fds=pass_fds,
             )
         except OSError as err:  # e.g. the executable vanished or lost its x bit after the lookup
             raise TrainerError(f"cannot start {argv[0]} in {cwd}: {err}") from err

@@ -64,7 +64,9 @@ class ActiveLearningConfig(StrictModel):
     timestep: float = Field(2.0, gt=0.0, le=10.0, description="MD time step (fs).")
     n_steps: int = Field(2000, ge=1, description="MD steps of one trajectory (its length is n_steps × timestep fs).")
     trajectories_per_condition: int = Field(
-        2, ge=1, description="Independent trajectories (different seeds or start structures) per (ensemble, temperature, pressure)."
+        2,
+        ge=1,
+        description="Independent trajectories (different seeds or start structures) per (ensemble, temperature, pressure).",
     )
     sample_interval: int = Field(
         10,
@@ -73,14 +75,21 @@ class ActiveLearningConfig(StrictModel):
         "(γ ≥ gamma_halt and blow-ups are checked at every step).",
     )
     thermostat_time: float = Field(
-        100.0, gt=0.0, description="Thermostat time constant (fs): the Langevin friction is its inverse; LangevinBAOAB's T_tau."
+        100.0,
+        gt=0.0,
+        description="Thermostat time constant (fs): the Langevin friction is its inverse; LangevinBAOAB's T_tau.",
     )
-    barostat_time: float = Field(1000.0, gt=0.0, description="Barostat time constant (fs) of NPT runs (LangevinBAOAB's P_tau).")
+    barostat_time: float = Field(
+        1000.0, gt=0.0, description="Barostat time constant (fs) of NPT runs (LangevinBAOAB's P_tau)."
+    )
     npt_hydrostatic: bool = Field(
-        True, description="NPT keeps the cell shape and changes only the volume; false lets all six cell degrees of freedom move."
+        True,
+        description="NPT keeps the cell shape and changes only the volume; false lets all six cell degrees of freedom move.",
     )
     md_min_atoms: int = Field(
-        32, ge=1, description="A start structure with fewer atoms is repeated along its shortest cell vectors until it has at least this many."
+        32,
+        ge=1,
+        description="A start structure with fewer atoms is repeated along its shortest cell vectors until it has at least this many.",
     )
 
     # --- halting structures and blow-ups
@@ -88,7 +97,10 @@ class ActiveLearningConfig(StrictModel):
         3, ge=0, description="How many rattled copies of a halting structure join it as candidates (source 'md_halt')."
     )
     rattle_stdev: float = Field(
-        0.05, ge=0.0, le=1.0, description="Standard deviation (Å) of the Gaussian displacement of every atom of a rattled copy."
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Standard deviation (Å) of the Gaussian displacement of every atom of a rattled copy.",
     )
     min_distance_fraction: float = Field(
         0.5,
@@ -98,7 +110,9 @@ class ActiveLearningConfig(StrictModel):
         "the trajectory stops and the frame is not a candidate; rattled copies that close are drawn again.",
     )
     max_temperature_ratio: float = Field(
-        5.0, gt=1.0, description="A frame hotter than this multiple of the target temperature is a blow-up (dimensionless)."
+        5.0,
+        gt=1.0,
+        description="A frame hotter than this multiple of the target temperature is a blow-up (dimensionless).",
     )
     blowup_candidates: int = Field(
         3,
@@ -144,7 +158,8 @@ class ActiveLearningConfig(StrictModel):
         "included) over all generations, the starting pool not counted; default: no limit.",
     )
     continue_from_previous: bool = Field(
-        True, description="Refit each generation starting from the previous generation's potential instead of from scratch."
+        True,
+        description="Refit each generation starting from the previous generation's potential instead of from scratch.",
     )
     refit_max_epochs: int | None = Field(
         None,
@@ -160,7 +175,10 @@ class ActiveLearningConfig(StrictModel):
         "refit known to be the last (max_generations or max_oracle_calls reached) runs them; a run that stops after a "
         "refit with fewer ends with one more fit, continued from it on the same data (fits/final-*).",
     )
-    seed: int = Field(42, description="Base seed of initial velocities, thermostat noise and rattled copies; the same seed gives the same run.")
+    seed: int = Field(
+        42,
+        description="Base seed of initial velocities, thermostat noise and rattled copies; the same seed gives the same run.",
+    )
 
     @field_validator("temperatures")
     @classmethod
@@ -186,9 +204,11 @@ class ActiveLearningConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _check_thresholds(self) -> "ActiveLearningConfig":
+    def _check_thresholds(self) -> ActiveLearningConfig:
         if self.gamma_halt <= self.gamma_select:
             raise ValueError(f"gamma_halt ({self.gamma_halt}) must be above gamma_select ({self.gamma_select})")
         if self.refit_max_epochs is not None and not self.continue_from_previous:
-            raise ValueError("refit_max_epochs needs continue_from_previous: true (a short fit from scratch is a poor potential)")
+            raise ValueError(
+                "refit_max_epochs needs continue_from_previous: true (a short fit from scratch is a poor potential)"
+            )
         return self

@@ -21,11 +21,18 @@ class GeneratorConfig(StrictModel):
     """
 
     pool_size: int = Field(
-        100, ge=1, description="How many structures the pipeline (and `mlip-autopipec generate`) draws from the seed structure."
+        100,
+        ge=1,
+        description="How many structures the pipeline (and `mlip-autopipec generate`) draws from the seed structure.",
     )
-    seed: int = Field(42, description="Seed of the random number generator; the same seed and input give the same pool, bit for bit.")
+    seed: int = Field(
+        42, description="Seed of the random number generator; the same seed and input give the same pool, bit for bit."
+    )
     rattle_stdev: float = Field(
-        0.05, ge=0.0, le=1.0, description="Standard deviation (Å) of the Gaussian displacement added to every Cartesian component of every atom."
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Standard deviation (Å) of the Gaussian displacement added to every Cartesian component of every atom.",
     )
     volume_range: tuple[float, float] = Field(
         (0.90, 1.10),
@@ -39,7 +46,10 @@ class GeneratorConfig(StrictModel):
         description="Largest magnitude of any component of the deviatoric (volume-preserving) part of the strain tensor (dimensionless).",
     )
     eos_fraction: float = Field(
-        0.2, ge=0.0, le=1.0, description="Share of the pool made of clean equation-of-state points: evenly spaced volumes across volume_range, no rattle."
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of the pool made of clean equation-of-state points: evenly spaced volumes across volume_range, no rattle.",
     )
     anisotropic_fraction: float = Field(
         0.4,
@@ -54,9 +64,13 @@ class GeneratorConfig(StrictModel):
         description="A structure with two atoms closer than this fraction of the sum of their covalent radii is drawn again.",
     )
     max_draws_per_structure: int = Field(
-        50, ge=1, description="How many times one structure may be drawn again for the distance guard before the generator gives up with an error."
+        50,
+        ge=1,
+        description="How many times one structure may be drawn again for the distance guard before the generator gives up with an error.",
     )
-    n_defect_structures: int = Field(0, ge=0, description="How many point-defect structures (in a supercell, then rattled) to add to the pool.")
+    n_defect_structures: int = Field(
+        0, ge=0, description="How many point-defect structures (in a supercell, then rattled) to add to the pool."
+    )
     defect_kinds: list[DefectKind] = Field(
         default_factory=lambda: ["vacancy"],
         min_length=1,
@@ -66,7 +80,9 @@ class GeneratorConfig(StrictModel):
         None, description="Chemical symbol of the interstitial atom; default: the first species of the seed structure."
     )
     defect_supercell_min_width: float = Field(
-        8.0, gt=0.0, description="Smallest perpendicular width (Å) of the supercell that holds a defect, so it does not see its periodic images."
+        8.0,
+        gt=0.0,
+        description="Smallest perpendicular width (Å) of the supercell that holds a defect, so it does not see its periodic images.",
     )
 
     @field_validator("volume_range")
@@ -80,7 +96,7 @@ class GeneratorConfig(StrictModel):
         return (float(lo), float(hi))
 
     @model_validator(mode="after")
-    def _check_fractions(self) -> "GeneratorConfig":
+    def _check_fractions(self) -> GeneratorConfig:
         if self.eos_fraction + self.anisotropic_fraction > 1.0 + 1e-12:
             raise ValueError(
                 f"eos_fraction ({self.eos_fraction}) + anisotropic_fraction ({self.anisotropic_fraction}) must not exceed 1"

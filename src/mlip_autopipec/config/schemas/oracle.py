@@ -34,10 +34,14 @@ class _OracleBase(StrictModel):
     """Checks shared by every oracle: what counts as an implausible result, and when a run gives up."""
 
     max_force: float = Field(
-        100.0, gt=0, description="A result with any force component magnitude above this (eV/Å) is implausible: the structure is marked failed."
+        100.0,
+        gt=0,
+        description="A result with any force component magnitude above this (eV/Å) is implausible: the structure is marked failed.",
     )
     max_abs_energy_per_atom: float = Field(
-        1.0e5, gt=0, description="A result whose |energy| per atom exceeds this (eV/atom) is implausible: the structure is marked failed."
+        1.0e5,
+        gt=0,
+        description="A result whose |energy| per atom exceeds this (eV/atom) is implausible: the structure is marked failed.",
     )
     max_failure_fraction: float = Field(
         0.1,
@@ -64,47 +68,70 @@ class EspressoOracleConfig(_OracleBase):
 
     type: Literal["espresso"] = Field("espresso", description="Oracle kind: Quantum ESPRESSO pw.x.")
     command: str = Field(
-        "pw.x", min_length=1, description="How to start pw.x, split like a shell would (no shell is used): e.g. 'pw.x' or 'mpirun -np 4 pw.x'."
+        "pw.x",
+        min_length=1,
+        description="How to start pw.x, split like a shell would (no shell is used): e.g. 'pw.x' or 'mpirun -np 4 pw.x'.",
     )
     pseudopotentials: dict[str, str] = Field(
-        min_length=1, description="Pseudopotential file name per element, e.g. {'Si': 'Si.pbe-rrkj.UPF'}; looked up in pseudo_dir."
+        min_length=1,
+        description="Pseudopotential file name per element, e.g. {'Si': 'Si.pbe-rrkj.UPF'}; looked up in pseudo_dir.",
     )
     pseudo_dir: Path | None = Field(
-        None, description=f"Folder of the pseudopotential files; default {DEFAULT_PSEUDO_DIR} where it exists (Debian's quantum-espresso-data)."
+        None,
+        description=f"Folder of the pseudopotential files; default {DEFAULT_PSEUDO_DIR} where it exists (Debian's quantum-espresso-data).",
     )
     ecutwfc: float = Field(30.0, gt=0, description="Plane-wave cutoff of the wavefunctions (Ry, pw.x's unit).")
-    ecutrho: float | None = Field(None, gt=0, description="Cutoff of the charge density (Ry); default pw.x's, 4 × ecutwfc.")
+    ecutrho: float | None = Field(
+        None, gt=0, description="Cutoff of the charge density (Ry); default pw.x's, 4 × ecutwfc."
+    )
     kspacing: float = Field(
         0.3,
         gt=0,
         description="Largest k-point spacing (Å⁻¹) with VASP's convention: n_i = max(1, ceil(2π·|b_i| / kspacing)), b_i the reciprocal "
         "vectors without 2π; 1 along non-periodic axes. ASE's own kspacing omits the 2π.",
     )
-    occupations: Literal["smearing", "fixed"] = Field("smearing", description="pw.x occupations: 'smearing' (metals, safe default) or 'fixed' (gapped systems).")
-    smearing: Literal["mv", "gaussian", "mp", "fd"] = Field(
-        "mv", description="Smearing function with occupations='smearing': Marzari-Vanderbilt, Gaussian, Methfessel-Paxton or Fermi-Dirac."
+    occupations: Literal["smearing", "fixed"] = Field(
+        "smearing", description="pw.x occupations: 'smearing' (metals, safe default) or 'fixed' (gapped systems)."
     )
-    degauss: float = Field(0.01, gt=0, description="Smearing width (Ry); the healing ladder widens it on late attempts.")
+    smearing: Literal["mv", "gaussian", "mp", "fd"] = Field(
+        "mv",
+        description="Smearing function with occupations='smearing': Marzari-Vanderbilt, Gaussian, Methfessel-Paxton or Fermi-Dirac.",
+    )
+    degauss: float = Field(
+        0.01, gt=0, description="Smearing width (Ry); the healing ladder widens it on late attempts."
+    )
     conv_thr: float = Field(1.0e-8, gt=0, description="SCF convergence threshold on the estimated energy error (Ry).")
-    mixing_beta: float = Field(0.7, gt=0, le=1.0, description="Charge-density mixing factor of the first attempt (dimensionless).")
-    mixing_mode: Literal["plain", "TF", "local-TF"] = Field("plain", description="Charge-density mixing mode of the first attempt.")
+    mixing_beta: float = Field(
+        0.7, gt=0, le=1.0, description="Charge-density mixing factor of the first attempt (dimensionless)."
+    )
+    mixing_mode: Literal["plain", "TF", "local-TF"] = Field(
+        "plain", description="Charge-density mixing mode of the first attempt."
+    )
     electron_maxstep: int = Field(100, ge=1, description="Largest number of SCF iterations of the first attempt.")
-    diagonalization: Literal["david", "cg", "ppcg", "paro"] = Field("david", description="Diagonalisation algorithm of the first attempt.")
+    diagonalization: Literal["david", "cg", "ppcg", "paro"] = Field(
+        "david", description="Diagonalisation algorithm of the first attempt."
+    )
     input_data: dict[str, dict[str, Scalar]] = Field(
         default_factory=dict,
         description="Further pw.x parameters by namelist, e.g. {'system': {'nspin': 2}}; applied over the fields above, under the healing "
         "ladder's settings. calculation, tprnfor, tstress, pseudo_dir, outdir and prefix are set by the oracle and cannot be given.",
     )
     max_attempts: int = Field(
-        4, ge=1, le=10, description="SCF attempts per structure: a non-converged SCF is retried with the next, safer rung of the healing ladder."
+        4,
+        ge=1,
+        le=10,
+        description="SCF attempts per structure: a non-converged SCF is retried with the next, safer rung of the healing ladder.",
     )
     env: dict[str, str] = Field(
         default_factory=lambda: {"OMP_NUM_THREADS": "1"},
         description="Environment variables set for pw.x on top of the worker's environment (default OMP_NUM_THREADS=1: one core per MPI rank).",
     )
-    timeout_s: float | None = Field(None, gt=0, description="Wall-time limit of one pw.x run (s); a run past it is killed and the structure fails.")
+    timeout_s: float | None = Field(
+        None, gt=0, description="Wall-time limit of one pw.x run (s); a run past it is killed and the structure fails."
+    )
     keep_scratch: bool = Field(
-        False, description="Keep pw.x's scratch folder (wavefunctions, charge density) after a run; by default only the input and output text stay."
+        False,
+        description="Keep pw.x's scratch folder (wavefunctions, charge density) after a run; by default only the input and output text stay.",
     )
 
     @field_validator("pseudopotentials")
@@ -144,7 +171,7 @@ class EspressoOracleConfig(_OracleBase):
             out[key] = {p.lower(): val for p, val in params.items()}
         return out
 
-    def resolve_paths(self, base: Path) -> "EspressoOracleConfig":
+    def resolve_paths(self, base: Path) -> EspressoOracleConfig:
         """A copy whose relative ``pseudo_dir`` is taken relative to ``base`` (the config file's folder)."""
         return self.model_copy(update={"pseudo_dir": resolve_path(self.pseudo_dir, base)})
 
@@ -160,14 +187,21 @@ class GPAWOracleConfig(_OracleBase):
 
     type: Literal["gpaw"] = Field("gpaw", description="Oracle kind: GPAW in plane-wave mode.")
     ecut: float = Field(400.0, gt=0, description="Plane-wave cutoff (eV).")
-    xc: str = Field("PBE", min_length=1, description="Exchange-correlation functional, as GPAW names it (e.g. 'PBE', 'LDA').")
-    kspacing: float = Field(
-        0.3, gt=0, description="Largest k-point spacing (Å⁻¹), VASP's convention n_i = max(1, ceil(2π·|b_i| / kspacing)); 1 along non-periodic axes."
+    xc: str = Field(
+        "PBE", min_length=1, description="Exchange-correlation functional, as GPAW names it (e.g. 'PBE', 'LDA')."
     )
-    smearing: Literal["fermi-dirac", "marzari-vanderbilt", "methfessel-paxton"] = Field("fermi-dirac", description="Occupation smearing function.")
+    kspacing: float = Field(
+        0.3,
+        gt=0,
+        description="Largest k-point spacing (Å⁻¹), VASP's convention n_i = max(1, ceil(2π·|b_i| / kspacing)); 1 along non-periodic axes.",
+    )
+    smearing: Literal["fermi-dirac", "marzari-vanderbilt", "methfessel-paxton"] = Field(
+        "fermi-dirac", description="Occupation smearing function."
+    )
     smearing_width: float = Field(0.1, ge=0, description="Smearing width (eV).")
     parameters: dict[str, Any] = Field(
-        default_factory=dict, description="Further GPAW keyword arguments (e.g. {'spinpol': True}), applied over the settings above."
+        default_factory=dict,
+        description="Further GPAW keyword arguments (e.g. {'spinpol': True}), applied over the settings above.",
     )
 
 
@@ -184,9 +218,13 @@ class ASEOracleConfig(_OracleBase):
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the calculator class.")
     set_directory: bool = Field(
-        True, description="Point the calculator's 'directory' at the structure's own run folder (for file-based calculators)."
+        True,
+        description="Point the calculator's 'directory' at the structure's own run folder (for file-based calculators).",
     )
-    stress: bool = Field(True, description="Ask for the stress of fully periodic cells (set False for calculators that do not provide it).")
+    stress: bool = Field(
+        True,
+        description="Ask for the stress of fully periodic cells (set False for calculators that do not provide it).",
+    )
 
     @field_validator("calculator")
     @classmethod
@@ -203,13 +241,15 @@ def _oracle_tag(value: Any) -> str | None:
 
 
 OracleConfig = Annotated[
-    Union[
-        Annotated[EMTOracleConfig, Tag("emt")],
-        Annotated[EspressoOracleConfig, Tag("espresso")],
-        Annotated[GPAWOracleConfig, Tag("gpaw")],
-        Annotated[ASEOracleConfig, Tag("ase")],
-    ],
-    Discriminator(_oracle_tag, custom_error_type="oracle_type", custom_error_message="unknown oracle type; the type must be one of emt, espresso, gpaw, ase"),
+    Annotated[EMTOracleConfig, Tag("emt")]
+    | Annotated[EspressoOracleConfig, Tag("espresso")]
+    | Annotated[GPAWOracleConfig, Tag("gpaw")]
+    | Annotated[ASEOracleConfig, Tag("ase")],
+    Discriminator(
+        _oracle_tag,
+        custom_error_type="oracle_type",
+        custom_error_message="unknown oracle type; the type must be one of emt, espresso, gpaw, ase",
+    ),
 ]
 """An oracle's settings: a discriminated union on ``type``; a mapping without ``type`` is EMT."""
 
@@ -222,9 +262,13 @@ class LocalComputeConfig(StrictModel):
     """A Dask LocalCluster of worker processes on this machine."""
 
     type: Literal["local"] = Field("local", description="Compute kind: worker processes on this machine.")
-    n_workers: int | None = Field(None, ge=1, description="Number of worker processes; default the number of CPU cores.")
+    n_workers: int | None = Field(
+        None, ge=1, description="Number of worker processes; default the number of CPU cores."
+    )
     threads_per_worker: int = Field(
-        1, ge=1, description="Threads per worker process (one calculation runs per thread; keep 1 for pw.x or MPI jobs)."
+        1,
+        ge=1,
+        description="Threads per worker process (one calculation runs per thread; keep 1 for pw.x or MPI jobs).",
     )
     memory_limit: str | float | None = Field(
         "auto", description="Memory limit per worker ('auto' = system memory / workers, e.g. '4GiB', or None for none)."
@@ -244,29 +288,42 @@ class _JobqueueBase(StrictModel):
     """Settings shared by dask-jobqueue clusters; the names are dask-jobqueue's own."""
 
     jobs: int = Field(1, ge=1, description="Number of batch jobs to submit, each running 'processes' Dask workers.")
-    cores: int = Field(ge=1, description="Cores per batch job that Dask uses: cores / processes calculations run at once in each job.")
+    cores: int = Field(
+        ge=1, description="Cores per batch job that Dask uses: cores / processes calculations run at once in each job."
+    )
     memory: str = Field(min_length=1, description="Memory per batch job, e.g. '16GiB'.")
-    processes: int | None = Field(None, ge=1, description="Dask worker processes per job; default dask-jobqueue's (about √cores).")
+    processes: int | None = Field(
+        None, ge=1, description="Dask worker processes per job; default dask-jobqueue's (about √cores)."
+    )
     queue: str | None = Field(None, description="Destination queue / partition.")
     account: str | None = Field(None, description="Account (project) to charge.")
     walltime: str | None = Field(
-        None, description="Wall-time limit per job: 'HH:MM:SS' (e.g. '01:00:00'), 'D-HH:MM:SS', or a bare number (minutes for SLURM, seconds for PBS)."
+        None,
+        description="Wall-time limit per job: 'HH:MM:SS' (e.g. '01:00:00'), 'D-HH:MM:SS', or a bare number (minutes for SLURM, seconds for PBS).",
     )
     job_script_prologue: list[str] = Field(
-        default_factory=list, description="Shell lines run before the worker starts (module loads, activating the environment)."
+        default_factory=list,
+        description="Shell lines run before the worker starts (module loads, activating the environment).",
     )
-    job_extra_directives: list[str] = Field(default_factory=list, description="Extra scheduler directives, e.g. ['--exclusive'].")
+    job_extra_directives: list[str] = Field(
+        default_factory=list, description="Extra scheduler directives, e.g. ['--exclusive']."
+    )
     local_directory: str | None = Field(None, description="Worker scratch folder on the compute nodes.")
     log_directory: str | None = Field(
         None,
         description="Folder of the batch jobs' output files (<job_name>-<job id>.out/.err), made if missing; a relative path is taken "
         "from the directory the run starts in. Default: the scheduler's (the submission directory for SLURM).",
     )
-    job_name: str | None = Field(None, min_length=1, description="Name of the batch jobs (sbatch -J / qsub -N); default dask-jobqueue's 'dask-worker'.")
+    job_name: str | None = Field(
+        None,
+        min_length=1,
+        description="Name of the batch jobs (sbatch -J / qsub -N); default dask-jobqueue's 'dask-worker'.",
+    )
     interface: str | None = Field(None, description="Network interface the workers and scheduler use, e.g. 'ib0'.")
     python: str | None = Field(None, description="Python interpreter on the compute nodes; default this one.")
     worker_extra_args: list[str] = Field(
-        default_factory=list, description="Extra arguments of the 'dask worker' command in each job, e.g. ['--resources', 'GPU=1']."
+        default_factory=list,
+        description="Extra arguments of the 'dask worker' command in each job, e.g. ['--resources', 'GPU=1'].",
     )
     start_timeout_s: float | None = Field(
         None,
@@ -293,12 +350,14 @@ class _JobqueueBase(StrictModel):
     _bare_walltime_s: ClassVar[float] = 60.0
 
     @model_validator(mode="after")
-    def _check_walltime(self) -> "_JobqueueBase":
+    def _check_walltime(self) -> _JobqueueBase:
         if self.walltime is None:
             return self
         wall = walltime_seconds(self.walltime, self._bare_walltime_s)
         if self.lifetime_margin_s is not None and self.lifetime_margin_s >= wall:
-            raise ValueError(f"lifetime_margin_s={self.lifetime_margin_s:g} leaves no time in a walltime of {self.walltime}")
+            raise ValueError(
+                f"lifetime_margin_s={self.lifetime_margin_s:g} leaves no time in a walltime of {self.walltime}"
+            )
         return self
 
     def worker_lifetime_s(self) -> float | None:
@@ -312,7 +371,8 @@ class _JobqueueBase(StrictModel):
     def cluster_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the dask-jobqueue cluster class (unset options left to its defaults)."""
         kwargs = self.model_dump(
-            exclude={"type", "jobs", "lifetime_margin_s", "start_timeout_s", "worker_extra_args", "max_resubmits"}, exclude_none=True
+            exclude={"type", "jobs", "lifetime_margin_s", "start_timeout_s", "worker_extra_args", "max_resubmits"},
+            exclude_none=True,
         )
         if self.log_directory is not None:
             kwargs["log_directory"] = str(Path(self.log_directory).expanduser().resolve())
@@ -383,13 +443,15 @@ def _compute_tag(value: Any) -> str | None:
 
 
 ComputeConfig = Annotated[
-    Union[
-        Annotated[LocalComputeConfig, Tag("local")],
-        Annotated[DaskComputeConfig, Tag("dask")],
-        Annotated[SlurmComputeConfig, Tag("slurm")],
-        Annotated[PBSComputeConfig, Tag("pbs")],
-    ],
-    Discriminator(_compute_tag, custom_error_type="compute_type", custom_error_message="unknown compute type; the type must be one of local, dask, slurm, pbs"),
+    Annotated[LocalComputeConfig, Tag("local")]
+    | Annotated[DaskComputeConfig, Tag("dask")]
+    | Annotated[SlurmComputeConfig, Tag("slurm")]
+    | Annotated[PBSComputeConfig, Tag("pbs")],
+    Discriminator(
+        _compute_tag,
+        custom_error_type="compute_type",
+        custom_error_message="unknown compute type; the type must be one of local, dask, slurm, pbs",
+    ),
 ]
 """Where the oracle runs: a discriminated union on ``type``; a mapping without ``type`` is a local cluster."""
 

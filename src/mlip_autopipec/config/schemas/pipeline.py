@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -11,8 +10,14 @@ from pydantic import Field, field_validator, model_validator
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
+from mlip_autopipec.config.schemas.oracle import (
+    ComputeConfig,
+    EMTOracleConfig,
+    LocalComputeConfig,
+    OracleConfig,
+    step_compute_config,
+)
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
-from mlip_autopipec.config.schemas.oracle import ComputeConfig, EMTOracleConfig, LocalComputeConfig, OracleConfig, step_compute_config
 from mlip_autopipec.config.schemas.structure import SeedConfig, StructureConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
 
@@ -36,15 +41,22 @@ class DatabaseConfig(StrictModel):
         "Default (null): the work directory's name, made such a name. Not used with a SQLite file (the file is the campaign).",
     )
     validation_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="Share of the labelled structures kept out of training for validation (dimensionless)."
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the labelled structures kept out of training for validation (dimensionless).",
     )
-    split_seed: int = Field(0, description="Seed of the train/validation split; a structure's split never changes once given.")
+    split_seed: int = Field(
+        0, description="Seed of the train/validation split; a structure's split never changes once given."
+    )
 
     @field_validator("campaign")
     @classmethod
     def _not_a_system_schema(cls, value: str | None) -> str | None:
         if value is not None and (value.startswith("pg_") or value == "information_schema"):
-            raise ValueError("names starting with 'pg_' (and information_schema) belong to PostgreSQL itself; choose another")
+            raise ValueError(
+                "names starting with 'pg_' (and information_schema) belong to PostgreSQL itself; choose another"
+            )
         return value
 
     @model_validator(mode="before")
@@ -70,11 +82,21 @@ class DatabaseConfig(StrictModel):
 class ReportConfig(StrictModel):
     """What the report checks; the targets are printed as pass/fail beside the measured figures."""
 
-    eos: bool = Field(True, description="Compare the potential's equation of state of the seed crystal with the oracle's.")
-    target_force_rmse_mev_per_angstrom: float = Field(15.0, gt=0, description="Quality bar: validation force RMSE (meV/Å).")
-    target_energy_rmse_mev_per_atom: float | None = Field(None, gt=0, description="Quality bar: validation energy RMSE (meV/atom); null: not checked.")
-    target_lattice_constant_error_percent: float = Field(0.5, gt=0, description="Quality bar: |lattice constant error| (%) against the oracle.")
-    target_bulk_modulus_error_percent: float = Field(5.0, gt=0, description="Quality bar: |bulk modulus error| (%) against the oracle.")
+    eos: bool = Field(
+        True, description="Compare the potential's equation of state of the seed crystal with the oracle's."
+    )
+    target_force_rmse_mev_per_angstrom: float = Field(
+        15.0, gt=0, description="Quality bar: validation force RMSE (meV/Å)."
+    )
+    target_energy_rmse_mev_per_atom: float | None = Field(
+        None, gt=0, description="Quality bar: validation energy RMSE (meV/atom); null: not checked."
+    )
+    target_lattice_constant_error_percent: float = Field(
+        0.5, gt=0, description="Quality bar: |lattice constant error| (%) against the oracle."
+    )
+    target_bulk_modulus_error_percent: float = Field(
+        5.0, gt=0, description="Quality bar: |bulk modulus error| (%) against the oracle."
+    )
     properties: ReportPropertiesConfig = Field(
         default_factory=ReportPropertiesConfig,
         description="Materials properties of each bulk seed with the oracle and the potential (elastic constants, vacancy, "
@@ -99,7 +121,9 @@ class PipelineConfig(StrictModel):
     """Everything a run needs.  Relative file paths inside sections are relative to the config file;
     ``workdir`` is relative to the directory the command is started from."""
 
-    workdir: Path = Field(Path("runs/default"), description="Work directory of the run: database, calculations, fits, report and log.")
+    workdir: Path = Field(
+        Path("runs/default"), description="Work directory of the run: database, calculations, fits, report and log."
+    )
     structure: StructureConfig | None = Field(
         None, description="The seed crystal of a one-seed campaign (shorthand for a `seeds` list with this one entry)."
     )
@@ -109,14 +133,17 @@ class PipelineConfig(StrictModel):
         "filled from `structure` when only that is given.",
     )
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig, description="How the starting pool is drawn.")
-    oracle: OracleConfig = Field(default_factory=EMTOracleConfig, description="What computes energies, forces and stresses (default: EMT).")
+    oracle: OracleConfig = Field(
+        default_factory=EMTOracleConfig, description="What computes energies, forces and stresses (default: EMT)."
+    )
     compute: ComputeConfig = Field(
         default_factory=LocalComputeConfig,
         description="Where the heavy steps run (labelling, fits, exploration MD), unless `compute_label`, `compute_fit` or "
         "`compute_explore` says otherwise: local worker processes (default), a Dask scheduler address, or SLURM/PBS jobs.",
     )
     compute_label: ComputeConfig | None = Field(
-        None, description="Where the labelling (the oracle's calculations) runs, when not on `compute`; batch jobs named mlip-label by default."
+        None,
+        description="Where the labelling (the oracle's calculations) runs, when not on `compute`; batch jobs named mlip-label by default.",
     )
     compute_fit: ComputeConfig | None = Field(
         None,
@@ -129,7 +156,9 @@ class PipelineConfig(StrictModel):
         None,
         description="Where active learning's MD trajectories run, when not on `compute`; batch jobs named mlip-explore by default.",
     )
-    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="The structure database and the train/validation split.")
+    database: DatabaseConfig = Field(
+        default_factory=DatabaseConfig, description="The structure database and the train/validation split."
+    )
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="The pacemaker fit.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="Validation and the quality bar.")
     active_learning: ActiveLearningConfig | None = Field(
@@ -154,7 +183,7 @@ class PipelineConfig(StrictModel):
         return data
 
     @model_validator(mode="after")
-    def _unique_seed_names(self) -> "PipelineConfig":
+    def _unique_seed_names(self) -> PipelineConfig:
         names = [s.name for s in self.seeds]
         doubled = sorted({n for n in names if names.count(n) > 1})
         if doubled:
@@ -167,7 +196,7 @@ class PipelineConfig(StrictModel):
         own = getattr(self, f"compute_{step}", None)
         return step_compute_config(own if own is not None else self.compute, step)
 
-    def resolve_paths(self, base: Path) -> "PipelineConfig":
+    def resolve_paths(self, base: Path) -> PipelineConfig:
         """A copy whose sections' relative file paths are taken relative to ``base`` (the config's folder).
 
         Each section resolves its own paths (``StrictModel.resolve_paths``); this only asks every one.

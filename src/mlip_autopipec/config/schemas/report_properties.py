@@ -21,19 +21,32 @@ class MDStabilityConfig(StrictModel):
     """An NVT run with the potential: does it complete, or where does it halt (γ, blow-up)?"""
 
     temperature_k: float | None = Field(
-        None, gt=0, description="Temperature (K) of the NVT run; null: the highest active-learning temperature, else 300 K."
+        None,
+        gt=0,
+        description="Temperature (K) of the NVT run; null: the highest active-learning temperature, else 300 K.",
     )
     time_ps: float = Field(2.0, gt=0, description="Length of the run (ps).")
     timestep_fs: float = Field(2.0, gt=0, le=10, description="MD time step (fs).")
-    min_atoms: int = Field(64, ge=1, description="The bulk cell is repeated along its shortest vectors until it has at least this many atoms.")
+    min_atoms: int = Field(
+        64,
+        ge=1,
+        description="The bulk cell is repeated along its shortest vectors until it has at least this many atoms.",
+    )
     gamma_halt: float | None = Field(
-        None, gt=1.0, description="Halt when the largest per-atom extrapolation grade γ reaches this (needs an active set); null: the active-learning gamma_halt, else not checked."
+        None,
+        gt=1.0,
+        description="Halt when the largest per-atom extrapolation grade γ reaches this (needs an active set); null: the active-learning gamma_halt, else not checked.",
     )
     min_distance_fraction: float = Field(
-        0.5, gt=0, lt=2, description="Two atoms closer than this fraction of the sum of their covalent radii is a blow-up."
+        0.5,
+        gt=0,
+        lt=2,
+        description="Two atoms closer than this fraction of the sum of their covalent radii is a blow-up.",
     )
     max_energy_rise_ev_per_atom: float = Field(
-        1.0, gt=0, description="A potential energy more than this (eV/atom) above the starting one is a blow-up (energy runaway)."
+        1.0,
+        gt=0,
+        description="A potential energy more than this (eV/atom) above the starting one is a blow-up (energy runaway).",
     )
     seed: int = Field(0, description="Seed of the initial velocities and the thermostat noise.")
 
@@ -52,11 +65,23 @@ class ReportPropertiesConfig(StrictModel):
     """Materials properties computed the same way with the oracle and with the potential, for each bulk seed."""
 
     relax_fmax_ev_per_angstrom: float = Field(
-        0.005, gt=0, description="Force threshold (eV/Å) of every relaxation (bulk cell, internal coordinates, vacancy, slabs)."
+        0.005,
+        gt=0,
+        description="Force threshold (eV/Å) of every relaxation (bulk cell, internal coordinates, vacancy, slabs).",
     )
-    relax_max_steps: int = Field(500, ge=1, description="Most optimizer steps of one relaxation; more is an error naming the structure.")
-    elastic: bool = Field(True, description="Elastic constants C11, C12, C44 (GPa; the full 6x6 matrix below cubic symmetry) by finite strains.")
-    elastic_strain: float = Field(0.01, gt=0, le=0.05, description="Largest strain (dimensionless) of the stress-strain fit (±strain and ±strain/2).")
+    relax_max_steps: int = Field(
+        500, ge=1, description="Most optimizer steps of one relaxation; more is an error naming the structure."
+    )
+    elastic: bool = Field(
+        True,
+        description="Elastic constants C11, C12, C44 (GPa; the full 6x6 matrix below cubic symmetry) by finite strains.",
+    )
+    elastic_strain: float = Field(
+        0.01,
+        gt=0,
+        le=0.05,
+        description="Largest strain (dimensionless) of the stress-strain fit (±strain and ±strain/2).",
+    )
     vacancy: bool = Field(True, description="Relaxed vacancy formation energy (eV), elemental crystals only.")
     vacancy_min_atoms: int = Field(32, ge=8, description="Smallest supercell (atoms) of the vacancy calculation.")
     surfaces: list[str] = Field(
@@ -65,12 +90,18 @@ class ReportPropertiesConfig(StrictModel):
     )
     slab_min_thickness_angstrom: float = Field(10.0, gt=0, description="Smallest slab thickness (Å).")
     vacuum_angstrom: float = Field(12.0, ge=10.0, description="Vacuum gap between periodic images of a slab (Å).")
-    phonons: bool = Field(True, description="Phonons by finite displacements (phonopy): band structure, DOS and frequency RMSE.")
+    phonons: bool = Field(
+        True, description="Phonons by finite displacements (phonopy): band structure, DOS and frequency RMSE."
+    )
     phonon_supercell_min_length_angstrom: float = Field(
-        10.0, gt=0, description="The phonon supercell repeats the conventional cell until each height is at least this (Å)."
+        10.0,
+        gt=0,
+        description="The phonon supercell repeats the conventional cell until each height is at least this (Å).",
     )
     phonon_displacement_angstrom: float = Field(0.01, gt=0, le=0.1, description="Finite displacement of phonopy (Å).")
-    phonon_mesh: tuple[int, int, int] = Field((8, 8, 8), description="Γ-centred q-mesh of the frequency RMSE and the DOS.")
+    phonon_mesh: tuple[int, int, int] = Field(
+        (8, 8, 8), description="Γ-centred q-mesh of the frequency RMSE and the DOS."
+    )
     md_stability: MDStabilityConfig | None = Field(
         default_factory=MDStabilityConfig, description="NVT stability run with the potential; null: not run."
     )

@@ -16,32 +16,38 @@ from mlip_autopipec.config.schemas.generator import GeneratorConfig
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
-Lattice = Literal["sc", "fcc", "bcc", "hcp", "diamond", "zincblende", "rocksalt", "cesiumchloride", "fluorite", "wurtzite"]
+Lattice = Literal[
+    "sc", "fcc", "bcc", "hcp", "diamond", "zincblende", "rocksalt", "cesiumchloride", "fluorite", "wurtzite"
+]
 
 
 class StructureConfig(StrictModel):
     """Where the seed crystal comes from: give ``file`` or ``element`` (with ``lattice`` and ``a``)."""
 
-    file: Path | None = Field(None, description="A structure file ASE can read (CIF, POSCAR, extxyz, ...); relative to the config file.")
+    file: Path | None = Field(
+        None, description="A structure file ASE can read (CIF, POSCAR, extxyz, ...); relative to the config file."
+    )
     index: int = Field(0, description="Which frame of a multi-frame file to use.")
     element: str | None = Field(
         None, description="Chemical formula of the bulk crystal for ase.build.bulk, e.g. 'Cu', 'Si', 'NaCl', 'ZnO'."
     )
-    lattice: Lattice | None = Field(None, description="Crystal structure for ase.build.bulk; default: ASE's reference structure of the element.")
+    lattice: Lattice | None = Field(
+        None, description="Crystal structure for ase.build.bulk; default: ASE's reference structure of the element."
+    )
     a: float | None = Field(None, gt=0, description="Lattice constant a (Å); default: ASE's reference value.")
     c: float | None = Field(None, gt=0, description="Lattice constant c (Å) for hcp and wurtzite.")
     cubic: bool = Field(False, description="Build the conventional cubic cell instead of the primitive one.")
     repeat: tuple[int, int, int] = Field((1, 1, 1), description="Supercell repetition along the three cell vectors.")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "StructureConfig":
+    def _one_source(self) -> StructureConfig:
         if (self.file is None) == (self.element is None):
             raise ValueError("give exactly one of 'file' (a structure file) or 'element' (a bulk crystal)")
         if any(r < 1 for r in self.repeat):
             raise ValueError(f"repeat must be positive integers, got {list(self.repeat)}")
         return self
 
-    def resolve_paths(self, base: Path) -> "StructureConfig":
+    def resolve_paths(self, base: Path) -> StructureConfig:
         """Return a copy whose relative ``file`` is taken relative to ``base``."""
         return self.model_copy(update={"file": resolve_path(self.file, base)})
 
@@ -59,7 +65,9 @@ class AlloyConfig(StrictModel):
         description="Species of the parent whose sites are substituted (e.g. [Cl] in NaCl); null: every site.",
     )
     n_occupations: int = Field(
-        2, ge=1, description="How many independent random occupations are drawn per composition (each then strained and rattled)."
+        2,
+        ge=1,
+        description="How many independent random occupations are drawn per composition (each then strained and rattled).",
     )
     volume: Literal["vegard", "parent"] = Field(
         "vegard",
@@ -93,15 +101,23 @@ class AlloyConfig(StrictModel):
 class SurfaceConfig(StrictModel):
     """A slab cut from the seed crystal with ase.build.surface (periodic in-plane, vacuum along the third axis)."""
 
-    miller: tuple[int, int, int] = Field(description="Miller indices (h, k, l) of the surface, in the seed cell's basis, e.g. [1, 1, 1].")
+    miller: tuple[int, int, int] = Field(
+        description="Miller indices (h, k, l) of the surface, in the seed cell's basis, e.g. [1, 1, 1]."
+    )
     layers: int = Field(4, ge=1, description="Number of equivalent layers of the slab (ase.build.surface's layers).")
     vacuum: float = Field(8.0, gt=0.0, description="Vacuum (Å) added on each side of the slab.")
-    n_adatoms: int = Field(0, ge=0, description="Adatoms placed on the top surface in an extra variant of the slab; 0: none.")
-    adatom_element: str | None = Field(None, description="Chemical symbol of the adatoms; default: the most common species of the slab.")
-    n_vacancies: int = Field(0, ge=0, description="Atoms removed from the top layer in an extra variant of the slab; 0: none.")
+    n_adatoms: int = Field(
+        0, ge=0, description="Adatoms placed on the top surface in an extra variant of the slab; 0: none."
+    )
+    adatom_element: str | None = Field(
+        None, description="Chemical symbol of the adatoms; default: the most common species of the slab."
+    )
+    n_vacancies: int = Field(
+        0, ge=0, description="Atoms removed from the top layer in an extra variant of the slab; 0: none."
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "SurfaceConfig":
+    def _check(self) -> SurfaceConfig:
         if not any(self.miller):
             raise ValueError("miller indices (0, 0, 0) name no plane")
         if self.adatom_element is not None and self.adatom_element not in chemical_symbols[1:]:
@@ -119,9 +135,12 @@ class SeedConfig(StructureConfig):
         "drawn from it; default: the file's stem or '<element>_<lattice>'.",
     )
     weight: float = Field(1.0, gt=0.0, description="Share of the starting pool, relative to the other seeds' weights.")
-    alloy: AlloyConfig | None = Field(None, description="Random occupations of the seed's sites (chemical disorder); null: as given.")
+    alloy: AlloyConfig | None = Field(
+        None, description="Random occupations of the seed's sites (chemical disorder); null: as given."
+    )
     surface: SurfaceConfig | None = Field(
-        None, description="Cut a slab from the seed; `repeat` then repeats the slab in-plane (its third entry must be 1). null: bulk."
+        None,
+        description="Cut a slab from the seed; `repeat` then repeats the slab in-plane (its third entry must be 1). null: bulk.",
     )
     generator: GeneratorConfig | None = Field(
         None,
@@ -130,7 +149,7 @@ class SeedConfig(StructureConfig):
     )
 
     @model_validator(mode="after")
-    def _name_and_surface(self) -> "SeedConfig":
+    def _name_and_surface(self) -> SeedConfig:
         if self.name is None:
             base = self.file.stem if self.file is not None else f"{self.element}_{self.lattice or 'ref'}"
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", base)
@@ -140,5 +159,7 @@ class SeedConfig(StructureConfig):
         elif not _NAME_RE.match(self.name):
             raise ValueError(f"seed name {self.name!r}: use letters, digits, '_', '-' and '.' (1 to 64 characters)")
         if self.surface is not None and self.repeat[2] != 1:
-            raise ValueError(f"a surface seed repeats the slab in-plane only: repeat's third entry must be 1, got {list(self.repeat)}")
+            raise ValueError(
+                f"a surface seed repeats the slab in-plane only: repeat's third entry must be 1, got {list(self.repeat)}"
+            )
         return self

@@ -89,7 +89,7 @@ class EarlyStoppingConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _one_threshold(self) -> "EarlyStoppingConfig":
+    def _one_threshold(self) -> EarlyStoppingConfig:
         if self.min_relative_train_loss_per_iter is None and self.min_relative_test_loss_per_iter is None:
             raise ValueError(
                 "early_stopping needs min_relative_train_loss_per_iter or min_relative_test_loss_per_iter "
@@ -104,10 +104,12 @@ class BasisBlock(StrictModel):
     nradmax_by_orders: list[int] = Field(
         description="Largest radial index n for each body order 1, 2, 3, ...; the first entry is nradbase."
     )
-    lmax_by_orders: list[int] = Field(description="Largest angular index l for each body order 1, 2, 3, ...; same length.")
+    lmax_by_orders: list[int] = Field(
+        description="Largest angular index l for each body order 1, 2, 3, ...; same length."
+    )
 
     @model_validator(mode="after")
-    def _same_length(self) -> "BasisBlock":
+    def _same_length(self) -> BasisBlock:
         n, lm = self.nradmax_by_orders, self.lmax_by_orders
         if not 1 <= len(n) <= len(DEFAULT_NRADMAX_BY_ORDERS) or len(n) != len(lm):
             raise ValueError(
@@ -122,9 +124,13 @@ class TrainingConfig(StrictModel):
     """How pacemaker fits the ACE potential (python-ace 0.4.0rc1)."""
 
     # --- the spec's fields -------------------------------------------------------------------------
-    batch_size: int = Field(100, gt=0, description="Structures per batch when the loss is evaluated (backend.batch_size).")
+    batch_size: int = Field(
+        100, gt=0, description="Structures per batch when the loss is evaluated (backend.batch_size)."
+    )
     max_num_epochs: int = Field(
-        500, gt=0, description="Maximum number of minimiser iterations (fit.maxiter); per ladder step when ladder fitting."
+        500,
+        gt=0,
+        description="Maximum number of minimiser iterations (fit.maxiter); per ladder step when ladder fitting.",
     )
     energy_weight: float = Field(
         0.7,
@@ -136,7 +142,9 @@ class TrainingConfig(StrictModel):
         0.3, ge=0.0, description="Relative weight of the force (eV/Å) term of the loss; see energy_weight."
     )
     cutoff: float = Field(
-        6.0, gt=0.0, description="Radial cutoff (Å) of every bond, potential.bonds.ALL.rcut; also the neighbour-list cutoff."
+        6.0,
+        gt=0.0,
+        description="Radial cutoff (Å) of every bond, potential.bonds.ALL.rcut; also the neighbour-list cutoff.",
     )
     ladder_step: list[int | float] = Field(
         default_factory=list,
@@ -145,7 +153,8 @@ class TrainingConfig(StrictModel):
         "[n, fraction] adds the larger of the two. A single number is read as a one-element list.",
     )
     ladder_type: Literal["body_order", "power_order"] = Field(
-        "body_order", description="Order in which ladder fitting adds functions (fit.ladder_type); used only with ladder_step."
+        "body_order",
+        description="Order in which ladder fitting adds functions (fit.ladder_type); used only with ladder_step.",
     )
     # --- basis -------------------------------------------------------------------------------------
     number_of_functions_per_element: int = Field(
@@ -159,7 +168,9 @@ class TrainingConfig(StrictModel):
         description="Embedding parameters, a (coefficient, exponent) pair per density, so 2 x ndensity numbers "
         "(potential.embeddings.ALL.fs_parameters).",
     )
-    ndensity: int = Field(2, ge=1, description="Number of atomic densities in the embedding (potential.embeddings.ALL.ndensity).")
+    ndensity: int = Field(
+        2, ge=1, description="Number of atomic densities in the embedding (potential.embeddings.ALL.ndensity)."
+    )
     radial_basis: Literal["SBessel", "ChebExpCos", "ChebPow", "ChebLinear"] = Field(
         "SBessel", description="Radial basis functions (potential.bonds.ALL.radbase)."
     )
@@ -193,18 +204,28 @@ class TrainingConfig(StrictModel):
         "with nradmax_by_orders/lmax_by_orders given, their shape is the ALL block (every combination) instead.",
     )
     # --- loss and minimiser ------------------------------------------------------------------------
-    l1_coeff: float = Field(1e-8, ge=0.0, description="L1 regularisation of the coefficients (fit.loss.L1_coeffs, dimensionless).")
-    l2_coeff: float = Field(1e-8, ge=0.0, description="L2 regularisation of the coefficients (fit.loss.L2_coeffs, dimensionless).")
-    optimizer: Literal["BFGS", "L-BFGS-B"] = Field("BFGS", description="scipy minimiser used by pacemaker (fit.optimizer).")
+    l1_coeff: float = Field(
+        1e-8, ge=0.0, description="L1 regularisation of the coefficients (fit.loss.L1_coeffs, dimensionless)."
+    )
+    l2_coeff: float = Field(
+        1e-8, ge=0.0, description="L2 regularisation of the coefficients (fit.loss.L2_coeffs, dimensionless)."
+    )
+    optimizer: Literal["BFGS", "L-BFGS-B"] = Field(
+        "BFGS", description="scipy minimiser used by pacemaker (fit.optimizer)."
+    )
     evaluator: Literal["tensorpot", "pyace"] = Field(
         "tensorpot",
         description="pacemaker backend (backend.evaluator): tensorpot (TensorFlow, fast) or pyace (C++, no TensorFlow); "
         "tensorpot falls back to pyace with a warning when tensorpotential is not installed.",
     )
     display_step: int = Field(
-        50, ge=1, description="Every this many iterations pacemaker prints full statistics and evaluates the test set (backend.display_step)."
+        50,
+        ge=1,
+        description="Every this many iterations pacemaker prints full statistics and evaluates the test set (backend.display_step).",
     )
-    early_stopping: EarlyStoppingConfig | None = Field(None, description="Stop on a stalled loss; null: run max_num_epochs iterations.")
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None, description="Stop on a stalled loss; null: run max_num_epochs iterations."
+    )
     # --- data --------------------------------------------------------------------------------------
     test_size: float = Field(
         0.1,
@@ -225,14 +246,17 @@ class TrainingConfig(StrictModel):
     seed: int = Field(42, description="Random seed of pacemaker (train/test split, initial coefficients).")
     # --- continue from an earlier fit ----------------------------------------------------------------
     initial_potential: Path | None = Field(
-        None, description="A pacemaker potential (.yaml, e.g. an earlier output_potential.yaml) to start from; null: start from scratch."
+        None,
+        description="A pacemaker potential (.yaml, e.g. an earlier output_potential.yaml) to start from; null: start from scratch.",
     )
     initial_potential_mode: Literal["continue", "extend"] = Field(
         "continue",
         description="'continue': refit the initial potential's own basis from its coefficients (potential.filename; the basis "
         "fields above are not used); 'extend': grow it towards the basis described above by ladder fitting (potential.initial_potential).",
     )
-    timeout_s: float | None = Field(None, gt=0.0, description="Wall-clock limit of one pacemaker run (s); null: no limit.")
+    timeout_s: float | None = Field(
+        None, gt=0.0, description="Wall-clock limit of one pacemaker run (s); null: no limit."
+    )
 
     # --- validation --------------------------------------------------------------------------------
     @field_validator("ladder_step", mode="before")
@@ -293,9 +317,11 @@ class TrainingConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> "TrainingConfig":
+    def _check_consistency(self) -> TrainingConfig:
         if self.energy_weight + self.force_weight <= 0.0:
-            raise ValueError("energy_weight and force_weight are both zero: the loss would be empty; make at least one positive")
+            raise ValueError(
+                "energy_weight and force_weight are both zero: the loss would be empty; make at least one positive"
+            )
         if not (math.isfinite(self.energy_weight) and math.isfinite(self.force_weight) and math.isfinite(self.cutoff)):
             raise ValueError("energy_weight, force_weight and cutoff must be finite")
         if len(self.fs_parameters) != 2 * self.ndensity:
@@ -306,7 +332,9 @@ class TrainingConfig(StrictModel):
         for name in ("nradmax_by_orders", "lmax_by_orders"):
             given = getattr(self, name)
             if given is not None and not 1 <= len(given) <= len(DEFAULT_NRADMAX_BY_ORDERS):
-                raise ValueError(f"{name} needs 1 to {len(DEFAULT_NRADMAX_BY_ORDERS)} entries (one per body order), got {given}")
+                raise ValueError(
+                    f"{name} needs 1 to {len(DEFAULT_NRADMAX_BY_ORDERS)} entries (one per body order), got {given}"
+                )
         if self.nradmax_by_orders is not None and self.lmax_by_orders is not None:
             if len(self.nradmax_by_orders) != len(self.lmax_by_orders):
                 raise ValueError(
@@ -365,7 +393,7 @@ class TrainingConfig(StrictModel):
             return "training.nradmax_by_orders / training.lmax_by_orders (the ALL block: one shape for every element combination)"
         return f"the default {block} block (pacemaker's template; set training.basis_blocks.{block})"
 
-    def resolve_paths(self, base: Path) -> "TrainingConfig":
+    def resolve_paths(self, base: Path) -> TrainingConfig:
         """Return a copy whose relative ``initial_potential`` is taken relative to ``base``."""
         return self.model_copy(update={"initial_potential": resolve_path(self.initial_potential, base)})
 

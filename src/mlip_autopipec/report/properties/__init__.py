@@ -33,7 +33,12 @@ from mlip_autopipec.report.properties.defects import (
     vacancy_formation_energy,
     vacancy_structures,
 )
-from mlip_autopipec.report.properties.elastic import ElasticConstants, elastic_constants, elastic_from_stresses, elastic_strain_set
+from mlip_autopipec.report.properties.elastic import (
+    ElasticConstants,
+    elastic_constants,
+    elastic_from_stresses,
+    elastic_strain_set,
+)
 from mlip_autopipec.report.properties.md_stability import MDStabilityResult, md_stability
 from mlip_autopipec.report.properties.phonons import (
     PhononResult,

@@ -16,7 +16,15 @@ from mlip_autopipec.exceptions import PropertyError
 
 SYMPREC = 1e-3  # Å, spglib's tolerance
 
-_SYSTEMS = ((2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal"), (167, "trigonal"), (194, "hexagonal"), (230, "cubic"))
+_SYSTEMS = (
+    (2, "triclinic"),
+    (15, "monoclinic"),
+    (74, "orthorhombic"),
+    (142, "tetragonal"),
+    (167, "trigonal"),
+    (194, "hexagonal"),
+    (230, "cubic"),
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,9 @@ def relax_positions(atoms: Atoms, calculator: Calculator, fmax: float, steps: in
     return work
 
 
-def relax_bulk(atoms: Atoms, calculator: Calculator, fmax: float = 0.005, steps: int = 500, symprec: float = SYMPREC) -> Atoms:
+def relax_bulk(
+    atoms: Atoms, calculator: Calculator, fmax: float = 0.005, steps: int = 500, symprec: float = SYMPREC
+) -> Atoms:
     """The conventional cell of ``atoms`` relaxed (cell and positions, space group kept) with ``calculator``.
 
     The primitive cell is relaxed, then standardized to the conventional one.  ASE's ``FixSymmetry`` constraint and ``FrechetCellFilter`` with BFGS; ``fmax`` (eV/Å)
@@ -100,7 +110,9 @@ def relax_bulk(atoms: Atoms, calculator: Calculator, fmax: float = 0.005, steps:
     converged = BFGS(FrechetCellFilter(work), logfile=None).run(fmax=fmax, steps=steps)
     work.set_constraint()
     if not converged:
-        raise PropertyError(f"bulk {work.get_chemical_formula()}: the cell relaxation did not reach fmax {fmax} eV/Å in {steps} steps")
+        raise PropertyError(
+            f"bulk {work.get_chemical_formula()}: the cell relaxation did not reach fmax {fmax} eV/Å in {steps} steps"
+        )
     out = conventional_cell(work, symprec)
     out.calc = calculator
     return out
@@ -113,4 +125,13 @@ def supercell(atoms: Atoms, min_atoms: int) -> Atoms:
     return supercell_for_md(atoms, min_atoms)
 
 
-__all__ = ["SYMPREC", "Symmetry", "conventional_cell", "primitive_cell", "relax_bulk", "relax_positions", "supercell", "symmetry"]
+__all__ = [
+    "SYMPREC",
+    "Symmetry",
+    "conventional_cell",
+    "primitive_cell",
+    "relax_bulk",
+    "relax_positions",
+    "supercell",
+    "symmetry",
+]

@@ -96,7 +96,10 @@ class CachedCalculator(Calculator):
             return
         probe = self.atoms.copy()
         probe.calc = self.inner
-        results: dict[str, Any] = {"energy": float(probe.get_potential_energy()), "forces": np.array(probe.get_forces())}
+        results: dict[str, Any] = {
+            "energy": float(probe.get_potential_energy()),
+            "forces": np.array(probe.get_forces()),
+        }
         if probe.pbc.all():
             results["stress"] = np.array(probe.get_stress(voigt=True))
         self.n_computed += 1
@@ -105,7 +108,11 @@ class CachedCalculator(Calculator):
 
 
 def _results(r: dict[str, Any]) -> dict[str, Any]:
-    out = {"energy": float(r["energy"]), "free_energy": float(r["energy"]), "forces": np.array(r["forces"], dtype=float)}
+    out = {
+        "energy": float(r["energy"]),
+        "free_energy": float(r["energy"]),
+        "forces": np.array(r["forces"], dtype=float),
+    }
     if r.get("stress") is not None:
         out["stress"] = np.array(r["stress"], dtype=float)
     return out
@@ -134,7 +141,9 @@ class OracleCalculator(Calculator):
         folder = self.workdir / f"property_{structure_key(self.atoms)[:16]}" if self.workdir is not None else None
         result = self.oracle.label(self.atoms, folder)
         if "stress" in properties and result.stress is None:
-            raise PropertyError(f"the oracle gave no stress for {self.atoms.get_chemical_formula()} (a cell not periodic in 3D?)")
+            raise PropertyError(
+                f"the oracle gave no stress for {self.atoms.get_chemical_formula()} (a cell not periodic in 3D?)"
+            )
         self.results = _results({"energy": result.energy, "forces": result.forces, "stress": result.stress})
 
 

@@ -31,7 +31,9 @@ EV_PER_A2_TO_J_PER_M2 = 16.021766339999996  # 1 eV/Å² in J/m²
 
 def _elemental(atoms: Atoms, what: str) -> None:
     if len(set(atoms.get_chemical_symbols())) != 1:
-        raise PropertyError(f"{what} of {atoms.get_chemical_formula()}: only elemental crystals (a compound needs chemical potentials)")
+        raise PropertyError(
+            f"{what} of {atoms.get_chemical_formula()}: only elemental crystals (a compound needs chemical potentials)"
+        )
 
 
 # --------------------------------------------------------------------------- vacancy
@@ -67,7 +69,12 @@ def vacancy_structures(bulk: Atoms, min_atoms: int = 32, symprec: float = SYMPRE
 
 
 def vacancy_formation_energy(
-    bulk: Atoms, calculator: Calculator, min_atoms: int = 32, fmax: float = 0.005, steps: int = 500, symprec: float = SYMPREC
+    bulk: Atoms,
+    calculator: Calculator,
+    min_atoms: int = 32,
+    fmax: float = 0.005,
+    steps: int = 500,
+    symprec: float = SYMPREC,
 ) -> VacancyResult:
     """Relaxed vacancy formation energy (eV) of the relaxed elemental crystal ``bulk`` with ``calculator``."""
     perfect, vacancies = vacancy_structures(bulk, min_atoms, symprec)
@@ -78,7 +85,9 @@ def vacancy_formation_energy(
     for site, vac in vacancies.items():
         vac.calc = calculator
         unrelaxed[site] = vac.get_potential_energy() - (n - 1) / n * e_bulk
-        relaxed = relax_positions(vac, calculator, fmax, steps, f"vacancy at site {site} of {perfect.get_chemical_formula()}")
+        relaxed = relax_positions(
+            vac, calculator, fmax, steps, f"vacancy at site {site} of {perfect.get_chemical_formula()}"
+        )
         per_site[site] = float(relaxed.get_potential_energy() - (n - 1) / n * e_bulk)
     site = min(per_site, key=per_site.get)
     return VacancyResult(per_site[site], float(unrelaxed[site]), n, site, per_site)
@@ -100,7 +109,9 @@ class SurfaceResult:
         return dict(self.__dict__)
 
 
-def primitive_miller(conventional: Atoms, hkl: tuple[int, int, int], symprec: float = SYMPREC) -> tuple[Atoms, tuple[int, int, int]]:
+def primitive_miller(
+    conventional: Atoms, hkl: tuple[int, int, int], symprec: float = SYMPREC
+) -> tuple[Atoms, tuple[int, int, int]]:
     """The primitive cell of ``conventional`` and the Miller indices, in its basis, of the conventional (hkl) plane."""
     prim = primitive_cell(conventional, symprec)
     m = prim.cell.array @ np.linalg.inv(conventional.cell.array)  # rows: primitive vectors in conventional fractions
@@ -111,14 +122,18 @@ def primitive_miller(conventional: Atoms, hkl: tuple[int, int, int], symprec: fl
     return prim, tuple(i // g for i in ints)  # type: ignore[return-value]
 
 
-def build_slab(conventional: Atoms, facet: str, min_thickness: float = 10.0, vacuum: float = 12.0, symprec: float = SYMPREC) -> tuple[Atoms, int]:
+def build_slab(
+    conventional: Atoms, facet: str, min_thickness: float = 10.0, vacuum: float = 12.0, symprec: float = SYMPREC
+) -> tuple[Atoms, int]:
     """A slab of the (hkl) ``facet`` of the conventional cell: (slab, number of layers), vacuum gap along z (fully periodic cell)."""
     from ase.build import surface
 
     from mlip_autopipec.config.schemas.report_properties import parse_facet
 
     prim, hkl = primitive_miller(conventional, parse_facet(facet), symprec)
-    height = 1.0 / float(np.linalg.norm(np.asarray(hkl, dtype=float) @ prim.cell.reciprocal()))  # Å between lattice planes
+    height = 1.0 / float(
+        np.linalg.norm(np.asarray(hkl, dtype=float) @ prim.cell.reciprocal())
+    )  # Å between lattice planes
     layers = max(2, math.ceil(min_thickness / height))
     slab = surface(prim, hkl, layers, vacuum=vacuum / 2.0)
     slab.pbc = True  # periodic along z too, across the vacuum: pyace (and pw.x) take fully periodic cells only

@@ -113,7 +113,9 @@ def elastic_strain_set(atoms: Atoms, strain: float = 0.01, symprec: float = SYMP
             comps.append(k)
             strains.append(f * strain)
             structures.append(strained(ref, k, f * strain))
-    return ElasticStrainSet(ref, sym.crystal_system, sym.international, comps, strains, structures, sym.n_atoms_primitive > 1)
+    return ElasticStrainSet(
+        ref, sym.crystal_system, sym.international, comps, strains, structures, sym.n_atoms_primitive > 1
+    )
 
 
 def elastic_from_stresses(strain_set: ElasticStrainSet, stresses: list[np.ndarray]) -> ElasticConstants:
@@ -138,12 +140,22 @@ def elastic_from_stresses(strain_set: ElasticStrainSet, stresses: list[np.ndarra
     else:
         c = 0.5 * (c + c.T)
     return ElasticConstants(
-        c, strain_set.crystal_system, strain_set.spacegroup, float(max(abs(e) for e in eps)), strain_set.relax_internal, len(stresses)
+        c,
+        strain_set.crystal_system,
+        strain_set.spacegroup,
+        float(max(abs(e) for e in eps)),
+        strain_set.relax_internal,
+        len(stresses),
     )
 
 
 def elastic_constants(
-    atoms: Atoms, calculator: Calculator, strain: float = 0.01, fmax: float = 0.005, steps: int = 500, symprec: float = SYMPREC
+    atoms: Atoms,
+    calculator: Calculator,
+    strain: float = 0.01,
+    fmax: float = 0.005,
+    steps: int = 500,
+    symprec: float = SYMPREC,
 ) -> ElasticConstants:
     """Elastic constants of the relaxed crystal ``atoms`` (see :func:`relax_bulk`) with ``calculator``."""
     strain_set = elastic_strain_set(atoms, strain, symprec)
@@ -158,4 +170,12 @@ def elastic_constants(
     return elastic_from_stresses(strain_set, stresses)
 
 
-__all__ = ["ElasticConstants", "ElasticStrainSet", "elastic_constants", "elastic_from_stresses", "elastic_strain_set", "strain_tensor", "strained"]
+__all__ = [
+    "ElasticConstants",
+    "ElasticStrainSet",
+    "elastic_constants",
+    "elastic_from_stresses",
+    "elastic_strain_set",
+    "strain_tensor",
+    "strained",
+]

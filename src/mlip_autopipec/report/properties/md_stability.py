@@ -59,10 +59,20 @@ def md_stability(
 ) -> MDStabilityResult:
     """Run NVT (``temperature_k`` K, ``time_ps`` ps) from the crystal ``atoms`` with ``calculator`` and report how it ended."""
     from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
-    from mlip_autopipec.explore.md import MDCondition, _blowup, _dynamics, _thermalize, bare_copy, closest_pair, supercell_for_md
+    from mlip_autopipec.explore.md import (
+        MDCondition,
+        _blowup,
+        _dynamics,
+        _thermalize,
+        bare_copy,
+        closest_pair,
+        supercell_for_md,
+    )
 
     if not (math.isfinite(temperature_k) and temperature_k > 0 and time_ps > 0):
-        raise PropertyError(f"MD stability needs a positive temperature (K) and time (ps), got {temperature_k}, {time_ps}")
+        raise PropertyError(
+            f"MD stability needs a positive temperature (K) and time (ps), got {temperature_k}, {time_ps}"
+        )
     n_steps = max(1, round(time_ps * 1000.0 / timestep_fs))
     settings = ActiveLearningConfig(
         timestep=timestep_fs,

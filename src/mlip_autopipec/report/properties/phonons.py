@@ -81,12 +81,17 @@ def _to_phonopy(atoms: Atoms):
     from phonopy.structure.atoms import PhonopyAtoms
 
     return PhonopyAtoms(
-        symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array, scaled_positions=atoms.get_scaled_positions(), masses=atoms.get_masses()
+        symbols=atoms.get_chemical_symbols(),
+        cell=atoms.cell.array,
+        scaled_positions=atoms.get_scaled_positions(),
+        masses=atoms.get_masses(),
     )
 
 
 def _to_ase(cell) -> Atoms:
-    return Atoms(symbols=list(cell.symbols), cell=cell.cell, scaled_positions=cell.scaled_positions, masses=cell.masses, pbc=True)
+    return Atoms(
+        symbols=list(cell.symbols), cell=cell.cell, scaled_positions=cell.scaled_positions, masses=cell.masses, pbc=True
+    )
 
 
 def phonon_structures(
@@ -103,7 +108,9 @@ def phonon_structures(
     return PhononSetup(ph, [_to_ase(sc) for sc in ph.supercells_with_displacements])
 
 
-def phonons_from_forces(setup: PhononSetup, forces: list[np.ndarray], mesh: tuple[int, int, int] = (8, 8, 8)) -> PhononResult:
+def phonons_from_forces(
+    setup: PhononSetup, forces: list[np.ndarray], mesh: tuple[int, int, int] = (8, 8, 8)
+) -> PhononResult:
     """Force constants from the forces (eV/Å) on the displaced supercells, then the DOS on ``mesh``."""
     ph = setup.phonopy
     if len(forces) != len(setup.structures):
@@ -142,10 +149,14 @@ def phonons(
     return phonons_from_forces(setup, forces, mesh)
 
 
-def phonon_frequency_rmse(oracle: PhononResult, potential: PhononResult, mesh: tuple[int, int, int] | None = None) -> float:
+def phonon_frequency_rmse(
+    oracle: PhononResult, potential: PhononResult, mesh: tuple[int, int, int] | None = None
+) -> float:
     """RMSE (THz) of the potential's frequencies against the oracle's, every band at every q of the Γ-centred mesh."""
     if len(oracle.primitive) != len(potential.primitive):
-        raise PropertyError(f"phonons of different primitive cells ({len(oracle.primitive)} and {len(potential.primitive)} atoms)")
+        raise PropertyError(
+            f"phonons of different primitive cells ({len(oracle.primitive)} and {len(potential.primitive)} atoms)"
+        )
     q = gamma_mesh(mesh or oracle.mesh)
     return float(np.sqrt(np.mean((oracle.frequencies_at(q) - potential.frequencies_at(q)) ** 2)))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from mlip_autopipec.fileio import atomic_path
 from mlip_autopipec.report.properties.phonons import PhononResult, band_path
 
@@ -32,8 +31,13 @@ def phonon_plot(oracle: PhononResult | None, potential: PhononResult | None, pat
             ticks[-1] = (xt, f"{ticks[-1][1]}|{lab}")
         else:
             ticks.append((xt, lab))
-    fig, (ax_b, ax_d) = plt.subplots(1, 2, figsize=(9, 4.5), sharey=True, gridspec_kw={"width_ratios": [3, 1], "wspace": 0.05})
-    styles = (("oracle", oracle, dict(color="black", lw=1.4)), ("potential", potential, dict(color="tab:red", lw=1.2, ls="--")))
+    fig, (ax_b, ax_d) = plt.subplots(
+        1, 2, figsize=(9, 4.5), sharey=True, gridspec_kw={"width_ratios": [3, 1], "wspace": 0.05}
+    )
+    styles = (
+        ("oracle", oracle, dict(color="black", lw=1.4)),
+        ("potential", potential, dict(color="tab:red", lw=1.2, ls="--")),
+    )
     for name, res, style in styles:
         if res is None:
             continue

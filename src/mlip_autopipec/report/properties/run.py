@@ -27,7 +27,12 @@ from ase.calculators.calculator import Calculator
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
 from mlip_autopipec.exceptions import MlipAutopipecError
 from mlip_autopipec.report.properties.bulk import relax_bulk
-from mlip_autopipec.report.properties.defects import SurfaceResult, VacancyResult, surface_energy, vacancy_formation_energy
+from mlip_autopipec.report.properties.defects import (
+    SurfaceResult,
+    VacancyResult,
+    surface_energy,
+    vacancy_formation_energy,
+)
 from mlip_autopipec.report.properties.elastic import ElasticConstants, elastic_constants
 from mlip_autopipec.report.properties.md_stability import MDStabilityResult
 from mlip_autopipec.report.properties.phonons import PhononResult, phonon_frequency_rmse, phonons
@@ -52,7 +57,10 @@ class PropertyResults:
 
 
 def compute_properties(
-    atoms: Atoms, calculator: Calculator, config: ReportPropertiesConfig | None = None, stage: Callable[[str], None] | None = None
+    atoms: Atoms,
+    calculator: Calculator,
+    config: ReportPropertiesConfig | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> PropertyResults:
     """Relax the bulk ``atoms`` with ``calculator`` once, then compute every property ``config`` switches on.
 
@@ -82,7 +90,17 @@ def compute_properties(
         out.vacancy = attempt("vacancy", vacancy_formation_energy, bulk, calculator, cfg.vacancy_min_atoms, fmax, steps)
     for facet in cfg.surfaces:
         mark(f"surface_{facet}")
-        s = attempt(f"surface {facet}", surface_energy, bulk, calculator, facet, cfg.slab_min_thickness_angstrom, cfg.vacuum_angstrom, fmax, steps)
+        s = attempt(
+            f"surface {facet}",
+            surface_energy,
+            bulk,
+            calculator,
+            facet,
+            cfg.slab_min_thickness_angstrom,
+            cfg.vacuum_angstrom,
+            fmax,
+            steps,
+        )
         if s is not None:
             out.surfaces[facet] = s
     if cfg.phonons:
@@ -139,7 +157,9 @@ def properties_summary(
     facets = list(dict.fromkeys([*o.surfaces, *p.surfaces]))
     if facets:
         out["surface_energy_j_per_m2"] = {
-            f: _pair(getattr(o.surfaces.get(f), "energy_j_per_m2", None), getattr(p.surfaces.get(f), "energy_j_per_m2", None))
+            f: _pair(
+                getattr(o.surfaces.get(f), "energy_j_per_m2", None), getattr(p.surfaces.get(f), "energy_j_per_m2", None)
+            )
             for f in facets
         }
     if o.phonons is not None or p.phonons is not None:
@@ -184,7 +204,11 @@ def property_table(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for facet, pair in (summary.get("surface_energy_j_per_m2") or {}).items():
         rows[f"surface {facet} (J/m²)"] = dict(pair)
     if summary.get("phonons") is not None:
-        rows["phonon frequency RMSE (THz)"] = {"oracle": None, "potential": None, "error": summary["phonons"].get("frequency_rmse_thz")}
+        rows["phonon frequency RMSE (THz)"] = {
+            "oracle": None,
+            "potential": None,
+            "error": summary["phonons"].get("frequency_rmse_thz"),
+        }
     if summary.get("md_stability") is not None:
         md = summary["md_stability"]
         text = "completed" if md["completed"] else md["reason"]

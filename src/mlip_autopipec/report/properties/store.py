@@ -64,7 +64,9 @@ class DatabaseStore:
 
     def put(self, key: str, atoms: Atoms, results: dict[str, Any]) -> None:
         row = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        row.calc = SinglePointCalculator(row, energy=results["energy"], forces=results["forces"], stress=results.get("stress"))
+        row.calc = SinglePointCalculator(
+            row, energy=results["energy"], forces=results["forces"], stress=results.get("stress")
+        )
         meta = StructureMetadata(
             source=property_source(self.name),
             generation=0,
