@@ -38,10 +38,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # the same cells as bench_oracle.py, so the two benchmarks' figures compare (this folder is on sys.path when run as a script)
 from bench_oracle import cu_cells, si_cells  # noqa: E402
+from mlip_autopipec.compute.cluster import dask_client  # noqa: E402
 from mlip_autopipec.config import ComputeConfig, EMTOracleConfig, EspressoOracleConfig, validate_config  # noqa: E402
 from mlip_autopipec.database import DatabaseManager, StructureMetadata  # noqa: E402
 from mlip_autopipec.oracle import label_pending, make_oracle  # noqa: E402
-from mlip_autopipec.oracle.compute import dask_client  # noqa: E402
 
 
 def one_run(name: str, compute: dict, oracle, cells: list, root: Path, n_workers: int) -> dict:

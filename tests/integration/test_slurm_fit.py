@@ -18,12 +18,12 @@ from test_slurm_labelling import slurm_jobs
 from test_train_pacemaker import cu_structures, pacemaker_profile, write_dataset  # noqa: F401  (fixture)
 
 from conftest import require_slurm
+from mlip_autopipec.compute.models import SlurmComputeConfig, step_compute_config
 from mlip_autopipec.config import TrainingConfig
-from mlip_autopipec.config.schemas.oracle import SlurmComputeConfig, step_compute_config
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.pipeline.fits import train_on_cluster
 from mlip_autopipec.trainer import PacemakerRunner
-from mlip_autopipec.trainer.pace import LOG_NAME
+from mlip_autopipec.trainer.template import LOG_NAME
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(600)]
 

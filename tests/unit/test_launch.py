@@ -259,8 +259,8 @@ def test_programs_do_not_inherit_what_a_local_dask_cluster_wrote_into_the_enviro
     own os.environ when it starts a local worker; pacemaker inheriting it ran 2x slower. Programs the driver starts
     get the environment from before the cluster; the workers keep Dask's."""
     from mlip_autopipec import launch
-    from mlip_autopipec.config.schemas.oracle import LocalComputeConfig
-    from mlip_autopipec.oracle.compute import dask_client
+    from mlip_autopipec.compute.cluster import dask_client
+    from mlip_autopipec.compute.models import LocalComputeConfig
 
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # restored to absent afterwards
     monkeypatch.setattr(launch, "_BEFORE_DASK", {})

@@ -15,14 +15,13 @@ from ase.calculators.lj import LennardJones
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlip_autopipec.compute.models import LocalComputeConfig, SlurmComputeConfig
 from mlip_autopipec.config import ComputeConfig, OracleConfig, validate_config
 from mlip_autopipec.config.schemas.oracle import (
     ASEOracleConfig,
     EMTOracleConfig,
     EspressoOracleConfig,
     GPAWOracleConfig,
-    LocalComputeConfig,
-    SlurmComputeConfig,
 )
 from mlip_autopipec.exceptions import ConfigurationError, OracleError
 from mlip_autopipec.oracle import LabelFailed, LabelResult, kpoint_mesh, label_one, make_oracle

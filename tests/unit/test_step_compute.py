@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mlip_autopipec.config.schemas.oracle import LocalComputeConfig, SlurmComputeConfig, step_compute_config
+from mlip_autopipec.compute.cluster import make_cluster
+from mlip_autopipec.compute.models import LocalComputeConfig, SlurmComputeConfig, step_compute_config
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
-from mlip_autopipec.oracle.compute import make_cluster
 
 CU = {"element": "Cu", "lattice": "fcc", "a": 3.61}
 SLURM = {
@@ -137,10 +137,10 @@ def test_the_driver_draws_a_remote_fits_progress_from_its_log_also_when_the_fit_
     writes = [line.format(i=1), line.format(i=2), None, line.format(i=1)]  # None: the log starts again
     seen: list[int] = []
 
-    class Future:
+    class Finished:  # threading.Event's wait(), writing the log between the driver's looks at it
         calls = 0
 
-        def done(self) -> bool:
+        def wait(self, timeout: float) -> bool:
             if self.calls < len(writes):
                 text = writes[self.calls]
                 if text is None:
@@ -158,15 +158,15 @@ def test_the_driver_draws_a_remote_fits_progress_from_its_log_also_when_the_fit_
         yield lambda done, total_=None, extra="": seen.append(done)
 
     monkeypatch.setattr("mlip_autopipec.progress.progress_bar", bar)
-    fits.follow_fit_log(Future(), log_path, epochs=10, progress=True, poll_s=0.0)
+    fits.follow_fit_log(Finished(), log_path, epochs=10, progress=True, poll_s=0.0)
     assert seen == [1, 2, 1], seen
 
 
 def test_a_fit_on_a_dask_scheduler_brings_pacemakers_error_back_as_a_trainer_error(tmp_path):
     from distributed import LocalCluster
 
+    from mlip_autopipec.compute.models import DaskComputeConfig
     from mlip_autopipec.config import TrainingConfig
-    from mlip_autopipec.config.schemas.oracle import DaskComputeConfig
     from mlip_autopipec.exceptions import TrainerError
     from mlip_autopipec.pipeline.fits import train_on_cluster
     from mlip_autopipec.trainer import PacemakerRunner

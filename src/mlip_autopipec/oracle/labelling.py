@@ -4,7 +4,7 @@ Workers compute, the driver writes
     One Dask task per pending structure runs :func:`label_one` on a worker:
     ``oracle.label(atoms, directory)``, with every failure caught there and
     sent back as data.  Results are gathered as they complete
-    (``distributed.as_completed``) and only this process writes them to the
+    (:func:`~mlip_autopipec.compute.tasks.run_tasks`) and only this process writes them to the
     database, one committed write per structure, so SQLite stays safe however
     many workers there are, and an interruption loses nothing that finished.
 
@@ -26,6 +26,9 @@ Failures
     work is cancelled (it stays pending) and :class:`OracleError` is raised
     naming the count and examples.
 
+One call is a :class:`LabellingSession`: its tasks, each outcome written and
+tallied once (also one salvaged after Ctrl-C), and the failure budget.
+
 Dask starts worker processes with ``spawn``, which re-imports the calling
 script's ``__main__`` module in every worker.  A script that calls
 ``label_pending`` with a local cluster must therefore guard its top level::
@@ -44,7 +47,6 @@ package's entry point).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -54,17 +56,22 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ase import Atoms
 
-from mlip_autopipec.config.schemas.oracle import ComputeConfig, LocalComputeConfig, OracleConfig
-from mlip_autopipec.exceptions import DatabaseError, OracleError, StructureError
+from mlip_autopipec.compute.cluster import dask_client, require_compute
+from mlip_autopipec.compute.models import ComputeConfig, LocalComputeConfig
+from mlip_autopipec.compute.tasks import Done, Task, run_tasks
+from mlip_autopipec.config.schemas.oracle import OracleConfig
+from mlip_autopipec.exceptions import DatabaseError, OracleError, StorageError, StructureError
 from mlip_autopipec.oracle.base import AttemptRecord, LabelFailed, LabelResult, Oracle
-from mlip_autopipec.oracle.compute import dask_client, require_compute
 from mlip_autopipec.oracle.factory import make_oracle
+from mlip_autopipec.progress import progress_bar
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from mlip_autopipec.database import DatabaseManager
 
 _log = logging.getLogger("mlip_autopipec")
@@ -174,6 +181,8 @@ def _write(db: DatabaseManager, outcome: LabelOutcome, oracle: Oracle) -> LabelO
         try:
             db.set_labels(outcome.structure_id, res.energy, res.forces, stress=res.stress, info=info)
             return outcome
+        except StorageError:
+            raise  # a full disk, a read-only database, a lost server: not the structure's fault; it stays pending
         except (DatabaseError, StructureError) as err:
             outcome = LabelOutcome(
                 outcome.structure_id,
@@ -186,10 +195,87 @@ def _write(db: DatabaseManager, outcome: LabelOutcome, oracle: Oracle) -> LabelO
     return outcome
 
 
+@dataclass
+class LabellingSession:
+    """The bookkeeping of one :func:`label_pending` call: its tasks, each outcome written and tallied once,
+    and the failure budget (``allowed_failures``: more failures than this stop the run)."""
+
+    db: DatabaseManager
+    oracle: Oracle
+    root: Path
+    pending: list[tuple[int, Atoms]]
+    allowed_failures: int
+    update: Callable[..., None]  # the progress bar's update(done, extra=...)
+    callback: Callable[[LabelOutcome], None] | None = None
+    summary: LabellingSummary = field(init=False)
+    n_salvaged: int = field(init=False, default=0)
+    _recorded: set[int] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.summary = LabellingSummary(n_pending=len(self.pending))
+
+    def tasks(self) -> list[Task[LabelOutcome]]:
+        """One :func:`label_one` task per pending structure, in its own folder ``root/structure_<id>``."""
+        return [
+            Task(f"label-{sid}", label_one, (self.oracle, atoms, str(self.root / f"structure_{sid}"), sid))
+            for sid, atoms in self.pending
+        ]
+
+    @property
+    def over_budget(self) -> bool:
+        """True once the failures pass the budget: the failed share will pass the limit whatever the rest does."""
+        return len(self.summary.failed) > self.allowed_failures
+
+    def record(self, done: Done[LabelOutcome]) -> LabelOutcome | None:
+        """Write ``done``'s outcome to the database and tally it, once per structure; None when there is nothing
+        to record (already recorded, or the task was cancelled from outside: the structure stays pending)."""
+        sid = self.pending[done.index][0]
+        if sid in self._recorded or done.cancelled:
+            return None
+        if done.error is not None:  # the task itself failed: e.g. its workers kept dying (KilledWorker)
+            outcome = LabelOutcome(sid, reason=f"Dask task failed: {type(done.error).__name__}: {done.error}")
+        else:
+            outcome = done.result()
+        outcome = _write(self.db, outcome, self.oracle)
+        self._recorded.add(sid)
+        if outcome.ok:
+            self.summary.labelled.append(sid)
+        else:
+            self.summary.failed[sid] = outcome.reason or "unknown failure"
+        self.update(
+            self.summary.n_done, extra=f"failed {len(self.summary.failed)}, remaining {self.summary.n_remaining}"
+        )
+        return outcome
+
+    def on_done(self, done: Done[LabelOutcome]) -> bool:
+        """:func:`~mlip_autopipec.compute.tasks.run_tasks`' ``on_done``: record, tell the caller, and stop once
+        the failures pass the budget (what already finished is salvaged; the rest stays pending)."""
+        outcome = self.record(done)
+        if outcome is not None and self.callback is not None:
+            self.callback(outcome)
+        return self.over_budget
+
+    def salvage(self, done: Done[LabelOutcome]) -> None:
+        """``run_tasks``' ``salvage``: store a result that finished while the run stopped (a DFT result costs hours)."""
+        if self.record(done) is not None:
+            self.n_salvaged += 1
+
+    def budget_error(self, fraction: float) -> OracleError:
+        """The error of a run that stopped for too many failures, with examples and what to do."""
+        failed = self.summary.failed
+        examples = "; ".join(f"structure {sid}: {reason.splitlines()[0]}" for sid, reason in list(failed.items())[:3])
+        return OracleError(
+            f"{len(failed)} of {len(self.pending)} structures failed, more than max_failure_fraction={fraction:g} "
+            f"allows ({self.allowed_failures}); stopped with {self.summary.n_remaining} still pending. Failures are "
+            f"recorded in the database; examples: {examples}. `mlip-autopipec status` groups them by reason; once the "
+            "cause is fixed, `mlip-autopipec run CONFIG --retry-failed` labels them again"
+        )
+
+
 def label_pending(
     db: DatabaseManager,
     oracle: Oracle | OracleConfig | None = None,
-    compute: ComputeConfig | Any = None,
+    compute: ComputeConfig | Client | None = None,
     workdir: str | Path | None = None,
     max_failure_fraction: float | None = None,
     progress: bool = True,
@@ -216,13 +302,14 @@ def label_pending(
     progress:
         Show a progress bar (done, failed, remaining, time left).
     callback:
-        Called in the driver with each :class:`LabelOutcome` after it is written.
+        Called in the driver with each :class:`LabelOutcome` after it is written
+        (not for the results salvaged while the run stops).
     max_in_flight:
         At most this many tasks are submitted at once (bounds the driver's memory).
 
     Returns a :class:`LabellingSummary`.  On Ctrl-C (or any error) the tasks not
-    yet started are cancelled, a client and cluster started here are closed, and
-    every result written so far stays.
+    yet finished are cancelled, the results that had finished are written, a
+    client and cluster started here are closed, and every result written stays.
     """
     oracle = make_oracle(oracle)
     compute = require_compute(LocalComputeConfig() if compute is None else compute)
@@ -235,122 +322,26 @@ def label_pending(
 
     start = time.perf_counter()
     pending = _pending(db)
-    summary = LabellingSummary(n_pending=len(pending))
     if not pending:
-        return summary
+        return LabellingSummary()
     root.mkdir(parents=True, exist_ok=True)
     allowed_failures = math.floor(fraction * len(pending) + 1e-9)
-
-    from distributed import as_completed
-
-    from mlip_autopipec.progress import progress_bar
-
     with (
         progress_bar(f"labelling ({oracle.kind})", total=len(pending), enabled=progress) as update,
         dask_client(compute) as client,
     ):
-        todo = iter(pending)
-        in_flight: dict[str, tuple[Any, int]] = {}  # Dask key -> (future, structure id)
-        stream = as_completed(
-            loop=client.loop
-        )  # not the default client's loop: another client may exist in this process
-
-        def submit_next() -> None:
-            item = next(todo, None)
-            if item is not None:
-                sid, atoms = item
-                key = f"label-{sid}-{os.urandom(4).hex()}"
-                fut = client.submit(label_one, oracle, atoms, str(root / f"structure_{sid}"), sid, key=key, pure=False)
-                in_flight[key] = (fut, sid)
-                stream.add(fut)
-
-        from distributed import Client
-
-        own_cluster = not isinstance(compute, Client)
-        stopping = False
-
-        def stopping_now() -> bool:
-            return stopping
-
+        session = LabellingSession(db, oracle, root, pending, allowed_failures, update, callback)
+        update(0, extra=f"failed 0, remaining {len(pending)}")
         try:
-            for _ in range(min(max_in_flight, len(pending))):
-                submit_next()
-            update(0, extra=f"failed 0, remaining {len(pending)}")
-            for fut in stream:
-                _, sid = in_flight[fut.key]  # left in in_flight until written: an interruption meanwhile writes it then
-                if fut.cancelled():  # cancelled after too many failures: stays pending
-                    in_flight.pop(fut.key)
-                    continue
-                try:
-                    # Waits if the result was lost with a dying worker before it reached us: Dask computes it again.
-                    outcome = fut.result()
-                except Exception as err:  # the task itself failed: e.g. its workers kept dying (KilledWorker)
-                    if fut.cancelled():
-                        in_flight.pop(fut.key)
-                        continue
-                    outcome = LabelOutcome(sid, reason=f"Dask task failed: {type(err).__name__}: {err}")
-                outcome = _write(db, outcome, oracle)
-                in_flight.pop(fut.key)
-                fut.release()
-                if outcome.ok:
-                    summary.labelled.append(outcome.structure_id)
-                else:
-                    summary.failed[outcome.structure_id] = outcome.reason or "unknown failure"
-                update(summary.n_done, extra=f"failed {len(summary.failed)}, remaining {summary.n_remaining}")
-                if callback is not None:
-                    callback(outcome)
-                if stopping:
-                    continue
-                if len(summary.failed) > allowed_failures:
-                    # The failed share will pass the limit whatever the rest does: stop now, keep what already finished.
-                    stopping = True
-                    for other, _ in in_flight.values():
-                        if not other.done():
-                            other.cancel()
-                    continue
-                submit_next()
+            run_tasks(client, session.tasks(), session.on_done, max_in_flight=max_in_flight, salvage=session.salvage)
         except BaseException:
-            # Ctrl-C or an error: first store what already finished on the workers (a DFT result costs hours),
-            # then let the rest go (a calculation still running is stopped with the cluster, or cancelled below).
-            if not own_cluster:  # a caller's cluster: its queued tasks must not start meanwhile
-                with contextlib.suppress(Exception):
-                    client.cancel([f for f, _ in in_flight.values() if f.status != "finished"])
-            kept = 0
-            for fut, _sid in list(in_flight.values()):
-                if fut.status != "finished":
-                    continue
-                try:
-                    outcome = _write(db, fut.result(timeout=10), oracle)
-                except Exception as err:  # noqa: BLE001 - best effort: the original error matters more
-                    _log.debug("stopping: the finished result of %s could not be stored: %s", fut.key, err)
-                    continue
-                in_flight.pop(fut.key, None)
-                kept += 1
-                if outcome.ok:
-                    summary.labelled.append(outcome.structure_id)
-                else:
-                    summary.failed[outcome.structure_id] = outcome.reason or "unknown failure"
             _log.info(
-                "labelling stopped: %d result(s) stored in all, %d finished just before the stop", summary.n_done, kept
+                "labelling stopped: %d result(s) stored in all, %d finished just before the stop",
+                session.summary.n_done,
+                session.n_salvaged,
             )
             raise
-        finally:
-            # Ctrl-C, an error, or the stop: queued tasks must not run on a caller's cluster after we return
-            # (a cluster started here is closed on the way out, which stops its workers anyway; cancelling their
-            # running tasks first would only make the workers log warnings).
-            if in_flight and (own_cluster is False or stopping_now()):
-                with contextlib.suppress(Exception):  # best effort: a lost connection must not hide the original error
-                    client.cancel([f for f, _ in in_flight.values()])
-
-    summary.wall_time_s = time.perf_counter() - start
-    if len(summary.failed) > allowed_failures:
-        examples = "; ".join(
-            f"structure {sid}: {reason.splitlines()[0]}" for sid, reason in list(summary.failed.items())[:3]
-        )
-        raise OracleError(
-            f"{len(summary.failed)} of {len(pending)} structures failed, more than max_failure_fraction={fraction:g} allows "
-            f"({allowed_failures}); stopped with {summary.n_remaining} still pending. Failures are recorded in the database; "
-            f"examples: {examples}. `mlip-autopipec status` groups them by reason; once the cause is fixed, "
-            "`mlip-autopipec run CONFIG --retry-failed` labels them again"
-        )
-    return summary
+    session.summary.wall_time_s = time.perf_counter() - start
+    if session.over_budget:
+        raise session.budget_error(fraction)
+    return session.summary

@@ -1,8 +1,8 @@
 """Fit with pacemaker once per (training config, training set); reuse a finished fit.
 
 Each finished fit records itself in ``fits/<fit>/result.json``
-(:class:`~mlip_autopipec.pipeline.records.FitRecord`, paths relative to the work
-directory); ``fits/latest.json`` (:class:`~mlip_autopipec.pipeline.records.LatestFit`)
+(:class:`~mlip_autopipec.records.fit.FitRecord`, paths relative to the work
+directory); ``fits/latest.json`` (:class:`~mlip_autopipec.records.fit.LatestFit`)
 names the most recent one.
 
 Where a fit runs is the run's ``compute_for("fit")``: a local compute fits in
@@ -20,24 +20,25 @@ stops with a :class:`~mlip_autopipec.exceptions.TrainerError` that says so.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
-import os
-import time
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from mlip_autopipec.config.schemas.oracle import LocalComputeConfig, is_batch
+from mlip_autopipec.compute.cluster import dask_client
+from mlip_autopipec.compute.models import ComputeConfig, DaskComputeConfig, LocalComputeConfig, is_batch
+from mlip_autopipec.compute.tasks import Done, Task, run_tasks
 from mlip_autopipec.config.schemas.training import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
-from mlip_autopipec.pipeline import migrate
 from mlip_autopipec.pipeline.context import RunContext
-from mlip_autopipec.pipeline.migrate import read_record
-from mlip_autopipec.pipeline.records import FitRecord, LatestFit, dump_record
 from mlip_autopipec.pipeline.state import INVALIDATING, fingerprint
-from mlip_autopipec.trainer.pace import LOG_NAME, PacemakerRunner, TrainingResult
+from mlip_autopipec.records import FitRecord, LatestFit, dump_record, migrate, read_record
+from mlip_autopipec.trainer.pace import PacemakerRunner, TrainingResult
 from mlip_autopipec.trainer.parsing import ProgressParser, split_complete_lines
+from mlip_autopipec.trainer.template import LOG_NAME
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -84,9 +85,7 @@ def load_fit(workdir: Path, fit_dir: Path | None) -> TrainingResult | None:
     if fit_dir is None:
         return None
     fit_dir = Path(workdir) / fit_dir
-    record = read_record(
-        fit_dir / RESULT_FILE, FitRecord, workdir, lambda data: migrate.fit_result_v0(data, fit_dir, workdir)
-    )
+    record = read_record(fit_dir / RESULT_FILE, FitRecord, workdir, lambda data: migrate.fit_result_v0(data, fit_dir))
     return None if record is None else record.result()
 
 
@@ -98,7 +97,7 @@ def latest_fit(workdir: Path) -> TrainingResult | None:
     """The most recent finished fit of a work directory, if any."""
     workdir = Path(workdir)
     latest = read_record(
-        workdir / FITS_DIR / LATEST_FILE, LatestFit, workdir, lambda data: {"fit_dir": f"{FITS_DIR}/{data['fit']}"}
+        workdir / FITS_DIR / LATEST_FILE, LatestFit, workdir, lambda data: migrate.latest_v0(data, FITS_DIR)
     )
     return None if latest is None else load_fit(workdir, latest.fit_dir)
 
@@ -151,10 +150,10 @@ def fit_or_reuse(
 
 
 # --------------------------------------------------------------------------- a fit as a Dask task
-def describe_compute(compute: Any) -> str:
+def describe_compute(compute: ComputeConfig) -> str:
     """Where a compute config runs, in words (for the log)."""
     if not is_batch(compute):
-        return f"the Dask scheduler at {compute.address}" if getattr(compute, "type", "") == "dask" else "this machine"
+        return f"the Dask scheduler at {compute.address}" if isinstance(compute, DaskComputeConfig) else "this machine"
     parts = [f"{compute.cores} core{'' if compute.cores == 1 else 's'}", compute.memory]
     if compute.queue:
         parts.insert(0, f"queue {compute.queue}")
@@ -166,63 +165,70 @@ def describe_compute(compute: Any) -> str:
 
 def train_on_cluster(
     runner: PacemakerRunner,
-    compute: Any,
+    compute: ComputeConfig,
     train: Path,
     fit_dir: Path,
     validation: Path | None,
     progress: bool = True,
     poll_s: float = 1.0,
 ) -> TrainingResult:
-    """Run ``runner.train`` as one Dask task on ``compute`` (a scheduler, or a one-job SLURM/PBS cluster) and wait for it.
+    """Run ``runner.train`` as one Dask task on ``compute`` (a scheduler, or a one-job SLURM/PBS cluster), wait for it.
 
     ``fit_dir`` must be on a file system the job shares with this process.  The
     driver follows pacemaker's log there for the progress bar.  A task whose job
     ended is run again by Dask in a replacement job (``max_resubmits`` times);
-    after that, or when pacemaker itself fails, :class:`TrainerError`.
+    after that, or when pacemaker itself fails, :class:`TrainerError`.  On Ctrl-C
+    or an error here the fit is cancelled: it does not run on without us.
     """
-    from distributed import KilledWorker
-
-    from mlip_autopipec.oracle.compute import dask_client
-
     fit_dir.mkdir(parents=True, exist_ok=True)
     where = describe_compute(compute)
     log.info("fit: %s on %s", fit_dir.name, where)
-    with dask_client(compute) as client:
-        future = client.submit(
-            runner.train,
-            train,
-            fit_dir,
-            test_dataset_path=validation,
-            pure=False,
-            key=f"fit-{fit_dir.name}-{os.urandom(4).hex()}",
+    task = Task(f"fit-{fit_dir.name}", runner.train, (train, fit_dir), {"test_dataset_path": validation})
+    results: list[TrainingResult] = []
+
+    def on_done(done: Done[TrainingResult]) -> None:
+        results.append(_fit_result(done, compute, where, fit_dir))
+
+    with dask_client(compute) as client, _following_fit_log(fit_dir / LOG_NAME, runner, progress, poll_s):
+        run_tasks(client, [task], on_done)
+    return results[0]
+
+
+def _fit_result(done: Done[TrainingResult], compute: ComputeConfig, where: str, fit_dir: Path) -> TrainingResult:
+    """The remote fit's result, or the :class:`TrainerError` that says why there is none."""
+    if done.given_up:  # past the resubmit limit
+        tries = compute.max_resubmits if is_batch(compute) else None
+        logs = (compute.log_directory if is_batch(compute) else None) or "the jobs' working directory"
+        attempts = "" if tries is None else f" after {tries + 1} attempt{'s' if tries else ''} (max_resubmits={tries})"
+        raise TrainerError(
+            f"the fit {fit_dir.name} on {where} was given up{attempts}: its worker died each time (the batch job "
+            f"ended: cancelled, out of walltime or memory, or a node failed); see pacemaker's log "
+            f"{fit_dir / LOG_NAME} and the jobs' output in {logs}"
         )
-        try:
-            follow_fit_log(future, fit_dir / LOG_NAME, runner.config.max_num_epochs, progress, poll_s)
-            return future.result()
-        except KilledWorker:
-            tries = getattr(compute, "max_resubmits", None)
-            logs = getattr(compute, "log_directory", None) or "the jobs' working directory"
-            attempts = (
-                "" if tries is None else f" after {tries + 1} attempt{'s' if tries else ''} (max_resubmits={tries})"
-            )
-            raise TrainerError(
-                f"the fit {fit_dir.name} on {where} was given up{attempts}: its worker died each time (the batch job ended: "
-                f"cancelled, out of walltime or memory, or a node failed); see pacemaker's log {fit_dir / LOG_NAME} "
-                f"and the jobs' output in {logs}"
-            ) from None
-        except TrainerError:
-            raise
-        except (
-            Exception
-        ) as err:  # an error of the worker's environment (an import, a missing program, a file not shared)
-            raise TrainerError(f"the fit {fit_dir.name} on {where} failed: {type(err).__name__}: {err}") from err
-        finally:
-            if not future.done():  # Ctrl-C or an error here: the fit must not run on without us
-                client.cancel(future)
+    try:
+        return done.result()
+    except TrainerError:
+        raise
+    except Exception as err:  # an error of the worker's environment (an import, a missing program, a file not shared)
+        raise TrainerError(f"the fit {fit_dir.name} on {where} failed: {type(err).__name__}: {err}") from err
 
 
-def follow_fit_log(future: Any, log_path: Path, epochs: int, progress: bool, poll_s: float = 1.0) -> None:
-    """Wait for ``future``, showing the fit's progress from pacemaker's log ``log_path`` as it grows.
+@contextlib.contextmanager
+def _following_fit_log(log_path: Path, runner: PacemakerRunner, progress: bool, poll_s: float) -> Iterator[None]:
+    """Show the remote fit's progress from its log (:func:`follow_fit_log`, in a thread) while the block runs."""
+    finished = threading.Event()
+    args = (finished, log_path, runner.config.max_num_epochs, progress, poll_s)
+    thread = threading.Thread(target=follow_fit_log, args=args, name=f"follow {log_path}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        thread.join()
+
+
+def follow_fit_log(finished: threading.Event, log_path: Path, epochs: int, progress: bool, poll_s: float = 1.0) -> None:
+    """Until ``finished`` is set, show the fit's progress from pacemaker's log ``log_path`` as it grows.
 
     A log that shrinks was started again (the fit runs again in a new job): it is read from its start.
     """
@@ -231,8 +237,7 @@ def follow_fit_log(future: Any, log_path: Path, epochs: int, progress: bool, pol
     parser, offset, rest = ProgressParser(), 0, ""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     with progress_bar("pacemaker fit (remote)", total=epochs, enabled=progress) as update:
-        while not future.done():
-            time.sleep(poll_s)
+        while not finished.wait(poll_s):
             try:
                 size = log_path.stat().st_size
             except FileNotFoundError:

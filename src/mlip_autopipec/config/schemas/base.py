@@ -1,24 +1,12 @@
-"""Common base for every configuration model."""
+"""Common base for every configuration model: :class:`~mlip_autopipec.strict.StrictModel`, and relative paths."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
 
-from pydantic import BaseModel, ConfigDict
+from mlip_autopipec.strict import StrictModel
 
-
-class StrictModel(BaseModel):
-    """A pydantic model that rejects unknown fields, so a typo in YAML is an error naming the field."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
-
-    def resolve_paths(self, base: Path) -> Self:
-        """A copy whose relative file paths are taken relative to ``base`` (the config file's folder).
-
-        A section with file paths overrides this; the default has none and returns itself.
-        """
-        return self
+__all__ = ["StrictModel", "resolve_path"]
 
 
 def resolve_path(path: Path | None, base: Path) -> Path | None:

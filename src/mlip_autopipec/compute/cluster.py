@@ -1,4 +1,4 @@
-"""Dask clusters from a :data:`~mlip_autopipec.config.schemas.oracle.ComputeConfig`.
+"""The cluster factory: a Dask client and cluster from a :data:`~mlip_autopipec.compute.models.ComputeConfig`.
 
 * ``local``: a ``distributed.LocalCluster`` of worker *processes* on this
   machine (one thread each by default, as a DFT code wants one core per rank);
@@ -23,18 +23,20 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlip_autopipec.config.loader import require_config
-from mlip_autopipec.config.schemas.oracle import (
+from mlip_autopipec.compute.models import (
     ComputeConfig,
     DaskComputeConfig,
     LocalComputeConfig,
     PBSComputeConfig,
     SlurmComputeConfig,
 )
-from mlip_autopipec.exceptions import OracleError
+from mlip_autopipec.exceptions import ConfigurationError, OracleError
 from mlip_autopipec.launch import remember_environment_before_dask
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger(__name__)
 
@@ -121,19 +123,19 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
             )
     if isinstance(config, (SlurmComputeConfig, PBSComputeConfig)):
         try:
-            if isinstance(config, SlurmComputeConfig):
-                from dask_jobqueue import SLURMCluster as Cluster
-            else:
-                from dask_jobqueue import PBSCluster as Cluster
+            import dask_jobqueue
         except ImportError as err:
             raise OracleError(
                 f"compute type {config.type!r} needs dask-jobqueue: pip install dask-jobqueue ({err})"
             ) from None
-        return _replacing(Cluster)(**config.cluster_kwargs())
+        cluster_class = (
+            dask_jobqueue.SLURMCluster if isinstance(config, SlurmComputeConfig) else dask_jobqueue.PBSCluster
+        )
+        return _replacing(cluster_class)(**config.cluster_kwargs())
     raise OracleError(f"compute type {getattr(config, 'type', config)!r} does not start a cluster")
 
 
-def _wait_for_a_worker(client: Any, cluster: Any, config: SlurmComputeConfig | PBSComputeConfig) -> None:
+def _wait_for_a_worker(client: Client, cluster: Any, config: SlurmComputeConfig | PBSComputeConfig) -> None:
     """Wait until a worker of the batch jobs connects; :class:`OracleError` after ``config.start_timeout_s``."""
     try:
         client.wait_for_workers(1, timeout=config.start_timeout_s)
@@ -141,9 +143,9 @@ def _wait_for_a_worker(client: Any, cluster: Any, config: SlurmComputeConfig | P
         jobs = sorted(str(getattr(job, "job_id", "?")) for job in cluster.workers.values())
         logs = config.cluster_kwargs().get("log_directory", "the jobs' working directory")
         raise OracleError(
-            f"no Dask worker connected within start_timeout_s={config.start_timeout_s:g} s of submitting {config.type} job(s) "
-            f"{', '.join(jobs) or '(none submitted)'}: see the jobs' output in {logs} (is 'python' right for the compute nodes, "
-            "is the queue full?)"
+            f"no Dask worker connected within start_timeout_s={config.start_timeout_s:g} s of submitting "
+            f"{config.type} job(s) {', '.join(jobs) or '(none submitted)'}: see the jobs' output in {logs} "
+            "(is 'python' right for the compute nodes, is the queue full?)"
         ) from None
 
 
@@ -202,15 +204,26 @@ def _replacing(cls: type) -> type:
     return _REPLACING[cls]
 
 
-def require_compute(compute: Any) -> Any:
-    """``compute`` itself when it is a ComputeConfig model or a ``distributed.Client``; else a ConfigurationError."""
+#: The models a compute may be (the members of :data:`~mlip_autopipec.compute.models.ComputeConfig`).
+COMPUTE_MODELS = (LocalComputeConfig, DaskComputeConfig, SlurmComputeConfig, PBSComputeConfig)
+
+
+def require_compute(compute: ComputeConfig | Client) -> ComputeConfig | Client:
+    """``compute`` itself when it is a ComputeConfig model or a ``distributed.Client``; else a ConfigurationError
+    (a raw mapping is refused with the sentence that says how to validate it, as ``config.require_config`` does)."""
     from distributed import Client
 
-    return compute if isinstance(compute, Client) else require_config(compute, ComputeConfig, "compute")
+    if isinstance(compute, (Client, *COMPUTE_MODELS)):
+        return compute
+    raise ConfigurationError(
+        f"compute takes a configuration model ({', '.join(c.__name__ for c in COMPUTE_MODELS)}), "
+        f"not a {type(compute).__name__}: validate a mapping first with "
+        "mlip_autopipec.config.validate_config(schema, data)"
+    )
 
 
 @contextlib.contextmanager
-def dask_client(compute: Any) -> Iterator[Any]:
+def dask_client(compute: ComputeConfig | Client) -> Iterator[Client]:
     """Yield a ``distributed.Client`` for ``compute`` and close what was opened here on exit.
 
     ``compute`` is a ComputeConfig model, or an existing ``distributed.Client``,
