@@ -37,6 +37,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
+from mlip_autopipec.trainer.template import input_yaml
 
 TARGET = 1.05
 
@@ -74,7 +75,7 @@ def run_direct(
 ) -> tuple[float, float]:
     profile = PacemakerProfile()
     workdir.mkdir(parents=True)
-    (workdir / "input.yaml").write_text(config.to_input_yaml(dataset, ["Cu"]))
+    (workdir / "input.yaml").write_text(input_yaml(config, dataset, ["Cu"]))
     t0, c0 = time.perf_counter(), cpu_seconds()
     with open(workdir / "pacemaker.log", "wb") as log:
         subprocess.run(
@@ -122,8 +123,8 @@ def main() -> None:
     kinds = ("wrapper", "direct", "direct+yace")
     wall: dict[str, list[float]] = {k: [] for k in kinds}
     cpu: dict[str, list[float]] = {k: [] for k in kinds}
-    from mlip_autopipec.config.schemas.oracle import LocalComputeConfig
-    from mlip_autopipec.oracle.compute import dask_client
+    from mlip_autopipec.compute.cluster import dask_client
+    from mlip_autopipec.compute.models import LocalComputeConfig
 
     user_env = environment()  # before the Dask cluster below touches this process's environment
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp, dask_client(LocalComputeConfig(n_workers=2)):

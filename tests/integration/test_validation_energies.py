@@ -34,8 +34,8 @@ from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
 from mlip_autopipec.oracle import make_oracle
 from mlip_autopipec.report.validate import energy_shift, error_metrics, predict
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
-from mlip_autopipec.trainer.pace import TEST_PREDICTIONS
 from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
+from mlip_autopipec.trainer.template import TEST_PREDICTIONS
 
 pytestmark = pytest.mark.slow
 

@@ -25,6 +25,7 @@ from mlip_autopipec.config import TrainingConfig, validate_config
 from mlip_autopipec.exceptions import ConfigurationError, TrainerError
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner, PaceRunner
 from mlip_autopipec.trainer.parsing import prediction_errors
+from mlip_autopipec.trainer.template import input_yaml
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CONFIG = dict(cutoff=5.0, number_of_functions_per_element=10, max_num_epochs=100, display_step=10)
@@ -112,8 +113,8 @@ def test_mocked_launcher_runs_pacemaker_input_yaml_in_output_dir(tmp_path, datas
     assert len(kwargs["pass_fds"]) == 1  # the fit folder's lock stays held while pacemaker lives
     assert cmd2 == [yaml2yace, "output_potential.yaml", "-o", "output_potential.yace"]
     assert Path(kwargs2["cwd"]) == out.absolute() and kwargs2["name"] == "pace_yaml2yace"
-    assert (out / "input.yaml").read_text() == TrainingConfig(**{**CONFIG, "timeout_s": 600}).to_input_yaml(
-        dataset, ["Cu"]
+    assert (out / "input.yaml").read_text() == input_yaml(
+        TrainingConfig(**{**CONFIG, "timeout_s": 600}), dataset, ["Cu"]
     )
     assert result.potential_yace == out.absolute() / "output_potential.yace"
     assert result.potential_yaml == out.absolute() / "output_potential.yaml"

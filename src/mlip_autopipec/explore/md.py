@@ -2,7 +2,10 @@
 
 ``run_trajectory`` is a plain module-level function of picklable arguments, so a
 driver can submit one trajectory per Dask task; it writes nothing and returns a
-:class:`TrajectoryResult`.
+:class:`TrajectoryResult`.  Its three detectors are ASE observers attached to the
+dynamics (``dyn.attach``): the blow-up check and the γ watch every step, the sampler
+every ``sample_interval`` steps; one that ends the run raises a private exception that
+the driver (:func:`run_md`) catches.
 
 Ensembles: NVT is ASE's ``Langevin`` (fixed cell).  NPT is ASE's
 ``LangevinBAOAB`` (Langevin thermostat on the atoms, Langevin-Hoover barostat on
@@ -20,6 +23,7 @@ so ``calc.get_property("gamma")`` does not work; read ``calc.results``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -29,6 +33,8 @@ from typing import Literal
 
 import numpy as np
 from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.md.md import MolecularDynamics
 from ase.neighborlist import natural_cutoffs, neighbor_list
 
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
@@ -39,7 +45,8 @@ StopKind = Literal["completed", "gamma", "blowup"]
 SOURCE_HALT = "md_halt"
 SOURCE_SAMPLE = "md_sample"
 SOURCE_BLOWUP = "md_blowup"
-#: a gap (Å) this wide between the atoms' periodic images along a cell axis makes that axis a vacuum axis (a slab's normal)
+#: a gap (Å) this wide between the atoms' periodic images along a cell axis makes that axis a vacuum axis
+#: (a slab's normal)
 VACUUM_MIN_GAP = 5.0
 
 
@@ -151,8 +158,8 @@ def md_cell(atoms: Atoms) -> tuple[Atoms, tuple[bool, bool, bool]]:
         closed.pbc = True
         if not all(vacuum_axes(closed)[a] for a in range(3) if not out.pbc[a]):
             raise StructureError(
-                f"{out.get_chemical_formula()}: the cell has no vacuum gap of {VACUUM_MIN_GAP:g} Å along its non-periodic "
-                "axis; add vacuum (pyace needs a fully periodic cell)"
+                f"{out.get_chemical_formula()}: the cell has no vacuum gap of {VACUUM_MIN_GAP:g} Å along its "
+                "non-periodic axis; add vacuum (pyace needs a fully periodic cell)"
             )
         out.pbc = True
     return out, vacuum
@@ -174,7 +181,8 @@ def supercell_for_md(atoms: Atoms, min_atoms: int, axes: tuple[bool, bool, bool]
 
 
 def closest_pair(atoms: Atoms, fraction: float) -> tuple[int, int, float] | None:
-    """The closest pair (i, j, distance Å) among those closer than ``fraction`` × the sum of their covalent radii, or None.
+    """The closest pair (i, j, distance Å) among those closer than ``fraction`` × the sum of their covalent radii,
+    or None.
 
     Uses matscipy's neighbour list (compiled, ~0.04 ms for 108 atoms) where the
     cell has volume, ASE's (~10 ms) otherwise.
@@ -199,7 +207,8 @@ def closest_pair(atoms: Atoms, fraction: float) -> tuple[int, int, float] | None
 def rattled_copies(
     atoms: Atoms, n: int, stdev: float, rng: np.random.Generator, min_distance_fraction: float, max_draws: int = 20
 ) -> list[Atoms]:
-    """``n`` copies of ``atoms`` with Gaussian displacements (``stdev`` Å); a copy with atoms too close is drawn again."""
+    """``n`` copies of ``atoms`` with Gaussian displacements (``stdev`` Å); a copy with atoms too close is drawn
+    again."""
     out: list[Atoms] = []
     for _ in range(n):
         for _draw in range(max_draws):
@@ -224,7 +233,7 @@ def _thermalize(atoms: Atoms, temperature: float, rng: np.random.Generator) -> N
 
 def _dynamics(
     atoms: Atoms, ensemble: str, condition: MDCondition, settings: ActiveLearningConfig, rng: np.random.Generator
-):
+) -> MolecularDynamics:
     dt = settings.timestep * units.fs
     if ensemble == "nvt":
         from ase.md.langevin import Langevin
@@ -260,7 +269,7 @@ def _dynamics(
         )
 
 
-def _load_calculator(potential_yaml: Path, active_set_asi: Path):
+def _load_calculator(potential_yaml: Path, active_set_asi: Path) -> Calculator:
     if not potential_yaml.is_file():
         raise TrainerError(f"potential file not found: {potential_yaml}")
     if not potential_yaml.name.endswith(".yaml"):
@@ -279,7 +288,7 @@ def _load_calculator(potential_yaml: Path, active_set_asi: Path):
     return calc
 
 
-def _blowup(atoms: Atoms, calc, temperature: float, settings: ActiveLearningConfig) -> str | None:
+def _blowup(atoms: Atoms, calc: Calculator, temperature: float, settings: ActiveLearningConfig) -> str | None:
     energy = calc.results.get("energy", float("nan"))
     forces = calc.results.get("forces")
     if (
@@ -295,6 +304,173 @@ def _blowup(atoms: Atoms, calc, temperature: float, settings: ActiveLearningConf
     if t_now > settings.max_temperature_ratio * temperature:
         return f"temperature {t_now:.0f} K above {settings.max_temperature_ratio:g} × target {temperature:g} K"
     return None
+
+
+class _Halted(Exception):
+    """Raised by an observer that has recorded why the trajectory stops; ends ``dyn.run`` (caught by :func:`run_md`)."""
+
+
+class _BlowUp(Exception):
+    """Raised by the blow-up check with what went wrong; :func:`run_md` records it on the one blow-up path."""
+
+
+@dataclass
+class _Watch:
+    """What the MD observers share: the dynamics' atoms and calculator, the settings, the step just done and its largest
+    γ (:meth:`read`), and what the trajectory has found so far."""
+
+    work: Atoms
+    calc: Calculator
+    settings: ActiveLearningConfig
+    temperature: float
+    provenance: dict[str, object]
+    rattle_rng: np.random.Generator
+    step: int = 0
+    gamma: float = math.nan
+    max_gamma: float = 0.0
+    stop: StopKind = "completed"
+    reason: str = ""
+    candidates: list[Atoms] = field(default_factory=list)
+    trace: list[tuple[int, float]] = field(default_factory=list)
+    #: recent sampled frames (step, largest γ, frame), oldest first: what led into a blow-up
+    history: list[tuple[int, float, Atoms]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reason = self.reason or f"ran all {self.settings.n_steps} steps"
+
+    def start(self, label: str | None) -> None:
+        """Evaluate the start structure (:class:`StructureError` when the potential cannot) and remember it."""
+        try:
+            self.work.get_potential_energy()
+        except ValueError as err:
+            raise StructureError(f"start structure {label or self.work.get_chemical_formula()}: {err}") from None
+        self.history.append((0, _largest_gamma(self.calc), bare_copy(self.work)))
+
+    def read(self, dyn: MolecularDynamics) -> None:
+        """Observer, every step and first: the step just done and its largest γ, for the detectors after it."""
+        self.step = dyn.nsteps
+        self.gamma = _largest_gamma(self.calc)
+
+    def frame(self, source: str, step: int, gamma: float, structure: Atoms, **extra: object) -> Atoms:
+        """A candidate: a bare copy of ``structure`` with its provenance in ``info``."""
+        out = bare_copy(structure)
+        out.info.update(self.provenance)
+        out.info.update(
+            source=source, md_step=int(step), md_time_fs=float(step * self.settings.timestep), max_gamma=float(gamma)
+        )
+        out.info.update(extra)
+        return out
+
+    def result(self, condition: MDCondition, seed: int, ensemble: str, wall_time: float) -> TrajectoryResult:
+        """What the trajectory found, as it stands."""
+        return TrajectoryResult(
+            condition=condition,
+            seed=int(seed),
+            ensemble_used=ensemble,
+            n_atoms=len(self.work),
+            n_steps=self.settings.n_steps,
+            n_steps_done=self.step,
+            stop=self.stop,
+            reason=self.reason,
+            max_gamma=self.max_gamma,
+            candidates=self.candidates,
+            gamma_trace=self.trace,
+            final_structure=bare_copy(self.work),
+            wall_time=wall_time,
+        )
+
+    def blow_up(self, what: str) -> None:
+        """The one blow-up path: stop at this step; the sane frames sampled before it become candidates."""
+        self.stop, self.reason = "blowup", f"blow-up at step {self.step}: {what}"
+        lead_up = blowup_candidates(self.history, self.settings.blowup_candidates, self.settings.min_distance_fraction)
+        self.candidates.extend(self.frame(SOURCE_BLOWUP, s, g, a, blowup_step=int(self.step)) for s, g, a in lead_up)
+
+
+def _largest_gamma(calc: Calculator) -> float:
+    gammas = np.asarray(calc.results.get("gamma", []), dtype=float)
+    return float(gammas.max()) if gammas.size else float("nan")
+
+
+def _check_blowup(watch: _Watch) -> None:
+    """Observer, every step: raise :class:`_BlowUp` on non-finite values, a degenerate cell, a runaway temperature
+    or a non-finite γ, and, at samples and at a halt, on atoms closer than ``min_distance_fraction`` of their
+    covalent radii."""
+    settings = watch.settings
+    bad = _blowup(watch.work, watch.calc, watch.temperature, settings)
+    if bad is None and not math.isfinite(watch.gamma):
+        bad = "non-finite extrapolation grade"
+    if bad is None and (watch.step % settings.sample_interval == 0 or watch.gamma >= settings.gamma_halt):
+        pair = closest_pair(watch.work, settings.min_distance_fraction)
+        if pair is not None:
+            bad = f"atoms {pair[0]} and {pair[1]} at {pair[2]:.2f} Å"
+    if bad is not None:
+        raise _BlowUp(bad)
+
+
+def _halt_on_gamma(watch: _Watch) -> None:
+    """Observer, every step: keep the largest γ; at γ ≥ gamma_halt stop, the frame and ``n_rattled_copies`` rattled
+    copies of it becoming candidates (source "md_halt")."""
+    step, gamma, settings = watch.step, watch.gamma, watch.settings
+    watch.max_gamma = max(watch.max_gamma, gamma)
+    if not gamma >= settings.gamma_halt:
+        return
+    watch.stop, watch.reason = "gamma", f"γ = {gamma:.3g} ≥ gamma_halt {settings.gamma_halt:g} at step {step}"
+    watch.trace.append((step, gamma))
+    watch.candidates.append(watch.frame(SOURCE_HALT, step, gamma, watch.work, rattled=False))
+    copies = rattled_copies(
+        watch.work, settings.n_rattled_copies, settings.rattle_stdev, watch.rattle_rng, settings.min_distance_fraction
+    )
+    for k, copy in enumerate(copies):
+        copy.calc = watch.calc
+        copy.get_potential_energy()
+        g_copy = float(np.max(watch.calc.results["gamma"]))
+        watch.candidates.append(watch.frame(SOURCE_HALT, step, g_copy, copy, rattled=True, rattle_index=k))
+    raise _Halted
+
+
+def _collect_sample(watch: _Watch) -> None:
+    """Observer, every ``sample_interval`` steps: trace γ, remember the frame (a blow-up's lead-up), and keep it as a
+    candidate (source "md_sample") when gamma_select ≤ γ."""
+    step, gamma = watch.step, watch.gamma
+    watch.trace.append((step, gamma))
+    watch.history.append((step, gamma, bare_copy(watch.work)))
+    del watch.history[: -max(watch.settings.blowup_candidates, 1) * 2]
+    if gamma >= watch.settings.gamma_select:
+        watch.candidates.append(watch.frame(SOURCE_SAMPLE, step, gamma, watch.work))
+
+
+def _attach_observers(dyn: MolecularDynamics, watch: _Watch) -> None:
+    """The detectors in the order they look at each step: read, blow-up check, γ halt, samples."""
+    dyn.attach(watch.read, 1, dyn)
+    dyn.attach(_check_blowup, 1, watch)
+    dyn.attach(_halt_on_gamma, 1, watch)
+    dyn.attach(_collect_sample, watch.settings.sample_interval, watch)
+
+
+def _md_system(atoms: Atoms, condition: MDCondition, settings: ActiveLearningConfig) -> tuple[Atoms, str]:
+    """The atoms the MD runs on (:func:`md_cell`, :func:`supercell_for_md`, never along a vacuum axis) and the
+    ensemble it runs: NPT needs a cell periodic in all directions, so a slab runs NVT."""
+    start, vacuum = md_cell(atoms)
+    work = supercell_for_md(start, settings.md_min_atoms, axes=(not vacuum[0], not vacuum[1], not vacuum[2]))
+    ensemble: str = condition.ensemble
+    if ensemble == "npt" and (not work.pbc.all() or any(vacuum)):
+        ensemble = "nvt"
+    return work, ensemble
+
+
+def _provenance(condition: MDCondition, ensemble: str, seed: int, label: str | None) -> dict[str, object]:
+    """What every candidate of the trajectory carries in ``info``."""
+    info: dict[str, object] = {
+        "md_condition": condition.label,
+        "md_ensemble": ensemble,
+        "md_temperature_K": float(condition.temperature),
+        "md_seed": int(seed),
+    }
+    if ensemble == "npt" and condition.pressure is not None:
+        info["md_pressure_GPa"] = float(condition.pressure)
+    if label is not None:
+        info["md_start"] = str(label)
+    return info
 
 
 def run_trajectory(
@@ -321,127 +497,47 @@ def run_trajectory(
     A slab (a vacuum axis, :func:`vacuum_axes`) runs NVT whatever the condition
     and is never repeated along its vacuum axis.  The same ``seed`` gives
     the same trajectory.  ``label`` (e.g. the start structure's id) is stored in
-    the candidates' info as ``md_start``.
+    the candidates' info as ``md_start``.  The MD itself is :func:`run_md`.
     """
     t0 = time.perf_counter()
-    potential_yaml = Path(potential_yaml)
-    active_set_asi = Path(active_set_asi)
-    calc = _load_calculator(potential_yaml, active_set_asi)
+    calc = _load_calculator(Path(potential_yaml), Path(active_set_asi))
+    result = run_md(atoms, calc, condition, settings, seed, label=label)
+    return dataclasses.replace(result, wall_time=time.perf_counter() - t0)
 
-    start, vacuum = md_cell(atoms)
-    work = supercell_for_md(start, settings.md_min_atoms, axes=tuple(not v for v in vacuum))
-    ensemble = condition.ensemble
-    if ensemble == "npt" and (not work.pbc.all() or any(vacuum)):
-        ensemble = "nvt"  # no pressure without a cell periodic in all directions: a slab's vacuum axis is left alone
+
+def run_md(
+    atoms: Atoms,
+    calc: Calculator,
+    condition: MDCondition,
+    settings: ActiveLearningConfig,
+    seed: int,
+    *,
+    label: str | None = None,
+) -> TrajectoryResult:
+    """The MD of :func:`run_trajectory` with a loaded calculator, which leaves per-atom γ in ``calc.results["gamma"]``.
+
+    The detectors are ASE observers attached to the dynamics (:func:`_attach_observers`).  One
+    that stops the run raises :class:`_Halted` (its reason recorded) or :class:`_BlowUp`; a
+    blow-up and the calculator's or integrator's own numerical failures (RuntimeError,
+    FloatingPointError, LinAlgError) all end on :meth:`_Watch.blow_up`.
+    """
+    t0 = time.perf_counter()
+    work, ensemble = _md_system(atoms, condition, settings)
     vel_rng, dyn_rng, rattle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     work.calc = calc
     _thermalize(work, condition.temperature, vel_rng)
-
-    base_info: dict[str, object] = {
-        "md_condition": condition.label,
-        "md_ensemble": ensemble,
-        "md_temperature_K": float(condition.temperature),
-        "md_seed": int(seed),
-    }
-    if ensemble == "npt" and condition.pressure is not None:
-        base_info["md_pressure_GPa"] = float(condition.pressure)
-    if label is not None:
-        base_info["md_start"] = str(label)
-
-    def frame(source: str, step: int, gamma: float, structure: Atoms, **extra: object) -> Atoms:
-        out = bare_copy(structure)
-        out.info.update(base_info)
-        out.info.update(
-            source=source, md_step=int(step), md_time_fs=float(step * settings.timestep), max_gamma=float(gamma)
-        )
-        out.info.update(extra)
-        return out
-
-    candidates: list[Atoms] = []
-    history: list[tuple[int, float, Atoms]] = []  # recent sampled frames: what led into a blow-up
-    trace: list[tuple[int, float]] = []
-    max_gamma = 0.0
-    stop: StopKind = "completed"
-    reason = f"ran all {settings.n_steps} steps"
-    steps_done = 0
-    try:
-        work.get_potential_energy()
-    except ValueError as err:
-        raise StructureError(f"start structure {label or work.get_chemical_formula()}: {err}") from None
-    gammas0 = np.asarray(calc.results.get("gamma", []), dtype=float)
-    history.append((0, float(gammas0.max()) if gammas0.size else float("nan"), bare_copy(work)))
+    provenance = _provenance(condition, ensemble, seed, label)
+    watch = _Watch(work, calc, settings, condition.temperature, provenance, rattle_rng)
+    watch.start(label)
     dyn = _dynamics(work, ensemble, condition, settings, dyn_rng)
+    _attach_observers(dyn, watch)
     try:
-        for _ in dyn.irun(settings.n_steps):
-            step = dyn.nsteps
-            steps_done = step
-            gammas = np.asarray(calc.results.get("gamma", []), dtype=float)
-            gamma = float(gammas.max()) if gammas.size else float("nan")
-            bad = _blowup(work, calc, condition.temperature, settings)
-            if bad is None and not math.isfinite(gamma):
-                bad = "non-finite extrapolation grade"
-            sample = step % settings.sample_interval == 0
-            if bad is None and (sample or gamma >= settings.gamma_halt):
-                pair = closest_pair(work, settings.min_distance_fraction)
-                if pair is not None:
-                    bad = f"atoms {pair[0]} and {pair[1]} at {pair[2]:.2f} Å"
-            if bad is not None:
-                stop, reason = "blowup", f"blow-up at step {step}: {bad}"
-                candidates.extend(
-                    frame(SOURCE_BLOWUP, s_, g_, a_, blowup_step=int(step))
-                    for s_, g_, a_ in blowup_candidates(
-                        history, settings.blowup_candidates, settings.min_distance_fraction
-                    )
-                )
-                break
-            max_gamma = max(max_gamma, gamma)
-            if gamma >= settings.gamma_halt:
-                stop = "gamma"
-                reason = f"γ = {gamma:.3g} ≥ gamma_halt {settings.gamma_halt:g} at step {step}"
-                trace.append((step, gamma))
-                candidates.append(frame(SOURCE_HALT, step, gamma, work, rattled=False))
-                for k, copy in enumerate(
-                    rattled_copies(
-                        work,
-                        settings.n_rattled_copies,
-                        settings.rattle_stdev,
-                        rattle_rng,
-                        settings.min_distance_fraction,
-                    )
-                ):
-                    copy.calc = calc
-                    copy.get_potential_energy()
-                    g_copy = float(np.max(calc.results["gamma"]))
-                    candidates.append(frame(SOURCE_HALT, step, g_copy, copy, rattled=True, rattle_index=k))
-                break
-            if sample:
-                trace.append((step, gamma))
-                history.append((step, gamma, bare_copy(work)))
-                del history[: -max(settings.blowup_candidates, 1) * 2]
-                if gamma >= settings.gamma_select:
-                    candidates.append(frame(SOURCE_SAMPLE, step, gamma, work))
-    except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as err:
-        stop, reason = "blowup", f"blow-up at step {steps_done}: {type(err).__name__}: {err}"
-        candidates.extend(
-            frame(SOURCE_BLOWUP, s_, g_, a_, blowup_step=int(steps_done))
-            for s_, g_, a_ in blowup_candidates(history, settings.blowup_candidates, settings.min_distance_fraction)
-        )
-
-    return TrajectoryResult(
-        condition=condition,
-        seed=int(seed),
-        ensemble_used=ensemble,
-        n_atoms=len(work),
-        n_steps=settings.n_steps,
-        n_steps_done=steps_done,
-        stop=stop,
-        reason=reason,
-        max_gamma=max_gamma,
-        candidates=candidates,
-        gamma_trace=trace,
-        final_structure=bare_copy(work),
-        wall_time=time.perf_counter() - t0,
-    )
+        dyn.run(settings.n_steps)
+    except _Halted:
+        pass
+    except (_BlowUp, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as err:
+        watch.blow_up(str(err) if isinstance(err, _BlowUp) else f"{type(err).__name__}: {err}")
+    return watch.result(condition, seed, ensemble, wall_time=time.perf_counter() - t0)
 
 
 def blowup_candidates(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mlip_autopipec.config.schemas.training import TrainingConfig
 from mlip_autopipec.exceptions import ConfigurationError, TrainerError
+from mlip_autopipec.trainer.template import block_source, check_elements, potential_section
 
 _NARY_BLOCK = {1: "UNARY", 2: "BINARY", 3: "TERNARY", 4: "QUATERNARY"}
 
@@ -49,7 +50,7 @@ class BasisCheck:
 def _block_of(key: tuple[str, ...], blocks: dict) -> str:
     """The config block whose shape pacemaker applies to the species block ``key``."""
     nary = _NARY_BLOCK.get(len(set(key)))
-    return nary if nary in blocks else "ALL"
+    return nary if nary is not None and nary in blocks else "ALL"
 
 
 def check_basis(training: TrainingConfig, elements: Sequence[str]) -> BasisCheck:
@@ -61,8 +62,7 @@ def check_basis(training: TrainingConfig, elements: Sequence[str]) -> BasisCheck
     ``initial_potential`` in mode ``continue`` the basis comes from that file and
     nothing is built.
     """
-    doc = training.to_input_dict("unused.pckl.gzip", elements)
-    potential = doc["potential"]
+    potential = potential_section(training, check_elements(elements))
     if "filename" in potential:
         return BasisCheck(tuple(sorted(set(elements))), {})
     try:
@@ -95,7 +95,7 @@ def check_basis(training: TrainingConfig, elements: Sequence[str]) -> BasisCheck
             name = _block_of(key, blocks)
             shape = blocks[name]
             raise ConfigurationError(
-                f"{training.block_source(name)}: the basis shape nradmax_by_orders {shape['nradmax_by_orders']}, "
+                f"{block_source(training, name)}: the basis shape nradmax_by_orders {shape['nradmax_by_orders']}, "
                 f"lmax_by_orders {shape['lmax_by_orders']} is too big for the {len(set(key))}-species combination "
                 f"{' '.join(key)} (pacemaker: 'Specified potential shape is too big and goes beyond the precomputed "
                 f"BBasisFunc white-list'); use smaller entries for that block, e.g. pacemaker's template "

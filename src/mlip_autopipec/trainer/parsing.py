@@ -5,9 +5,10 @@ against real logs kept in ``tests/data/pacemaker_*.log``:
 
 * one line per minimiser iteration::
 
-    ... INFO - Iteration   #7    (12 evals):       Loss: 7.6590e-03 | RMSE Energy(low): 36.15 (36.15) meV/at | Forces(low): 86.56 (86.56) meV/A | Time/eval: ...
+    ... INFO - Iteration   #7    (12 evals):       Loss: 7.6590e-03 | RMSE Energy(low): 36.15 (36.15) meV/at |
+        Forces(low): 86.56 (86.56) meV/A | Time/eval: ...
 
-  (``Initial state:#0`` for the first, ``Initial(TEST):#0`` for the test set);
+  (one line, wrapped here; ``Initial state:#0`` for the first, ``Initial(TEST):#0`` for the test set);
 * every ``display_step`` iterations, and at the end of each fit cycle, a block::
 
     --------------------------------------------FIT STATS--------------------------------------------
@@ -67,7 +68,8 @@ class FitProgress:
 
 
 class TrainingMetrics(BaseModel):
-    """The errors pacemaker reports at the end of the fit (forces: RMSE per Cartesian component, as pacemaker prints)."""
+    """The errors pacemaker reports at the end of the fit (forces: RMSE per Cartesian component, as pacemaker
+    prints)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -205,7 +207,7 @@ def parse_metrics_table(text: str) -> dict[str, float] | None:
     header, row = lines[0], lines[-1]
     if len(row) != len(header):
         raise ValueError(f"metrics table row has {len(row)} values for {len(header)} columns")
-    return {name: float(value) for name, value in zip(header, row)}
+    return {name: float(value) for name, value in zip(header, row, strict=True)}
 
 
 def metrics_from_tables(train_table: str, test_table: str | None = None) -> TrainingMetrics | None:

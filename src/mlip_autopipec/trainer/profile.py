@@ -6,7 +6,9 @@ A :class:`PacemakerProfile` names the four programs of python-ace (``pacemaker``
 first next to the running Python (the virtual environment's ``bin``, which is often
 not on ``PATH``), then on ``PATH``; a name containing a path separator is used as it is.
 :meth:`PacemakerProfile.run` starts one of them through :func:`mlip_autopipec.launch.run_program`,
-the one launcher of the package (no orphans, signals described in a sentence).
+the one launcher of the package (no orphans, signals described in a sentence);
+:meth:`~PacemakerProfile.run_fit` and :meth:`~PacemakerProfile.run_yaml2yace` are the two launches of a
+fit (what they read and write is the template's, :mod:`mlip_autopipec.trainer.template`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ INSTALL_HINT = (
     "TensorFlow backend), or run `bash scripts/setup.sh` to build the project's .venv; or point the trainer's "
     "profile at the program's full path"
 )
+#: variables pacemaker's fit gets unless the process's environment or the profile sets them
+FIT_ENVIRONMENT = {
+    "PYTHONUNBUFFERED": "1",  # keep pacemaker's print()s in order with its log lines, and live
+    "MPLBACKEND": "Agg",  # pacemaker draws PNGs; never look for a display
+}
 
 
 class PacemakerProfile(StrictModel):
@@ -54,7 +61,8 @@ class PacemakerProfile(StrictModel):
     )
     env: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra environment variables for the programs, e.g. {CUDA_VISIBLE_DEVICES: '0'} or {OMP_NUM_THREADS: '4'}.",
+        description="Extra environment variables for the programs, e.g. {CUDA_VISIBLE_DEVICES: '0'} or "
+        "{OMP_NUM_THREADS: '4'}.",
     )
 
     def find(self, program: Program) -> str | None:
@@ -75,7 +83,8 @@ class PacemakerProfile(StrictModel):
         if found is None:
             name = getattr(self, program)
             raise TrainerError(
-                f"{program} not found (looked for {name!r} in {Path(sys.executable).parent} and on PATH): {INSTALL_HINT}"
+                f"{program} not found (looked for {name!r} in {Path(sys.executable).parent} and on PATH): "
+                f"{INSTALL_HINT}"
             )
         return found
 
@@ -84,7 +93,8 @@ class PacemakerProfile(StrictModel):
         return [self.executable(program), *args]
 
     def environment(self) -> dict[str, str]:
-        """The environment for the programs: this process's (:func:`~mlip_autopipec.launch.program_environment`), updated with ``env``."""
+        """The environment for the programs: this process's (:func:`~mlip_autopipec.launch.program_environment`),
+        updated with ``env``."""
         environ = launch.program_environment()  # without what a local Dask cluster put into os.environ
         environ.update(self.env)
         return environ
@@ -101,7 +111,9 @@ class PacemakerProfile(StrictModel):
         env: Mapping[str, str] | None = None,
         pass_fds: Sequence[int] = (),
     ) -> launch.ProgramRun:
-        """Run ``program args...`` in ``cwd`` with :meth:`environment` (plus ``env``); see :func:`~mlip_autopipec.launch.run_program`.
+        """Run ``program args...`` in ``cwd`` with :meth:`environment` (plus ``env``).
+
+        See :func:`~mlip_autopipec.launch.run_program`.
 
         Output (stdout and stderr) goes to ``log_path``; ``timeout_s`` in seconds.  Returns how
         the run ended (``.ok``, ``.failure()``); :class:`TrainerError` when the program is not
@@ -124,6 +136,41 @@ class PacemakerProfile(StrictModel):
         except OSError as err:  # e.g. the executable vanished or lost its x bit after the lookup
             raise TrainerError(f"cannot start {argv[0]} in {cwd}: {err}") from err
 
+    def run_fit(
+        self,
+        directory: Path,
+        input_name: str,
+        log_path: Path,
+        *,
+        timeout_s: float | None = None,
+        pass_fds: Sequence[int] = (),
+    ) -> launch.ProgramRun:
+        """Run ``pacemaker <input_name>`` in ``directory``, its output appended to ``log_path``.
+
+        :data:`FIT_ENVIRONMENT` fills in what :meth:`environment` does not set; ``pass_fds`` stay
+        open in pacemaker (e.g. the fit folder's lock).
+        """
+        environ = self.environment()
+        defaults = {k: v for k, v in FIT_ENVIRONMENT.items() if k not in environ}
+        return self.run(
+            "pacemaker",
+            [input_name],
+            cwd=directory,
+            log_path=log_path,
+            append=True,
+            timeout_s=timeout_s,
+            env=defaults,
+            pass_fds=pass_fds,
+        )
+
+    def run_yaml2yace(self, directory: Path, yaml_name: str, yace_name: str, log_path: Path) -> launch.ProgramRun:
+        """Run ``pace_yaml2yace <yaml_name> -o <yace_name>`` in ``directory``; the command line and its output are
+        appended to ``log_path``."""
+        args = [yaml_name, "-o", yace_name]
+        with open(log_path, "a") as log_file:
+            log_file.write(f"\n$ pace_yaml2yace {' '.join(args)}\n")
+        return self.run("pace_yaml2yace", args, cwd=directory, log_path=log_path, append=True)
+
     def is_local(self, program: Program) -> bool:
         """Whether ``program`` is the running Python environment's own (beside ``sys.executable``, same environment).
 
@@ -144,4 +191,4 @@ class PacemakerProfile(StrictModel):
         return importlib.util.find_spec("tensorpotential") is not None
 
 
-__all__ = ["INSTALL_HINT", "PacemakerProfile"]
+__all__ = ["FIT_ENVIRONMENT", "INSTALL_HINT", "PacemakerProfile"]

@@ -1,51 +1,20 @@
-"""Settings of the ACE fit, and their translation into pacemaker's ``input.yaml``.
+"""Settings of the ACE fit: what pacemaker should fit, as plain validated data.
 
-Every field maps onto one of pacemaker's real keys (python-ace 0.4.0rc1); the
-mapping lives in :meth:`TrainingConfig.to_input_dict` and nowhere else:
-
-==============================================  ==============================================
-TrainingConfig                                  pacemaker input.yaml
-==============================================  ==============================================
-batch_size                                      backend.batch_size
-max_num_epochs                                  fit.maxiter
-energy_weight, force_weight                     fit.loss.kappa = F / (E + F)
-l1_coeff, l2_coeff                              fit.loss.L1_coeffs, fit.loss.L2_coeffs
-cutoff                                          potential.bonds.ALL.rcut (pacemaker ignores a
-                                                top-level ``cutoff``)
-ladder_step, ladder_type                        fit.ladder_step, fit.ladder_type
-number_of_functions_per_element                 potential.functions.number_of_functions_per_element
-npot, fs_parameters, ndensity                   potential.embeddings.ALL
-radial_basis, radial_parameters                 potential.bonds.ALL.radbase, .radparameters
-nradmax_by_orders, lmax_by_orders, max_order    potential.functions.ALL (one shape for every
-                                                element combination)
-basis_blocks (default: pacemaker's template)    potential.functions.UNARY/BINARY/TERNARY/
-                                                QUATERNARY/ALL
-evaluator, display_step                         backend.evaluator, backend.display_step
-optimizer                                       fit.optimizer
-test_size                                       data.test_size (left out when 0)
-reference_energies                              data.reference_energy
-repulsion                                       fit.repulsion
-seed                                            seed
-early_stopping                                  fit.min_relative_{train,test}_loss_per_iter,
-                                                fit.early_stopping_patience
-initial_potential (mode continue)               potential.filename
-initial_potential (mode extend)                 potential.initial_potential
-==============================================  ==============================================
+Every field maps onto one of pacemaker's real keys (python-ace 0.4.0rc1, named in the field's
+description); :mod:`mlip_autopipec.trainer.template` writes them into pacemaker's ``input.yaml``
+and holds the whole field-to-key table.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from ase.data import chemical_symbols
 from pydantic import Field, field_validator, model_validator
 
 from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
-from mlip_autopipec.exceptions import ConfigurationError
 
 # pacemaker's own defaults (pyace/data/input_template.yaml, UNARY block), used when the config gives none.
 DEFAULT_NRADMAX_BY_ORDERS = [15, 6, 4, 3, 2, 2]
@@ -62,9 +31,6 @@ DEFAULT_BASIS_BLOCKS: dict[str, tuple[list[int], list[int]]] = {
     "ALL": ([15, 3, 2, 1, 1], [0, 2, 2, 1, 1]),
 }
 BlockName = Literal["UNARY", "BINARY", "TERNARY", "QUATERNARY", "ALL"]
-# Width (Å) of the smooth cut-off region at rcut and the potential's spline step; pacemaker's template values.
-CUTOFF_SMOOTHING_DCUT = 0.01
-DELTA_SPLINE_BINS = 0.001
 
 
 class EarlyStoppingConfig(StrictModel):
@@ -73,13 +39,14 @@ class EarlyStoppingConfig(StrictModel):
     patience: int = Field(
         200,
         ge=1,
-        description="Number of iterations over which the relative loss change is measured (fit.early_stopping_patience).",
+        description="Number of iterations over which the relative loss change is measured "
+        "(fit.early_stopping_patience).",
     )
     min_relative_train_loss_per_iter: float | None = Field(
         None,
         gt=0.0,
-        description="Stop when the train loss falls by less than this fraction per iteration over `patience` iterations "
-        "(dimensionless, e.g. 5e-5); null: not used.",
+        description="Stop when the train loss falls by less than this fraction per iteration over `patience` "
+        "iterations (dimensionless, e.g. 5e-5); null: not used.",
     )
     min_relative_test_loss_per_iter: float | None = Field(
         None,
@@ -113,7 +80,8 @@ class BasisBlock(StrictModel):
         n, lm = self.nradmax_by_orders, self.lmax_by_orders
         if not 1 <= len(n) <= len(DEFAULT_NRADMAX_BY_ORDERS) or len(n) != len(lm):
             raise ValueError(
-                f"nradmax_by_orders ({n}) and lmax_by_orders ({lm}) need the same length, 1 to {len(DEFAULT_NRADMAX_BY_ORDERS)} (one entry per body order)"
+                f"nradmax_by_orders ({n}) and lmax_by_orders ({lm}) need the same length, 1 to "
+                f"{len(DEFAULT_NRADMAX_BY_ORDERS)} (one entry per body order)"
             )
         if any(x < 1 for x in n) or any(x < 0 for x in lm):
             raise ValueError("nradmax_by_orders entries must be >= 1 and lmax_by_orders entries >= 0")
@@ -149,8 +117,8 @@ class TrainingConfig(StrictModel):
     ladder_step: list[int | float] = Field(
         default_factory=list,
         description="Ladder (hierarchical basis extension) fitting, fit.ladder_step: [] = off (single-shot fit); "
-        "[n] adds n functions per step (integer >= 1); [fraction] adds that share (0 < fraction < 1) of the current basis; "
-        "[n, fraction] adds the larger of the two. A single number is read as a one-element list.",
+        "[n] adds n functions per step (integer >= 1); [fraction] adds that share (0 < fraction < 1) of the current "
+        "basis; [n, fraction] adds the larger of the two. A single number is read as a one-element list.",
     )
     ladder_type: Literal["body_order", "power_order"] = Field(
         "body_order",
@@ -176,18 +144,23 @@ class TrainingConfig(StrictModel):
     )
     radial_parameters: list[float] = Field(
         default_factory=lambda: [5.25],
-        description="Parameters of the radial basis (potential.bonds.ALL.radparameters; for SBessel one number, pacemaker's default 5.25).",
+        description="Parameters of the radial basis (potential.bonds.ALL.radparameters; for SBessel one number, "
+        "pacemaker's default 5.25).",
     )
     nradmax_by_orders: list[int] | None = Field(
         None,
-        description="Largest radial index n for each body order 1, 2, 3, ... (potential.functions.ALL.nradmax_by_orders); "
-        f"the first entry is the number of radial basis functions nradbase. null: pacemaker's {DEFAULT_NRADMAX_BY_ORDERS}, "
+        description="Largest radial index n for each body order 1, 2, 3, ... "
+        "(potential.functions.ALL.nradmax_by_orders); "
+        "the first entry is the number of radial basis functions nradbase. null: pacemaker's "
+        f"{DEFAULT_NRADMAX_BY_ORDERS}, "
         "cut to the length of lmax_by_orders when that is given.",
     )
     lmax_by_orders: list[int] | None = Field(
         None,
-        description="Largest angular index l for each body order 1, 2, 3, ... (potential.functions.ALL.lmax_by_orders); "
-        f"same length as nradmax_by_orders. null: pacemaker's {DEFAULT_LMAX_BY_ORDERS}, cut to the length of nradmax_by_orders when that is given.",
+        description="Largest angular index l for each body order 1, 2, 3, ... "
+        "(potential.functions.ALL.lmax_by_orders); "
+        f"same length as nradmax_by_orders. null: pacemaker's {DEFAULT_LMAX_BY_ORDERS}, cut to the length of "
+        "nradmax_by_orders when that is given.",
     )
     max_order: int | None = Field(
         None,
@@ -197,9 +170,10 @@ class TrainingConfig(StrictModel):
     )
     basis_blocks: dict[BlockName, BasisBlock] | None = Field(
         None,
-        description="Basis shape per element-combination block (potential.functions.UNARY, BINARY, TERNARY, QUATERNARY, ALL): "
-        "functions of one species, of two, ... ALL covers the combinations no other block names. A block given here replaces "
-        "the default block of that name. Default (neither nradmax_by_orders nor lmax_by_orders given): pacemaker's template, "
+        description="Basis shape per element-combination block (potential.functions.UNARY, BINARY, TERNARY, "
+        "QUATERNARY, ALL): functions of one species, of two, ... ALL covers the combinations no other block names. "
+        "A block given here replaces the default block of that name. Default (neither nradmax_by_orders nor "
+        "lmax_by_orders given): pacemaker's template, "
         f"{ {k: {'nradmax_by_orders': v[0], 'lmax_by_orders': v[1]} for k, v in DEFAULT_BASIS_BLOCKS.items()} }; "
         "with nradmax_by_orders/lmax_by_orders given, their shape is the ALL block (every combination) instead.",
     )
@@ -215,13 +189,14 @@ class TrainingConfig(StrictModel):
     )
     evaluator: Literal["tensorpot", "pyace"] = Field(
         "tensorpot",
-        description="pacemaker backend (backend.evaluator): tensorpot (TensorFlow, fast) or pyace (C++, no TensorFlow); "
-        "tensorpot falls back to pyace with a warning when tensorpotential is not installed.",
+        description="pacemaker backend (backend.evaluator): tensorpot (TensorFlow, fast) or pyace (C++, no "
+        "TensorFlow); tensorpot falls back to pyace with a warning when tensorpotential is not installed.",
     )
     display_step: int = Field(
         50,
         ge=1,
-        description="Every this many iterations pacemaker prints full statistics and evaluates the test set (backend.display_step).",
+        description="Every this many iterations pacemaker prints full statistics and evaluates the test set "
+        "(backend.display_step).",
     )
     early_stopping: EarlyStoppingConfig | None = Field(
         None, description="Stop on a stalled loss; null: run max_num_epochs iterations."
@@ -237,22 +212,26 @@ class TrainingConfig(StrictModel):
     reference_energies: dict[str, float] | Literal["auto"] | None = Field(
         None,
         description="Single-atom reference energies (eV) subtracted from the total energy (data.reference_energy): "
-        "a map element -> eV, or 'auto' (least-squares fit by pacemaker); null: use the dataset's energy_corrected column as it is.",
+        "a map element -> eV, or 'auto' (least-squares fit by pacemaker); null: use the dataset's energy_corrected "
+        "column as it is.",
     )
     repulsion: Literal["auto", "none"] = Field(
         "auto",
-        description="Inner-core repulsion: 'auto' adds a ZBL core below the shortest distance in the data (fit.repulsion: auto); 'none' leaves it out.",
+        description="Inner-core repulsion: 'auto' adds a ZBL core below the shortest distance in the data "
+        "(fit.repulsion: auto); 'none' leaves it out.",
     )
     seed: int = Field(42, description="Random seed of pacemaker (train/test split, initial coefficients).")
     # --- continue from an earlier fit ----------------------------------------------------------------
     initial_potential: Path | None = Field(
         None,
-        description="A pacemaker potential (.yaml, e.g. an earlier output_potential.yaml) to start from; null: start from scratch.",
+        description="A pacemaker potential (.yaml, e.g. an earlier output_potential.yaml) to start from; null: start "
+        "from scratch.",
     )
     initial_potential_mode: Literal["continue", "extend"] = Field(
         "continue",
-        description="'continue': refit the initial potential's own basis from its coefficients (potential.filename; the basis "
-        "fields above are not used); 'extend': grow it towards the basis described above by ladder fitting (potential.initial_potential).",
+        description="'continue': refit the initial potential's own basis from its coefficients (potential.filename; "
+        "the basis fields above are not used); 'extend': grow it towards the basis described above by ladder fitting "
+        "(potential.initial_potential).",
     )
     timeout_s: float | None = Field(
         None, gt=0.0, description="Wall-clock limit of one pacemaker run (s); null: no limit."
@@ -326,8 +305,8 @@ class TrainingConfig(StrictModel):
             raise ValueError("energy_weight, force_weight and cutoff must be finite")
         if len(self.fs_parameters) != 2 * self.ndensity:
             raise ValueError(
-                f"fs_parameters needs 2 x ndensity = {2 * self.ndensity} numbers (a coefficient and an exponent per density), "
-                f"got {len(self.fs_parameters)}: {self.fs_parameters}"
+                f"fs_parameters needs 2 x ndensity = {2 * self.ndensity} numbers (a coefficient and an exponent per "
+                f"density), got {len(self.fs_parameters)}: {self.fs_parameters}"
             )
         for name in ("nradmax_by_orders", "lmax_by_orders"):
             given = getattr(self, name)
@@ -346,16 +325,12 @@ class TrainingConfig(StrictModel):
             raise ValueError("nradmax_by_orders entries must be >= 1 and lmax_by_orders entries >= 0")
         if self.max_order is not None and self.max_order > len(nradmax):
             raise ValueError(
-                f"max_order = {self.max_order} exceeds the {len(nradmax)} body orders given in nradmax_by_orders/lmax_by_orders"
+                f"max_order = {self.max_order} exceeds the {len(nradmax)} body orders given in "
+                "nradmax_by_orders/lmax_by_orders"
             )
         return self
 
     # --- derived values ----------------------------------------------------------------------------
-    @property
-    def kappa(self) -> float:
-        """pacemaker's force share of the loss: force_weight / (energy_weight + force_weight)."""
-        return self.force_weight / (self.energy_weight + self.force_weight)
-
     def _full_orders(self) -> tuple[list[int], list[int]]:
         nradmax, lmax = self.nradmax_by_orders, self.lmax_by_orders
         if nradmax is None and lmax is None:
@@ -368,137 +343,14 @@ class TrainingConfig(StrictModel):
 
     @property
     def orders(self) -> tuple[list[int], list[int]]:
-        """(nradmax_by_orders, lmax_by_orders) as written to input.yaml: defaults filled in, cut to max_order."""
+        """(nradmax_by_orders, lmax_by_orders), defaults filled in, cut to max_order (the ALL block when given)."""
         nradmax, lmax = self._full_orders()
         n = self.max_order or len(nradmax)
         return nradmax[:n], lmax[:n]
 
-    def function_blocks(self) -> dict[str, dict[str, list[int]]]:
-        """pacemaker's ``potential.functions`` blocks (without number_of_functions_per_element), cut to max_order."""
-        if self.nradmax_by_orders is None and self.lmax_by_orders is None:
-            blocks = {k: (list(n), list(lm)) for k, (n, lm) in DEFAULT_BASIS_BLOCKS.items()}
-        else:
-            blocks = {"ALL": self._full_orders()}
-        for name, block in (self.basis_blocks or {}).items():
-            blocks[name] = (list(block.nradmax_by_orders), list(block.lmax_by_orders))
-        cut = self.max_order
-        ordered = [k for k in BLOCK_NAMES if k in blocks]
-        return {k: {"nradmax_by_orders": blocks[k][0][:cut], "lmax_by_orders": blocks[k][1][:cut]} for k in ordered}
-
-    def block_source(self, block: str) -> str:
-        """The config field that sets a block of :meth:`function_blocks`, for error messages."""
-        if self.basis_blocks and block in self.basis_blocks:
-            return f"training.basis_blocks.{block}"
-        if self.nradmax_by_orders is not None or self.lmax_by_orders is not None:
-            return "training.nradmax_by_orders / training.lmax_by_orders (the ALL block: one shape for every element combination)"
-        return f"the default {block} block (pacemaker's template; set training.basis_blocks.{block})"
-
     def resolve_paths(self, base: Path) -> TrainingConfig:
         """Return a copy whose relative ``initial_potential`` is taken relative to ``base``."""
         return self.model_copy(update={"initial_potential": resolve_path(self.initial_potential, base)})
-
-    # --- pacemaker's input ---------------------------------------------------------------------------
-    def to_input_dict(
-        self,
-        dataset_path: str | Path,
-        elements: Sequence[str],
-        test_dataset_path: str | Path | None = None,
-    ) -> dict[str, Any]:
-        """pacemaker's input as a dict (see :meth:`to_input_yaml`)."""
-        elements = _check_elements(elements)
-        if self.initial_potential is not None and self.initial_potential_mode == "continue":
-            potential: dict[str, Any] = {"filename": str(Path(self.initial_potential).absolute())}
-        else:
-            potential = {
-                "deltaSplineBins": DELTA_SPLINE_BINS,
-                "elements": elements,
-                "embeddings": {
-                    "ALL": {"npot": self.npot, "fs_parameters": list(self.fs_parameters), "ndensity": self.ndensity}
-                },
-                "bonds": {
-                    "ALL": {
-                        "radbase": self.radial_basis,
-                        "radparameters": list(self.radial_parameters),
-                        "rcut": self.cutoff,
-                        "dcut": CUTOFF_SMOOTHING_DCUT,
-                        "NameOfCutoffFunction": "cos",
-                    }
-                },
-                "functions": {
-                    "number_of_functions_per_element": self.number_of_functions_per_element,
-                    **self.function_blocks(),
-                },
-            }
-            if self.initial_potential is not None:
-                potential["initial_potential"] = str(Path(self.initial_potential).absolute())
-
-        data: dict[str, Any] = {"filename": str(Path(dataset_path).absolute())}
-        if test_dataset_path is not None:
-            data["test_filename"] = str(Path(test_dataset_path).absolute())
-        elif self.test_size > 0.0:
-            # pacemaker crashes on test_size: 0, so no split means no key.
-            data["test_size"] = self.test_size
-        if self.reference_energies is not None:
-            data["reference_energy"] = (
-                self.reference_energies if isinstance(self.reference_energies, str) else dict(self.reference_energies)
-            )
-
-        fit: dict[str, Any] = {
-            "loss": {"kappa": self.kappa, "L1_coeffs": self.l1_coeff, "L2_coeffs": self.l2_coeff},
-            "optimizer": self.optimizer,
-            "maxiter": self.max_num_epochs,
-        }
-        if self.repulsion == "auto":
-            fit["repulsion"] = "auto"
-        if self.ladder_step:
-            fit["ladder_step"] = self.ladder_step[0] if len(self.ladder_step) == 1 else list(self.ladder_step)
-            fit["ladder_type"] = self.ladder_type
-        if self.early_stopping is not None:
-            es = self.early_stopping
-            fit["early_stopping_patience"] = es.patience
-            if es.min_relative_train_loss_per_iter is not None:
-                fit["min_relative_train_loss_per_iter"] = es.min_relative_train_loss_per_iter
-            if es.min_relative_test_loss_per_iter is not None:
-                fit["min_relative_test_loss_per_iter"] = es.min_relative_test_loss_per_iter
-
-        return {
-            "seed": self.seed,
-            "metadata": {"origin": "mlip-autopipec"},
-            "potential": potential,
-            "data": data,
-            "fit": fit,
-            # pacemaker 0.4.0rc1 crashes without a backend section.
-            "backend": {"evaluator": self.evaluator, "batch_size": self.batch_size, "display_step": self.display_step},
-        }
-
-    def to_input_yaml(
-        self,
-        dataset_path: str | Path,
-        elements: Sequence[str],
-        test_dataset_path: str | Path | None = None,
-    ) -> str:
-        """Text of pacemaker's ``input.yaml`` for ``dataset_path`` (a pacemaker .pckl.gzip DataFrame).
-
-        ``elements`` are the chemical symbols present in the dataset (sorted and de-duplicated
-        here).  Paths are written absolute, so the file works from any directory.  With
-        ``test_dataset_path`` pacemaker evaluates that file as its test set instead of
-        splitting ``test_size`` off the training data.
-        """
-        return yaml.safe_dump(
-            self.to_input_dict(dataset_path, elements, test_dataset_path), sort_keys=False, default_flow_style=None
-        )
-
-
-def _check_elements(elements: Sequence[str]) -> list[str]:
-    if isinstance(elements, str):
-        elements = [elements]
-    unique = sorted(set(elements))
-    if not unique:
-        raise ConfigurationError("no elements given for the potential: the dataset seems to be empty")
-    unknown = [el for el in unique if el not in chemical_symbols[1:]]
-    if unknown:
-        raise ConfigurationError(f"unknown chemical symbol(s) for the potential: {unknown}")
-    return unique
 
 
 __all__ = ["DEFAULT_BASIS_BLOCKS", "BasisBlock", "EarlyStoppingConfig", "TrainingConfig"]
