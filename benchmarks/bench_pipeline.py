@@ -57,7 +57,7 @@ def main() -> None:
     )
     for part, seconds in summary.report_seconds.items():
         print(f"  report {part:<22}: {seconds:8.1f} s")
-    from mlip_autopipec.pipeline.summary import property_lines
+    from mlip_autopipec.report.render import property_lines
 
     for name, props in summary.properties_by_seed.items():
         for line in property_lines(name, props):

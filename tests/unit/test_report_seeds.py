@@ -1,11 +1,7 @@
-"""The report's database side and its page: property rows are never split nor trained on, the oracle's property
-results are reused from the database (0 oracle calls on a rerun), formation energies, the HTML page."""
+"""The report's database side: property rows are never split nor trained on, the oracle's property
+results are reused from the database (0 oracle calls on a rerun), formation energies."""
 
 from __future__ import annotations
-
-import base64
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +14,6 @@ from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConf
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.database.metadata import PROPERTY
 from mlip_autopipec.oracle.factory import make_oracle
-from mlip_autopipec.report.html import render_html
 from mlip_autopipec.report.properties import CachedCalculator, OracleCalculator, compute_properties
 from mlip_autopipec.report.properties.store import DatabaseStore, property_source
 from mlip_autopipec.report.seeds import formation_energies
@@ -124,74 +119,3 @@ def test_formation_energies_of_a_binary_against_the_pure_elements(tmp_path):
     assert {p.group for p in mixed} == {"CuAu_random"} and len(mixed) == 3
     # a unary system has no formation energies
     assert formation_energies([r for r in records if set(r.atoms.get_chemical_symbols()) == {"Cu"}], EMT()) is None
-
-
-def _png(path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(2, 2))
-    ax.plot([0, 1], [0, 1])
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def test_html_page_embeds_every_plot_and_the_tables(tmp_path):
-    _png(tmp_path / "parity_energy.png")
-    _png(tmp_path / "eos.png")
-    pair = {"oracle": 1.0, "potential": 1.1, "error": 0.1, "error_percent": 10.0}
-    summary = {
-        "workdir": ".",
-        "potential": {"yace": "fits/x/output_potential.yace"},
-        "quality_bar": {
-            "passed": False,
-            "checks": [
-                {"figure": "validation force RMSE", "value": 20.0, "target": 15.0, "unit": "meV/Å", "passed": False}
-            ],
-        },
-        "validation": {"n_structures": 3, "energy_rmse_mev_per_atom": 1.0, "force_rmse_mev_per_angstrom": 20.0},
-        "properties_by_seed": {
-            "Cu_fcc": {
-                "seed": "Cu_fcc",
-                "formula": "Cu",
-                "elastic_gpa": {"C11": pair, "C12": None},
-                "vacancy_formation_ev": pair,
-                "surface_energy_j_per_m2": {"111": pair},
-                "phonons": None,
-                "md_stability": None,
-                "failures": {"phonons": "no <forces>"},
-                "oracle_calls": 12,
-                "oracle_cached": 0,
-                "seconds": 1.0,
-            }
-        },
-        "counts": {
-            "total": 5,
-            "by_status": {"labelled": 5},
-            "labelled_by_split": {"train": 4, "validation": 1},
-            "by_seed": {"Cu_fcc": {"initial_random (generation 0)": 5}},
-        },
-        "active_learning": None,
-        "fit": {"train_force_rmse_mev_per_a": 3.0},
-        "timings": {"steps_s": {"label": 1.0}},
-    }
-    page = render_html(summary, "workdir: runs/x\npath: postgresql://u:***@h/db\n", tmp_path)
-    assert page.count('src="data:image/png;base64,') == 2
-    for blob in page.split('src="data:image/png;base64,')[1:]:
-        assert base64.b64decode(blob.split('"', 1)[0]).startswith(b"\x89PNG")
-    for text in (
-        "C11 (GPa)",
-        "vacancy formation (eV)",
-        "surface 111 (J/m²)",
-        "oracle calls: 12",
-        "NOT PASSED",
-        "workdir: runs/x",
-        "initial_random (generation 0)",
-        "no &lt;forces&gt;",
-    ):
-        assert text in page, text
-    assert "http" not in page.replace("postgresql://", "")  # nothing fetched from a network
-    json.dumps(summary)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager
+from mlip_autopipec.database.formats import EXTXYZ_SUFFIXES, PACEMAKER_SUFFIX, dataset_format
 from mlip_autopipec.database.location import is_url
 from mlip_autopipec.database.metadata import PROPERTY
 from mlip_autopipec.exceptions import ConfigurationError, WorkdirError
@@ -17,6 +19,8 @@ from mlip_autopipec.pipeline.fits import latest_fit
 from mlip_autopipec.pipeline.lock import read_holder
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.pipeline.summary import read_summary
+from mlip_autopipec.records import ActiveLearningRecord, RunSummary
+from mlip_autopipec.trainer.pace import TrainingResult
 
 
 def open_workdir(workdir: Path) -> tuple[PipelineConfig, DatabaseManager]:
@@ -53,95 +57,71 @@ def failure_groups(failures: list[tuple[int, str, str]]) -> list[tuple[str, list
 
 
 def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
+    """What ``mlip-autopipec status`` prints: who holds the work directory, its structures and failures, active
+    learning's generations, the latest fit and the report's validation errors."""
     workdir = Path(workdir).absolute()
-    cfg, db = open_workdir(workdir)
-    lines = [f"work directory: {workdir}"]
-    holder = read_holder(workdir)
-    if holder is not None:
-        line, alive = holder
-        if alive is False:
-            lines.append(f"last run ended without finishing (killed?): {line}; `mlip-autopipec run` continues it")
-        else:
-            lines.append(f"run in progress: {line}" + ("" if alive else " (or killed, on another host)"))
-    table: Counter = Counter()
-    by_seed: Counter = Counter()
-    failures = []
+    _cfg, db = open_workdir(workdir)
+    tally = tally_structures(db)
+    state = read_state(workdir)
+    return [
+        f"work directory: {workdir}",
+        *holder_lines(workdir),
+        *structure_lines(db, tally),
+        *failure_lines(tally.failures, max_failures),
+        *active_learning_lines(state.active_learning if state is not None else None),
+        *fit_lines(latest_fit(workdir)),
+        *validation_lines(read_summary(workdir), workdir),
+    ]
+
+
+@dataclass
+class StructureTally:
+    """The database's structures counted in one pass: per (source, generation, status), per (seed, source,
+    generation), and the failed ones as ``(id, formula, reason)``."""
+
+    by_status: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    by_seed: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    failures: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def tally_structures(db: DatabaseManager) -> StructureTally:
+    tally = StructureTally()
     for rec in db.select():
-        table[(rec.metadata.source, rec.metadata.generation, rec.status)] += 1
-        by_seed[(str(rec.metadata.provenance.get("seed") or "-"), rec.metadata.source, rec.metadata.generation)] += 1
+        meta = rec.metadata
+        tally.by_status[(meta.source, meta.generation, rec.status)] += 1
+        tally.by_seed[(str(meta.provenance.get("seed") or "-"), meta.source, meta.generation)] += 1
         if rec.status == "failed":
-            failures.append((rec.id, rec.atoms.get_chemical_formula(), rec.failure_reason or ""))
-    total = sum(table.values())
-    lines.append(
-        f"structures: {total} ({', '.join(f'{s}: {db.count(status=s)}' for s in ('pending', 'labelled', 'failed'))})"
-    )
-    lines.append(f"  {'source':<28}{'generation':>10}  {'status':<10}{'count':>7}")
-    for (source, gen, status), n in sorted(table.items()):
+            tally.failures.append((rec.id, rec.atoms.get_chemical_formula(), rec.failure_reason or ""))
+    return tally
+
+
+def holder_lines(workdir: Path) -> list[str]:
+    """The run holding the work directory's lock, or the one that ended without finishing (none: no line)."""
+    holder = read_holder(workdir)
+    if holder is None:
+        return []
+    line, alive = holder
+    if alive is False:
+        return [f"last run ended without finishing (killed?): {line}; `mlip-autopipec run` continues it"]
+    return [f"run in progress: {line}" + ("" if alive else " (or killed, on another host)")]
+
+
+def structure_lines(db: DatabaseManager, tally: StructureTally) -> list[str]:
+    """The structures per status, per (source, generation, status) and per seed, and the labelled splits."""
+    per_status = ", ".join(f"{s}: {db.count(status=s)}" for s in ("pending", "labelled", "failed"))
+    lines = [
+        f"structures: {sum(tally.by_status.values())} ({per_status})",
+        f"  {'source':<28}{'generation':>10}  {'status':<10}{'count':>7}",
+    ]
+    for (source, gen, status), n in sorted(tally.by_status.items()):
         lines.append(f"  {source:<28}{gen:>10}  {status:<10}{n:>7}")
-    lines.extend(seed_count_lines(by_seed))
-    lines.append(
-        f"splits (labelled): train {db.count(label='train', status='labelled')}, validation {db.count(label='validation', status='labelled')}"
-    )
-    if failures:
-        groups = failure_groups(failures)
-        lines.append(f"failures ({len(failures)}), by reason:")
-        for reason, ids in groups[:max_failures]:
-            shown = ", ".join(str(i) for i in ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
-            lines.append(f"  {len(ids):>5} x {reason}")
-            lines.append(f"          ids {shown}")
-        if len(groups) > max_failures:
-            lines.append(f"  ... and {len(groups) - max_failures} more reasons")
-        lines.append(
-            "  to label them again once the cause is fixed: mlip-autopipec run CONFIG --retry-failed "
-            "(earlier reasons stay in each structure's failure_history)"
-        )
-    al = read_state(workdir).active_learning
-    if al is not None:
-        lines.append("active learning:")
-        lines.append(
-            f"  {'gen':>3} {'candidates':>10} {'selected':>8} {'labelled':>8} {'failed':>6} {'halts':>5} {'max γ':>8} {'val F RMSE':>11} {'refit iters':>11}"
-        )
-        for g in al.generations:
-            rmse = g.validation_force_rmse_mev_per_angstrom
-            max_gamma = float("nan") if g.max_gamma is None else g.max_gamma
-            lines.append(
-                f"  {g.generation:>3} {g.candidates or 0:>10} {g.selected or 0:>8} {g.labelled or 0:>8} "
-                f"{g.failed or 0:>6} {g.halts or 0:>5} {max_gamma:>8.2f} "
-                f"{('%.1f meV/Å' % rmse) if rmse is not None else 'n/a':>11} {g.fit_max_epochs or '':>11}"
-            )
-        if al.final is not None:
-            rmse = al.final.validation_force_rmse_mev_per_angstrom
-            lines.append(
-                f"  final fit: {al.final.max_epochs} iterations from the last refit; "
-                f"val F RMSE {'n/a' if rmse is None else '%.1f meV/Å' % rmse}"
-            )
-        if al.stop_reason:
-            lines.append(f"  stopped: {al.stop_reason}")
-    fit = latest_fit(workdir)
-    if fit is None:
-        lines.append("fit: none yet")
-    else:
-        m = fit.metrics
-        lines.append(f"latest fit: {fit.potential_yace}")
-        lines.append(
-            f"  pacemaker train RMSE: {m.train_energy_rmse_mev_per_atom:.2f} meV/atom, {m.train_force_rmse_mev_per_a:.1f} meV/Å"
-            + (
-                f"; test: {m.test_energy_rmse_mev_per_atom:.2f} meV/atom, {m.test_force_rmse_mev_per_a:.1f} meV/Å"
-                if m.test_energy_rmse_mev_per_atom is not None
-                else ""
-            )
-        )
-    summary = read_summary(workdir)
-    if summary is not None and summary.validation.n_structures:
-        val = summary.validation
-        lines.append(
-            f"  validation: {val.energy_rmse_mev_per_atom:.2f} meV/atom, {val.force_rmse_mev_per_angstrom:.1f} meV/Å "
-            f"({val.n_structures} structures; report in {workdir / 'report'})"
-        )
+    lines.extend(seed_count_lines(tally.by_seed))
+    train, validation = (db.count(label=split, status="labelled") for split in ("train", "validation"))
+    lines.append(f"splits (labelled): train {train}, validation {validation}")
     return lines
 
 
-def seed_count_lines(by_seed: Counter) -> list[str]:
+def seed_count_lines(by_seed: Counter[tuple[str, str, int]]) -> list[str]:
     """The table of structures per (seed, source, generation); seed '-': none recorded."""
     lines = [f"  {'seed':<24}{'source':<28}{'generation':>10}{'count':>7}"]
     for (seed, source, gen), n in sorted(by_seed.items()):
@@ -149,15 +129,97 @@ def seed_count_lines(by_seed: Counter) -> list[str]:
     return lines
 
 
-def export_dataset(workdir: Path, fmt: str, output: Path, label: str | None = None) -> tuple[Path, int]:
-    """Write the labelled structures (optionally one split) as extxyz or pacemaker's .pckl.gzip."""
-    _cfg, db = open_workdir(workdir)
+def failure_lines(failures: list[tuple[int, str, str]], max_failures: int) -> list[str]:
+    """The failed structures grouped by reason (at most ``max_failures`` reasons), and how to label them again."""
+    if not failures:
+        return []
+    groups = failure_groups(failures)
+    lines = [f"failures ({len(failures)}), by reason:"]
+    for reason, ids in groups[:max_failures]:
+        shown = ", ".join(str(i) for i in ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
+        lines.append(f"  {len(ids):>5} x {reason}")
+        lines.append(f"          ids {shown}")
+    if len(groups) > max_failures:
+        lines.append(f"  ... and {len(groups) - max_failures} more reasons")
+    lines.append(
+        "  to label them again once the cause is fixed: mlip-autopipec run CONFIG --retry-failed "
+        "(earlier reasons stay in each structure's failure_history)"
+    )
+    return lines
+
+
+def _rmse_text(rmse: float | None) -> str:
+    return "n/a" if rmse is None else f"{rmse:.1f} meV/Å"
+
+
+def active_learning_lines(al: ActiveLearningRecord | None) -> list[str]:
+    """One row per generation, the final fit and why active learning stopped (none: not run)."""
+    if al is None:
+        return []
+    lines = [
+        "active learning:",
+        f"  {'gen':>3} {'candidates':>10} {'selected':>8} {'labelled':>8} {'failed':>6} {'halts':>5} {'max γ':>8} "
+        f"{'val F RMSE':>11} {'refit iters':>11}",
+    ]
+    for g in al.generations:
+        max_gamma = float("nan") if g.max_gamma is None else g.max_gamma
+        lines.append(
+            f"  {g.generation:>3} {g.candidates or 0:>10} {g.selected or 0:>8} {g.labelled or 0:>8} "
+            f"{g.failed or 0:>6} {g.halts or 0:>5} {max_gamma:>8.2f} "
+            f"{_rmse_text(g.validation_force_rmse_mev_per_angstrom):>11} {g.fit_max_epochs or '':>11}"
+        )
+    if al.final is not None:
+        lines.append(
+            f"  final fit: {al.final.max_epochs} iterations from the last refit; "
+            f"val F RMSE {_rmse_text(al.final.validation_force_rmse_mev_per_angstrom)}"
+        )
+    if al.stop_reason:
+        lines.append(f"  stopped: {al.stop_reason}")
+    return lines
+
+
+def fit_lines(fit: TrainingResult | None) -> list[str]:
+    """The latest fit's potential and pacemaker's own train (and test) errors."""
+    if fit is None:
+        return ["fit: none yet"]
+    m = fit.metrics
+    test = (
+        ""
+        if m.test_energy_rmse_mev_per_atom is None
+        else f"; test: {m.test_energy_rmse_mev_per_atom:.2f} meV/atom, {m.test_force_rmse_mev_per_a:.1f} meV/Å"
+    )
+    return [
+        f"latest fit: {fit.potential_yace}",
+        f"  pacemaker train RMSE: {m.train_energy_rmse_mev_per_atom:.2f} meV/atom, "
+        f"{m.train_force_rmse_mev_per_a:.1f} meV/Å{test}",
+    ]
+
+
+def validation_lines(summary: RunSummary | None, workdir: Path) -> list[str]:
+    """The report's errors on the validation split (none: no report, or no validation structures)."""
+    if summary is None or not summary.validation.n_structures:
+        return []
+    val = summary.validation
+    return [
+        f"  validation: {val.energy_rmse_mev_per_atom:.2f} meV/atom, {val.force_rmse_mev_per_angstrom:.1f} meV/Å "
+        f"({val.n_structures} structures; report in {workdir / 'report'})"
+    ]
+
+
+def export_dataset(workdir: Path, fmt: str | None, output: Path, label: str | None = None) -> tuple[Path, int]:
+    """Write the labelled structures (optionally one split) to exactly ``output``, in the format its name says.
+
+    ``.xyz``/``.extxyz``: extended XYZ; ``.pckl.gzip``: pacemaker's DataFrame.  Another name is refused in
+    one sentence (nothing is appended to it); ``fmt`` (``extxyz``/``pacemaker``), when given, must agree.
+    """
     output = Path(output)
-    suffix = ".pckl.gzip" if fmt == "pacemaker" else ".xyz"
-    if fmt == "pacemaker" and not output.name.endswith(".pckl.gzip"):
-        output = output.with_name(output.name + suffix)
-    if fmt == "extxyz" and output.suffix not in (".xyz", ".extxyz"):
-        output = output.with_name(output.name + suffix)
+    kind = dataset_format(output)
+    if fmt is not None and fmt != kind:
+        wanted = PACEMAKER_SUFFIX if fmt == "pacemaker" else " or ".join(EXTXYZ_SUFFIXES)
+        raise WorkdirError(
+            f"cannot write {output}: --format {fmt}, but the name says {kind}; give a name ending in {wanted}"
+        )
+    _cfg, db = open_workdir(workdir)
     if output.parent.exists() and not output.parent.is_dir():
         raise WorkdirError(f"cannot write {output}: {output.parent} is a file, not a folder; choose another -o path")
     if output.is_dir():

@@ -1,22 +1,27 @@
-"""The run's report: ``report/summary.json`` (:class:`~mlip_autopipec.pipeline.records.RunSummary`),
-``report/summary.md`` and the plots, for the final potential."""
+"""The run's report step: the figures of the final potential, ``report/summary.json``
+(:class:`~mlip_autopipec.records.summary.RunSummary`), and from it ``summary.md`` and ``index.html``
+(:mod:`mlip_autopipec.report.render`) and the plots."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import yaml
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
-from mlip_autopipec.fileio import atomic_path
-from mlip_autopipec.pipeline import migrate
 from mlip_autopipec.pipeline.context import RunContext
-from mlip_autopipec.pipeline.migrate import read_record
-from mlip_autopipec.pipeline.records import ActiveLearningRecord, PotentialFiles, RunSummary, Timings, dump_record
+from mlip_autopipec.records import (
+    ActiveLearningRecord,
+    PotentialFiles,
+    RunSummary,
+    Timings,
+    dump_record,
+    migrate,
+    read_record,
+)
 from mlip_autopipec.report.build import build_figures
-from mlip_autopipec.report.html import write_html
+from mlip_autopipec.report.render import write_pages
 from mlip_autopipec.trainer.pace import TrainingResult
 
 REPORT_DIR = "report"
@@ -24,11 +29,11 @@ SUMMARY_FILE = "summary.json"
 
 
 def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
-    """Compute the figures of ``fit``, draw the plots and write ``summary.json`` / ``summary.md`` under ``workdir/report``."""
+    """Compute the figures of ``fit``, draw the plots and write ``summary.json``, ``summary.md`` and ``index.html``
+    under ``workdir/report``."""
     out = ctx.workdir / REPORT_DIR
-    for stale in out.glob(
-        "*.png"
-    ):  # plots are redrawn; one of a seed no longer in the config must not stay on the page
+    # plots are redrawn; one of a seed no longer in the config must not stay on the page
+    for stale in out.glob("*.png"):
         stale.unlink()
     figures = build_figures(ctx.config, ctx.db, fit, out, ctx.workdir)
     summary = RunSummary(
@@ -42,9 +47,7 @@ def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
     if ctx.active_learning is not None:
         active_learning_plot(ctx.active_learning, out)
     dump_record(out / SUMMARY_FILE, summary, ctx.workdir)
-    with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(markdown(summary))
-    write_html(json.loads(summary.model_dump_json(context={"workdir": ctx.workdir})), config_text(ctx.config), out)
+    write_pages(summary, config_text(ctx.config), out)
     return summary
 
 
@@ -106,87 +109,3 @@ def timings(ctx: RunContext) -> Timings:
         pacemaker_s=ctx.pacemaker_s,
         other_s=max(0.0, total - oracle - ctx.pacemaker_s),
     )
-
-
-def last_lines(summary: RunSummary) -> list[str]:
-    """The figures a run prints at its end."""
-    lines = []
-    val = summary.validation
-    if val.n_structures:
-        lines.append(
-            f"validation ({val.n_structures} structures): energy RMSE {val.energy_rmse_mev_per_atom:.2f} meV/atom, "
-            f"force RMSE {val.force_rmse_mev_per_angstrom:.1f} meV/Å"
-        )
-    eos = summary.eos
-    if eos is not None and eos.lattice_constant_error_percent is not None:
-        lines.append(
-            f"equation of state: a = {eos.potential.lattice_constant:.4f} Å vs {eos.oracle.lattice_constant:.4f} Å "
-            f"({eos.lattice_constant_error_percent:+.3f} %), B = {eos.potential.bulk_modulus_gpa:.1f} GPa vs "
-            f"{eos.oracle.bulk_modulus_gpa:.1f} GPa ({eos.bulk_modulus_error_percent:+.2f} %)"
-        )
-    for name, props in summary.properties_by_seed.items():
-        lines.extend(property_lines(name, props))
-    if summary.formation is not None:
-        f = summary.formation
-        lines.append(
-            f"formation energies ({'-'.join(f.elements)}, {f.n_structures} structures): RMSE {f.rmse_mev_per_atom:.2f} meV/atom"
-        )
-    for c in summary.quality_bar.checks:
-        value = "n/a" if c.value is None else f"{c.value:.3g}"
-        lines.append(
-            f"  [{'PASS' if c.passed else 'FAIL'}] {c.figure}: {value} {c.unit} (target <= {c.target} {c.unit})"
-        )
-    lines.append(f"potential: {summary.potential.yace}")
-    return lines
-
-
-def property_lines(name: str, props) -> list[str]:
-    """One line per property of a bulk seed: oracle, potential, error."""
-    from mlip_autopipec.report.properties.run import property_table
-
-    lines = [
-        f"properties of {name} ({props.oracle_calls} oracle calls, {props.oracle_cached} cached, {props.seconds:.1f} s):"
-    ]
-    for label, row in property_table(props.model_dump(exclude_none=True)).items():
-        o, p, e = (row.get(k) for k in ("oracle", "potential", "error"))
-        show = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
-        lines.append(f"  {label}: oracle {show(o)}, potential {show(p)}, error {show(e)}")
-    for what, why in props.failures.items():
-        lines.append(f"  not computed: {what}: {why}")
-    return lines
-
-
-def markdown(summary: RunSummary) -> str:
-    counts = summary.counts
-    parts = [
-        "# mlip-autopipec report",
-        "",
-        f"Work directory: `{summary.workdir}`  ",
-        f"Potential: `{summary.potential.yace}`",
-        "",
-        "## Figures",
-        "",
-        *[f"- {line.strip()}" for line in last_lines(summary)[:-1]],
-        "",
-        "## Structures",
-        "",
-        f"- total: {counts.total}; by status: {counts.by_status}",
-        f"- labelled by split: {counts.labelled_by_split}",
-        *[f"- {src}: {n}" for src, n in counts.by_source.items()],
-        "",
-        "### Per seed",
-        "",
-        *[f"- {seed}, {src}: {n}" for seed, by in counts.by_seed.items() for src, n in by.items()],
-        "",
-        "## Fit (pacemaker's own figures)",
-        "",
-        *[f"- {k}: {v}" for k, v in summary.fit.model_dump().items() if v is not None],
-        "",
-        "## Timings (s)",
-        "",
-        *[f"- {k}: {v:.1f}" for k, v in summary.timings.steps_s.items()],
-        "",
-        "Plots: the PNG files beside this file; everything on one page: `index.html`.",
-        "",
-    ]
-    return "\n".join(parts)

@@ -1,8 +1,10 @@
-"""The report's figures: database counts, validation errors with parity plots, the equation of state, the quality bar.
+"""Computing the report's figures: database counts, validation errors with parity plots, the equations of state,
+the properties of each bulk seed, formation energies and the quality bar.
 
-:func:`build_figures` computes them for a fitted potential and draws the plots
-under the report folder; the run's ``summary.json`` (which adds the run's own
-records) is written by :mod:`mlip_autopipec.pipeline.summary`.
+:func:`build_figures` computes them for a fitted potential (as the typed models of
+:mod:`mlip_autopipec.records.figures`) and draws the plots under the report folder;
+the run's ``summary.json`` (which adds the run's own records) is written by
+:mod:`mlip_autopipec.pipeline.summary`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig, ReportConfig
 from mlip_autopipec.database import STATUSES, DatabaseManager
-from mlip_autopipec.report.models import FormationFigures, PropertiesFigures
+from mlip_autopipec.records.figures import (
+    DatabaseCounts,
+    EOSFigures,
+    PropertiesFigures,
+    QualityBar,
+    QualityCheck,
+    ReportFigures,
+    ValidationFigures,
+)
 from mlip_autopipec.report.seeds import (
     bulk_seeds,
     formation_energies,
@@ -29,89 +37,6 @@ from mlip_autopipec.report.validate import compare_eos, energy_shift, validation
 from mlip_autopipec.trainer.pace import TrainingResult
 
 log = logging.getLogger("mlip_autopipec")
-
-
-class _Figures(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DatabaseCounts(_Figures):
-    """Structures by status, by source (and generation), and labelled ones by split."""
-
-    total: int = Field(description="Structures in the database.")
-    by_status: dict[str, int] = Field(description="Structures per status (statuses with none left out).")
-    by_source: dict[str, int] = Field(description="Structures per 'source (generation g)'.")
-    labelled_by_split: dict[str, int] = Field(description="Labelled structures in the train and validation splits.")
-    by_seed: dict[str, dict[str, int]] = Field(
-        default_factory=dict,
-        description="Structures per seed, then per 'source (generation g)' (property structures under their seed too).",
-    )
-
-
-class ValidationFigures(_Figures):
-    """Errors of the potential on the labelled validation split (energy per atom, force components)."""
-
-    n_structures: int = Field(description="Validation structures evaluated (0: none).")
-    energy_rmse_mev_per_atom: float | None = Field(None, description="Energy RMSE (meV/atom).")
-    energy_mae_mev_per_atom: float | None = Field(None, description="Energy MAE (meV/atom).")
-    force_rmse_mev_per_angstrom: float | None = Field(None, description="Force RMSE (meV/Å).")
-    force_mae_mev_per_angstrom: float | None = Field(None, description="Force MAE (meV/Å).")
-    note: str | None = Field(None, description="Why there are no figures.")
-
-
-class EOSFit(_Figures):
-    """A Birch–Murnaghan fit of E(V)."""
-
-    volume_per_atom: float = Field(description="Equilibrium volume (Å³/atom).")
-    energy_per_atom: float = Field(description="Equilibrium energy (eV/atom).")
-    bulk_modulus_gpa: float = Field(description="Bulk modulus (GPa).")
-    lattice_constant: float = Field(description="Lattice constant at the equilibrium volume (Å).")
-
-
-class EOSFigures(_Figures):
-    """The oracle's and the potential's equations of state on the same cells."""
-
-    n_points: int | None = Field(None, description="Volumes compared.")
-    oracle: EOSFit | None = Field(None, description="The oracle's fit.")
-    potential: EOSFit | None = Field(None, description="The potential's fit (null: no minimum in range).")
-    lattice_constant_error_percent: float | None = Field(None, description="Potential vs oracle (%).")
-    bulk_modulus_error_percent: float | None = Field(None, description="Potential vs oracle (%).")
-    potential_failure: str | None = Field(None, description="Why the potential's fit failed.")
-    note: str | None = Field(None, description="Why there is no comparison.")
-
-
-class QualityCheck(_Figures):
-    figure: str = Field(description="What is checked.")
-    value: float | None = Field(description="The measured figure (null: not measured).")
-    target: float = Field(description="The largest acceptable |value|.")
-    unit: str = Field(description="Unit of value and target.")
-    passed: bool = Field(description="|value| <= target.")
-
-
-class QualityBar(_Figures):
-    passed: bool = Field(description="Every check passed.")
-    checks: list[QualityCheck] = Field(description="One entry per target set in the config's report section.")
-
-
-class ReportFigures(_Figures):
-    """What the report measures of a fitted potential."""
-
-    counts: DatabaseCounts = Field(description="The database's structures.")
-    validation: ValidationFigures = Field(description="Errors on the validation split.")
-    eos: EOSFigures | None = Field(None, description="Equation of state of the first bulk seed (null: report.eos off).")
-    eos_by_seed: dict[str, EOSFigures] = Field(default_factory=dict, description="Equation of state of each bulk seed.")
-    properties: PropertiesFigures | None = Field(
-        None,
-        description="Properties of the first bulk seed, oracle against potential (null: none switched on, or no bulk seed).",
-    )
-    properties_by_seed: dict[str, PropertiesFigures] = Field(
-        default_factory=dict, description="Properties of each bulk seed."
-    )
-    formation: FormationFigures | None = Field(
-        None, description="Formation energies per composition (binary systems only)."
-    )
-    quality_bar: QualityBar = Field(description="The config's targets, met or not.")
-    report_seconds: dict[str, float] = Field(default_factory=dict, description="Wall time of the report's parts (s).")
 
 
 def database_counts(db: DatabaseManager) -> DatabaseCounts:
@@ -136,7 +61,8 @@ def build_figures(
     cfg: PipelineConfig, db: DatabaseManager, fit: TrainingResult, out: Path, workdir: Path | None = None
 ) -> ReportFigures:
     """Compute the figures of ``fit`` and draw the plots under ``out``: parity (by seed), EOS and properties of each
-    bulk seed, formation energies.  ``workdir``: where the oracle's property calculations run (default: ``out``'s parent)."""
+    bulk seed, formation energies.  ``workdir``: where the oracle's property calculations run (default: ``out``'s
+    parent)."""
     import time
 
     from mlip_autopipec.report import plots  # matplotlib: imported when drawing

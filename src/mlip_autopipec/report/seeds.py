@@ -21,7 +21,7 @@ from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.config.schemas.structure import SeedConfig
 from mlip_autopipec.database import DatabaseManager, StoredStructure
 from mlip_autopipec.database.metadata import PROPERTY
-from mlip_autopipec.report.models import FormationFigures, FormationPoint, PropertiesFigures
+from mlip_autopipec.records.figures import FormationFigures, FormationPoint, PropertiesFigures
 
 log = logging.getLogger("mlip_autopipec")
 

@@ -13,19 +13,21 @@ from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
 from mlip_autopipec.exceptions import ConfigurationError
 from mlip_autopipec.explore.plan import candidate_metadata
-from mlip_autopipec.pipeline.exploration import read_candidates, read_trajectories, write_candidates
+from mlip_autopipec.pipeline.active_learning.md_runs import read_candidates, read_trajectories, write_candidates
+from mlip_autopipec.pipeline.active_learning.steps import stored_already
 from mlip_autopipec.pipeline.fits import latest_fit, load_fit, mark_latest, save_fit
-from mlip_autopipec.pipeline.generation import stored_already
-from mlip_autopipec.pipeline.records import (
+from mlip_autopipec.pipeline.state import read_state, section_fingerprints, write_state
+from mlip_autopipec.pipeline.summary import active_learning_plot
+from mlip_autopipec.records import (
     ActiveLearningRecord,
+    FitRecord,
     GenerationRecord,
     InitialFit,
     TrajectoryRecord,
     TrajectoryRecords,
     dump_record,
+    load_record,
 )
-from mlip_autopipec.pipeline.state import read_state, section_fingerprints, write_state
-from mlip_autopipec.pipeline.summary import active_learning_plot
 from mlip_autopipec.trainer.pace import TrainingResult
 from mlip_autopipec.trainer.parsing import TrainingMetrics
 
@@ -173,6 +175,47 @@ def test_fit_records_are_relative_and_old_absolute_ones_are_rebased(tmp_path):
     (workdir / "fits" / "latest.json").write_text(json.dumps({"fit": "fit-abc"}))
     assert load_fit(workdir, fit_dir) == result and latest_fit(workdir) == result
     assert load_fit(workdir, workdir / "fits" / "none") is None
+
+
+def test_a_fit_record_is_a_training_result_with_a_version():
+    assert issubclass(FitRecord, TrainingResult)
+    assert set(FitRecord.model_fields) == set(TrainingResult.model_fields) | {"schema_version"}
+
+
+def test_fit_record_written_by_the_version_before_loads(tmp_path):
+    """result.json as the version with its own FitRecord fields wrote it (schema 1, paths relative)."""
+    workdir = tmp_path / "run"
+    fit_dir = workdir / "fits" / "fit-abc"
+    fit_dir.mkdir(parents=True)
+    written = {
+        "schema_version": 1,
+        "potential_yace": "fits/fit-abc/output_potential.yace",
+        "potential_yaml": "fits/fit-abc/output_potential.yaml",
+        "metrics": {"train_energy_rmse_mev_per_atom": 1.0, "train_force_rmse_mev_per_a": 20.0},
+        "log_path": "fits/fit-abc/pacemaker.log",
+        "input_yaml": "fits/fit-abc/input.yaml",
+        "output_dir": "fits/fit-abc",
+        "evaluator": "pyace",
+        "reference_energy": {"Cu": -0.1},
+        "wall_time_s": 3.0,
+    }
+    (fit_dir / "result.json").write_text(json.dumps(written))
+    fit = load_fit(workdir, fit_dir)
+    assert type(fit) is TrainingResult and fit == _training_result(fit_dir)
+    save_fit(workdir, fit)  # written back the same
+    assert json.loads((fit_dir / "result.json").read_text()) == {
+        **written,
+        "metrics": {**TrainingMetrics(**written["metrics"]).model_dump()},
+    }
+
+
+def test_fit_record_paths_outside_the_work_directory_stay_absolute(tmp_path):
+    elsewhere = Path("/elsewhere/fit")
+    record = FitRecord.of(_training_result(elsewhere))
+    data = json.loads(record.model_dump_json(context={"workdir": tmp_path}))
+    assert data["output_dir"] == "/elsewhere/fit" and data["log_path"] == "/elsewhere/fit/pacemaker.log"
+    back = load_record(FitRecord, data, tmp_path)
+    assert back.result() == _training_result(elsewhere)
 
 
 def test_trajectory_records_round_trip_and_old_list(tmp_path):

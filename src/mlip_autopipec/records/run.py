@@ -1,118 +1,20 @@
-"""What a run records in its work directory, as typed models: the run state, the active-learning generations, the
-trajectories of each generation, the fits and the summary.
-
-Every path a record holds is a :data:`WorkPath`: absolute in memory, written
-relative to the work directory and resolved against it when read, so a work
-directory can be moved or copied.  Reading and writing go through
-:func:`dump_record` / :func:`load_record` (the work directory travels as pydantic's
-validation/serialisation context).  Each file carries ``schema_version``; the
-layout written before versions existed (version 0) is migrated when read
-(:mod:`mlip_autopipec.pipeline.migrate`).
-"""
+"""The records of a run's progress: ``state.json`` (the run state and active learning's generations) and each
+generation's ``al/gen_<g>/trajectories.json``."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SerializationInfo, ValidationInfo, WrapValidator
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
-from mlip_autopipec.fileio import atomic_path
-from mlip_autopipec.report.build import ReportFigures
-from mlip_autopipec.trainer.pace import TrainingResult
-from mlip_autopipec.trainer.parsing import TrainingMetrics
+from mlip_autopipec.records.base import Record, WorkPath
 
-SCHEMA_VERSION = 1
 STEPS = ("active_set", "explored", "selected", "labelled", "fitted")
 Step = Literal["active_set", "explored", "selected", "labelled", "fitted"]
 
 
-# --------------------------------------------------------------------------- paths relative to the work directory
-def _workdir(info: ValidationInfo | SerializationInfo) -> Path | None:
-    context = info.context or {}
-    workdir = context.get("workdir") if isinstance(context, dict) else None
-    return None if workdir is None else Path(workdir)
-
-
-def _resolve(value: Any, handler, info: ValidationInfo) -> Path:
-    path = Path(handler(value))
-    workdir = _workdir(info)
-    return path if workdir is None or path.is_absolute() else workdir / path
-
-
-def _relative(path: Path, info: SerializationInfo) -> str:
-    workdir = _workdir(info)
-    if workdir is not None:
-        try:
-            return Path(path).relative_to(workdir).as_posix() or "."
-        except ValueError:
-            pass
-    return str(path)
-
-
-#: A path inside the work directory: absolute in memory, relative to the work directory on disk.
-WorkPath = Annotated[Path, WrapValidator(_resolve), PlainSerializer(_relative, return_type=str)]
-
-
-class Record(BaseModel):
-    """Base of every record: unknown fields are refused, assignments validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    schema_version: int = Field(
-        SCHEMA_VERSION, description="Layout version of this record (0: written before versions existed)."
-    )
-
-
-R = TypeVar("R", bound=BaseModel)
-
-
-def dump_record(path: Path, record: BaseModel, workdir: Path) -> None:
-    """Write ``record`` as JSON to ``path`` (atomically), its paths relative to ``workdir``."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(record.model_dump_json(indent=2, context={"workdir": Path(workdir)}))
-
-
-def load_record(model: type[R], data: Any, workdir: Path) -> R:
-    """Validate ``data`` (JSON text or a mapping) as ``model``, resolving its paths against ``workdir``."""
-    context = {"workdir": Path(workdir)}
-    if isinstance(data, (str, bytes)):
-        return model.model_validate_json(data, context=context)
-    return model.model_validate(data, context=context)
-
-
-# --------------------------------------------------------------------------- fits
-class FitRecord(Record):
-    """``fits/<fit>/result.json``: what a finished pacemaker fit produced (see ``TrainingResult``), paths relative."""
-
-    potential_yace: WorkPath = Field(description="The potential for PyACECalculator / LAMMPS pair_style pace (.yace).")
-    potential_yaml: WorkPath = Field(description="The potential in pacemaker's B-basis format (.yaml).")
-    metrics: TrainingMetrics = Field(description="Train (and test) RMSE pacemaker reported at the end of the fit.")
-    log_path: WorkPath = Field(description="pacemaker's whole output (stdout and stderr).")
-    input_yaml: WorkPath = Field(description="The input.yaml pacemaker ran with.")
-    output_dir: WorkPath = Field(description="The fit's directory.")
-    evaluator: Literal["tensorpot", "pyace"] = Field(description="The pacemaker backend used.")
-    reference_energy: dict[str, float] | None = Field(
-        None, description="Per-element reference energies (eV) pacemaker subtracted; null: none."
-    )
-    wall_time_s: float = Field(description="Wall-clock time of the fit (s).")
-
-    @classmethod
-    def of(cls, result: TrainingResult) -> FitRecord:
-        return cls(**result.model_dump())
-
-    def result(self) -> TrainingResult:
-        return TrainingResult(**self.model_dump(exclude={"schema_version"}))
-
-
-class LatestFit(Record):
-    """``fits/latest.json``: which fit is the work directory's most recent one."""
-
-    fit_dir: WorkPath = Field(description="The latest finished fit's directory.")
-
-
-# --------------------------------------------------------------------------- active learning
 class ValidationErrors(BaseModel):
     """The validation RMSE of a fit on the labelled validation split at the time of the fit (null: no split)."""
 
@@ -183,8 +85,9 @@ class GenerationRecord(ValidationErrors):
         """True when ``step`` (or a later one) has finished."""
         return self.step is not None and STEPS.index(self.step) >= STEPS.index(step)
 
-    def add_seconds(self, field: str):
-        """A callback adding elapsed seconds to the timing ``field`` (for :func:`~mlip_autopipec.pipeline.context.timed`)."""
+    def add_seconds(self, field: str) -> Callable[[float], None]:
+        """A callback adding elapsed seconds to the timing ``field``
+        (for :func:`~mlip_autopipec.pipeline.context.timed`)."""
 
         def add(seconds: float) -> None:
             setattr(self, field, getattr(self, field) + seconds)
@@ -213,11 +116,14 @@ class ActiveLearningRecord(BaseModel):
     def start_generation(self, g: int, training: str) -> GenerationRecord:
         """The record of generation ``g``, created when there is none."""
         row = self.generation(g)
-        if row is None:
-            row = GenerationRecord(generation=g, training=training)
-            self.generations = sorted([*self.generations, row], key=lambda r: r.generation)
-            row = self.generation(g)
-        return row
+        if row is not None:
+            return row
+        self.generations = sorted([*self.generations, GenerationRecord(generation=g, training=training)], key=_number)
+        return next(row for row in self.generations if row.generation == g)  # the list's own (validated) copy
+
+
+def _number(row: GenerationRecord) -> int:
+    return row.generation
 
 
 class TrajectoryRecord(BaseModel):
@@ -248,7 +154,6 @@ class TrajectoryRecords(Record):
     trajectories: list[TrajectoryRecord] = Field(description="One record per planned trajectory.")
 
 
-# --------------------------------------------------------------------------- run state
 class RunState(Record):
     """``state.json``: what the work directory was made with, and active learning's progress."""
 
@@ -258,33 +163,3 @@ class RunState(Record):
     config: PipelineConfig = Field(description="The config of the latest run (workdir recorded as '.').")
     updated: str = Field(description="When the state was last written (local time, ISO 8601).")
     active_learning: ActiveLearningRecord | None = Field(None, description="Active learning's progress; null: not run.")
-
-
-# --------------------------------------------------------------------------- summary
-class PotentialFiles(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    yace: WorkPath = Field(description="The final potential (.yace).")
-    yaml: WorkPath = Field(description="The final potential in B-basis format (.yaml).")
-
-
-class Timings(BaseModel):
-    """Where the run's wall time went (s)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps_s: dict[str, float] = Field(description="Wall time of each pipeline step (s).")
-    total_s: float = Field(description="Wall time before the report (s).")
-    oracle_s: float = Field(description="The labelling step (s).")
-    pacemaker_s: float = Field(description="pacemaker runs of this run (s; 0 when every fit was reused).")
-    other_s: float = Field(description="Everything else (s).")
-
-
-class RunSummary(Record, ReportFigures):
-    """``report/summary.json``: the run's figures, its final potential and, with active learning, its record."""
-
-    workdir: WorkPath = Field(description="The work directory.")
-    potential: PotentialFiles = Field(description="The final potential's files.")
-    fit: TrainingMetrics = Field(description="pacemaker's own figures of the final fit.")
-    timings: Timings = Field(description="Where the time went.")
-    active_learning: ActiveLearningRecord | None = Field(None, description="Active learning's record; null: not run.")
