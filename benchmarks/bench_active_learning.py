@@ -323,11 +323,11 @@ def training_calls(workdir: Path) -> int:
 
 def stability(fit, train_data: Path, gamma_halt: float, s: Sizes, workers: int) -> tuple[int, list[str]]:
     """How many of the 1300 K NVT trajectories (32 atoms, s.stability_ps ps) ran to the end; the stop reasons."""
+    from mlip_autopipec.compute.cluster import dask_client
     from mlip_autopipec.config import LocalComputeConfig
     from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
     from mlip_autopipec.explore import MDCondition, build_active_set, run_trajectory
     from mlip_autopipec.explore.activeset import asi_path_for
-    from mlip_autopipec.oracle.compute import dask_client
 
     asi = asi_path_for(fit.potential_yaml)
     if not asi.is_file():

@@ -1,10 +1,15 @@
 """Active learning end to end: real EMT, real pacemaker, real γ, a real Dask LocalCluster.
 
-One run (module fixture) is started with the command line in a subprocess and
-killed with SIGKILL as soon as ``state.json`` shows generation 1 explored; it is
-then started again in this process and finishes two generations.  The tests
-check the result, the forced halts (a very low gamma_halt), that selection
-skips stored structures, that the resumed run redid nothing, and the stop rules.
+One run (module fixture) is started with the command line in a subprocess that a hook holds at the start of
+generation 1's selection (``state.json`` then shows generation 1 explored); it is killed there with SIGKILL,
+then started again in this process and finishes two generations, leaving a copy of its work directory as it
+was before each step of generation 2.  The tests check the result, the forced halts (a very low gamma_halt),
+that selection skips stored structures, that the resumed run redid nothing, and the stop rules.  The resume
+tests take those copies (or the finished run): a run killed right after one step's work (before its record is
+saved), a deleted fit folder or deleted candidates, and check that the run started again ends with the same
+record as the uninterrupted one, without labelling anything twice.  The uninterrupted run's refit lies beside
+the copies, so a resumed run that reaches the same data reuses it instead of fitting (only the deleted fit
+folder is fitted again).
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ import yaml
 
 from mlip_autopipec.config import load_config
 from mlip_autopipec.database import DatabaseManager
+from mlip_autopipec.pipeline.active_learning import loop
+from mlip_autopipec.pipeline.active_learning.loop import resumed_initial_fit, run_active_learning
 from mlip_autopipec.pipeline.context import RunContext, open_database
-from mlip_autopipec.pipeline.records import ActiveLearningRecord
 from mlip_autopipec.pipeline.run import run_pipeline
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.pipeline.status import status_lines
+from mlip_autopipec.records import ActiveLearningRecord, GenerationRecord
+from mlip_autopipec.trainer.pace import TrainingResult
 from mlip_autopipec.trainer.profile import PacemakerProfile
 
 pytestmark = pytest.mark.slow
@@ -110,6 +118,32 @@ def _step_of_generation_1(workdir: Path) -> str | None:
     return rows[0].get("step") if rows else None
 
 
+#: The command line's ``run`` (argv[1]: the config), held at the start of generation 1's selection until it is
+#: killed; argv[2] is written when it gets there.
+HELD_RUN = """
+import sys, time
+from pathlib import Path
+
+from mlip_autopipec.cli import main
+from mlip_autopipec.pipeline.active_learning import loop
+
+
+def held(step):
+    def run(ctx, gen_run):
+        if gen_run.gen.generation == 1:
+            Path(sys.argv[2]).write_text(step.__name__)
+            while True:
+                time.sleep(1)
+        step(ctx, gen_run)
+
+    return run
+
+
+loop.STEPS = tuple((held(s) if s.__name__ == "select_structures" else s, rule) for s, rule in loop.STEPS)
+sys.exit(main(["run", sys.argv[1], "--no-progress"]))
+"""
+
+
 def _kill_tree(pid: int) -> None:
     """SIGKILL the run and every process it started (Dask nanny and workers, pacemaker), by their ids."""
     import psutil
@@ -139,18 +173,28 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def al_run(tmp_path_factory):
-    _require_pace_tools()
-    root = tmp_path_factory.mktemp("al")
-    workdir = root / "run"
-    config_path = root / "config.yaml"
-    config_path.write_text(yaml.safe_dump({"workdir": str(workdir), **CONFIG}, sort_keys=False))
+def _snapshots(root: Path, generation: int) -> tuple:
+    """``loop.STEPS`` that first copy the work directory to ``root/before_<step>`` at each step of ``generation``."""
 
+    def snapshot(step):
+        def run(ctx, gen_run):
+            if gen_run.gen.generation == generation:
+                locks = shutil.ignore_patterns(".run.lock", "*.run-lock", "logs")
+                shutil.copytree(ctx.workdir, root / f"before_{step.__name__}", ignore=locks)
+            step(ctx, gen_run)
+
+        return run
+
+    return tuple((snapshot(step), rule) for step, rule in loop.STEPS)
+
+
+def _first_run_held_and_killed(root: Path, config_path: Path) -> None:
+    """Run the command line in a subprocess until it holds at generation 1's selection, then SIGKILL it."""
+    held = root / "held_at"
     env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
     with open(root / "first_run.log", "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlip_autopipec.cli", "run", str(config_path), "--no-progress"],
+            [sys.executable, "-c", HELD_RUN, str(config_path), str(held)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -158,19 +202,28 @@ def al_run(tmp_path_factory):
         )
         try:
             deadline = time.monotonic() + 600
-            while _step_of_generation_1(workdir) not in ("explored", "selected", "labelled", "fitted"):
+            while not held.exists():
                 assert proc.poll() is None, (
                     f"the run ended before exploring:\n{(root / 'first_run.log').read_text()[-3000:]}"
                 )
                 assert time.monotonic() < deadline, "generation 1 was not explored within 600 s"
-                time.sleep(0.02)
+                time.sleep(0.1)
         finally:
             _kill_tree(proc.pid)
             proc.wait(timeout=60)
-    step_at_kill = _step_of_generation_1(workdir)
+
+
+@pytest.fixture(scope="module")
+def al_run(tmp_path_factory):
+    _require_pace_tools()
+    root = tmp_path_factory.mktemp("al")
+    workdir = root / "run"
+    config_path = root / "config.yaml"
+    config_path.write_text(yaml.safe_dump({"workdir": str(workdir), **CONFIG}, sort_keys=False))
+    _first_run_held_and_killed(root, config_path)
     candidates = workdir / "al" / "gen_1" / "candidates.xyz"
     before = {
-        "step": step_at_kill,
+        "step": _step_of_generation_1(workdir),
         "candidates_sha": _sha(candidates),
         "candidates_mtime": candidates.stat().st_mtime_ns,
         "fits": sorted(p.name for p in (workdir / "fits").iterdir() if p.is_dir()),
@@ -181,7 +234,9 @@ def al_run(tmp_path_factory):
 
     cfg = load_config(config_path)
     t0 = time.monotonic()
-    summary = run_pipeline(cfg, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "STEPS", _snapshots(root / "snapshots", generation=2))
+        summary = run_pipeline(cfg, progress=False)
     return {
         "workdir": workdir,
         "config": cfg,
@@ -189,6 +244,7 @@ def al_run(tmp_path_factory):
         "summary": summary,
         "before": before,
         "resume_s": time.monotonic() - t0,
+        "snapshots": root / "snapshots",
     }
 
 
@@ -210,7 +266,7 @@ def test_two_generations_end_to_end(al_run):
     # the second generation explored with the first generation's potential and its active set
     assert rows[1].active_set.parent == rows[0].fit_dir
     # every trajectory's outcome is on record
-    from mlip_autopipec.pipeline.exploration import read_trajectories
+    from mlip_autopipec.pipeline.active_learning.md_runs import read_trajectories
 
     for r in rows:
         records = read_trajectories(workdir, r.generation)
@@ -244,9 +300,9 @@ def test_forced_halts_are_labelled_as_md_halt(al_run):
 def test_selection_never_picks_a_stored_structure(al_run):
     from mlip_autopipec.explore.activeset import asi_path_for
     from mlip_autopipec.explore.select import select_candidates
-    from mlip_autopipec.pipeline.exploration import read_candidates
+    from mlip_autopipec.pipeline.active_learning.md_runs import read_candidates
+    from mlip_autopipec.pipeline.active_learning.steps import stored_already
     from mlip_autopipec.pipeline.fits import latest_fit
-    from mlip_autopipec.pipeline.generation import stored_already
 
     workdir = al_run["workdir"]
     fit = latest_fit(workdir)
@@ -268,7 +324,7 @@ def test_selection_never_picks_a_stored_structure(al_run):
 
 def test_resume_after_kill_redid_nothing(al_run):
     workdir, before = al_run["workdir"], al_run["before"]
-    assert before["step"] in ("explored", "selected")  # killed right after exploring generation 1
+    assert before["step"] == "explored"  # killed as it started selecting in generation 1
     candidates = workdir / "al" / "gen_1" / "candidates.xyz"
     assert candidates.stat().st_mtime_ns == before["candidates_mtime"] and _sha(candidates) == before["candidates_sha"]
     fits = sorted(p.name for p in (workdir / "fits").iterdir() if p.is_dir())
@@ -284,8 +340,6 @@ def test_resume_after_kill_redid_nothing(al_run):
         )  # the report's own rows aside
         assert db.count(status="pending") == 0
     # what a resumed pipeline may take instead of fitting its first potential again
-    from mlip_autopipec.pipeline.active_learning import resumed_initial_fit
-
     cfg = al_run["config"]
     ctx = RunContext(cfg, workdir, open_database(cfg, workdir), progress=False)
     try:
@@ -296,7 +350,6 @@ def test_resume_after_kill_redid_nothing(al_run):
 
 def test_stop_rules_budget_and_convergence(al_run, tmp_path):
     """On a copy of the finished run: a spent oracle budget stops at once; a potential that never halts converges."""
-    from mlip_autopipec.pipeline.active_learning import run_active_learning
     from mlip_autopipec.pipeline.fits import latest_fit
 
     workdir = tmp_path / "copy"
@@ -339,7 +392,7 @@ def test_stop_rules_budget_and_convergence(al_run, tmp_path):
     )
     assert al.stop_reason.startswith("converged: fit targets not set; exploration quiet"), al.stop_reason
     row = al.generations[2]
-    from mlip_autopipec.pipeline.exploration import read_trajectories
+    from mlip_autopipec.pipeline.active_learning.md_runs import read_trajectories
 
     assert row.generation == 3 and row.step == "explored" and row.halts == 0, read_trajectories(workdir, 3)
     assert final.output_dir == fit.output_dir
@@ -350,7 +403,6 @@ def test_stop_rules_budget_and_convergence(al_run, tmp_path):
 def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
     """refit_max_epochs: generation 3 refits with 4 iterations; the run converges in generation 4 and hands on one
     more fit with final_max_epochs (16), continued from that refit on the same data; a rerun reuses it."""
-    from mlip_autopipec.pipeline.active_learning import run_active_learning
     from mlip_autopipec.pipeline.fits import latest_fit
 
     workdir = tmp_path / "copy"
@@ -484,3 +536,111 @@ def test_a_work_directory_of_the_previous_layout_resumes(al_run, tmp_path):
     assert "active learning:" in "\n".join(status_lines(workdir))
     _rerun_elsewhere(al_run, workdir, fit_records_rewritten=False)
     assert json.loads((workdir / "state.json").read_text())["schema_version"] == 1
+
+
+# --------------------------------------------------------------------------- resume: kills, deleted files
+TIMINGS = {"active_set_s", "explore_s", "select_s", "label_s", "fit_s"}
+
+
+def _continue(cfg, workdir: Path) -> tuple[TrainingResult, float]:
+    """Active learning on ``workdir`` from its recorded initial fit: the final fit and the seconds pacemaker ran."""
+    ctx = RunContext(cfg, workdir, open_database(cfg, workdir), progress=False)
+    try:
+        initial = resumed_initial_fit(ctx)
+        assert initial is not None
+        return run_active_learning(ctx, initial), ctx.pacemaker_s
+    finally:
+        ctx.db.close()
+
+
+def _row(row: GenerationRecord, workdir: Path) -> dict:
+    """A generation's record without its timings, its paths relative to ``workdir``."""
+    return row.model_dump(mode="json", exclude=TIMINGS, context={"workdir": workdir})
+
+
+def _assert_same_campaign(workdir: Path, reference: Path) -> None:
+    """``workdir`` ended as the uninterrupted run in ``reference``: the same records, structures, labels' count,
+    oracle folders and fits."""
+    al, ref = _al(workdir), _al(reference)
+    assert [_row(r, workdir) for r in al.generations] == [_row(r, reference) for r in ref.generations]
+    assert al.stop_reason == ref.stop_reason and al.final is None
+    with DatabaseManager(workdir / "structures.db") as db, DatabaseManager(reference / "structures.db") as ref_db:
+        for status in ("labelled", "pending", "failed"):
+            assert db.ids(status=status) == ref_db.ids(status=status), status
+        assert db.ids(label="validation") == ref_db.ids(label="validation")
+    assert _oracle_and_fit_dirs(workdir) == _oracle_and_fit_dirs(reference)
+
+
+def _kill_after(monkeypatch: pytest.MonkeyPatch, name: str, generation: int) -> None:
+    """End step ``name`` of ``generation`` with a KeyboardInterrupt once its work is done and before the loop saves
+    its record: the worst moment for a kill (its files and database rows are there, state.json does not say so)."""
+
+    def wrap(step):
+        def killed(ctx, gen_run):
+            step(ctx, gen_run)
+            if gen_run.gen.generation == generation:
+                raise KeyboardInterrupt(f"test: killed after {name}")
+
+        return killed
+
+    monkeypatch.setattr(loop, "STEPS", tuple((wrap(s) if s.__name__ == name else s, r) for s, r in loop.STEPS))
+
+
+def _copy_with_generation_2_fit(al_run, snapshot: str, workdir: Path) -> None:
+    """Copy ``snapshot`` to ``workdir``, with the uninterrupted run's refit of generation 2 beside its fits: a run
+    that reaches the same data reuses it (fits are found by their settings, data and start), one that does not
+    fits anew, so ``pacemaker_s`` tells which (and no test here waits for pacemaker)."""
+    shutil.copytree(al_run["snapshots"] / snapshot, workdir)
+    fit_dir = _al(al_run["workdir"]).generation(2).fit_dir
+    shutil.copytree(fit_dir, workdir / "fits" / fit_dir.name)
+
+
+@pytest.mark.parametrize(
+    "step", ["make_active_set", "explore_generation", "select_structures", "label_selection", "refit_generation"]
+)
+def test_a_kill_after_each_step_resumes_to_the_same_record(al_run, tmp_path, monkeypatch, step):
+    workdir = tmp_path / "run"
+    _copy_with_generation_2_fit(al_run, f"before_{step}", workdir)
+    cfg = al_run["config"]
+    _kill_after(monkeypatch, step, generation=2)
+    with pytest.raises(KeyboardInterrupt, match=f"killed after {step}"):
+        _continue(cfg, workdir)
+    monkeypatch.undo()
+    with DatabaseManager(workdir / "structures.db") as db:
+        labelled_at_kill = _labels(db)
+    _, pacemaker_s = _continue(cfg, workdir)
+    assert pacemaker_s == 0.0, "the resumed run fitted other data than the uninterrupted one"
+    _assert_same_campaign(workdir, al_run["workdir"])
+    with DatabaseManager(workdir / "structures.db") as db:
+        after = _labels(db)
+    assert {sid: after[sid] for sid in labelled_at_kill} == labelled_at_kill, "a structure was labelled again"
+    if step in ("label_selection", "refit_generation"):
+        assert after == labelled_at_kill  # generation 2 was labelled before the kill: nothing more after it
+
+
+def test_a_deleted_fit_folder_is_fitted_again(al_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(al_run["workdir"], workdir)
+    gen2 = _al(workdir).generation(2)
+    shutil.rmtree(gen2.fit_dir)
+    rows = _rows(workdir)
+    final, pacemaker_s = _continue(al_run["config"], workdir)
+    assert pacemaker_s > 0.0 and final.output_dir == gen2.fit_dir  # the same data: the same fit folder
+    assert (gen2.fit_dir / "result.json").is_file() and (gen2.fit_dir / "output_potential.yace").is_file()
+    assert _rows(workdir) == rows, "a structure was added or labelled again"
+    _assert_same_campaign(workdir, al_run["workdir"])
+
+
+def test_deleted_candidates_are_explored_again(al_run, tmp_path):
+    workdir = tmp_path / "run"
+    _copy_with_generation_2_fit(al_run, "before_select_structures", workdir)
+    assert _al(workdir).generation(2).step == "explored"
+    gen_dir = workdir / "al" / "gen_2"
+    explored_at = (gen_dir / "trajectories.json").stat().st_mtime_ns
+    (gen_dir / "candidates.xyz").unlink()
+    _, pacemaker_s = _continue(al_run["config"], workdir)
+    assert (gen_dir / "trajectories.json").stat().st_mtime_ns != explored_at  # explored again
+    assert pacemaker_s == 0.0  # ... to the same candidates, selection and labels: the same fit
+    reference = al_run["workdir"] / "al" / "gen_2" / "candidates.xyz"
+    assert _sha(gen_dir / "candidates.xyz") == _sha(reference)
+    _assert_same_campaign(workdir, al_run["workdir"])

@@ -15,7 +15,7 @@ import yaml
 from conftest import require_executable
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager
-from mlip_autopipec.pipeline.exploration import read_trajectories
+from mlip_autopipec.pipeline.active_learning.md_runs import read_trajectories
 from mlip_autopipec.pipeline.run import run_pipeline
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.trainer.profile import PacemakerProfile

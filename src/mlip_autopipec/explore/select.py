@@ -27,7 +27,8 @@ from mlip_autopipec.trainer.parsing import tail
 from mlip_autopipec.trainer.profile import PacemakerProfile
 from mlip_autopipec.trainer.pyace_import import import_quietly
 
-CANDIDATES_FILE = "candidates.pckl.gzip"
+#: the candidate table (pandas, gzip pickle) handed to pace_select in batch mode
+PACE_SELECT_INPUT = "candidates.pckl.gzip"
 SELECTED_FILE = "selected.pkl.gz"
 LOG_NAME = "pace_select.log"
 
@@ -225,11 +226,11 @@ def _select_with_pace_select(
         folder.mkdir(parents=True, exist_ok=True)
         (folder / SELECTED_FILE).unlink(missing_ok=True)
         pd.DataFrame({"ase_atoms": list(pool), "candidate_index": list(range(len(pool)))}).to_pickle(
-            folder / CANDIDATES_FILE, compression="gzip"
+            folder / PACE_SELECT_INPUT, compression="gzip"
         )
         args = select_command(
             "pace_select",
-            CANDIDATES_FILE,
+            PACE_SELECT_INPUT,
             potential,
             asi,
             max_new,

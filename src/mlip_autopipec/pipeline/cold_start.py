@@ -1,8 +1,8 @@
 """The cold start's steps: draw the pool, label it, split it, export it, fit, report.
 
 Each asks the database or the work directory what is already done and skips
-it.  Active learning (:mod:`mlip_autopipec.pipeline.active_learning`) reuses
-:func:`step_label`, :func:`step_split` and :func:`step_export`.
+it.  Active learning's steps (:mod:`mlip_autopipec.pipeline.active_learning.steps`)
+reuse :func:`step_label`, :func:`step_split` and :func:`step_export`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from mlip_autopipec.database import StructureMetadata
 from mlip_autopipec.pipeline.context import RunContext
-from mlip_autopipec.pipeline.records import RunSummary
+from mlip_autopipec.records import RunSummary
 from mlip_autopipec.trainer.pace import TrainingResult
 
 if TYPE_CHECKING:
