@@ -19,7 +19,7 @@ import numpy as np
 from ase.build import bulk
 
 from mlip_autopipec.config import GeneratorConfig
-from mlip_autopipec.generator.explorer import InitialExplorer
+from mlip_autopipec.generator import InitialExplorer
 
 
 def naive(atoms, count, seed):

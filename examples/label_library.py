@@ -12,7 +12,7 @@ from ase.build import bulk
 
 from mlip_autopipec.config import EMTOracleConfig, GeneratorConfig, LocalComputeConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
-from mlip_autopipec.generator.explorer import InitialExplorer
+from mlip_autopipec.generator import InitialExplorer
 from mlip_autopipec.oracle import label_pending
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +17,14 @@ def atomic_path(path: str | Path, make_parents: bool = True) -> Iterator[Path]:
     after cannot leave an empty file under the final name.  On an exception the
     temporary file is removed and ``path`` is left as it was.  The temporary
     name keeps the final suffixes, so format detection by suffix (ASE, pandas)
-    works on it.
+    works on it.  The file gets the permissions a plain ``open(path, "w")``
+    would give it (0666 less the user's umask), not ``mkstemp``'s private 0600:
+    a group's project folder can read what a run writes.
     """
     path = Path(path)
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(path.suffixes), dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_file_beside(path)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -33,6 +33,19 @@ def atomic_path(path: str | Path, make_parents: bool = True) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _new_file_beside(path: Path) -> Path:
+    """Create an empty, hidden file of a new name beside ``path`` (mode 0666, less the umask, as open() does)."""
+    suffix = "".join(path.suffixes)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
 
 
 def os_error_sentence(err: OSError, doing: str = "") -> str:
@@ -60,7 +73,10 @@ def os_error_sentence(err: OSError, doing: str = "") -> str:
     elif code == errno.ENOTDIR:
         advice = "a part of this path is a file where a folder must be; move that file away or choose another path"
     elif code == errno.EEXIST:
-        advice = "something of that name already exists (a file where a folder must be?); move it away or choose another path"
+        advice = (
+            "something of that name already exists (a file where a folder must be?); "
+            "move it away or choose another path"
+        )
     elif code == errno.EISDIR:
         advice = "it is a folder where a file must be; give a file name"
     elif code == errno.ENOENT:

@@ -6,7 +6,7 @@ from ase.build import bulk
 
 from mlip_autopipec.config import GeneratorConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
-from mlip_autopipec.generator.explorer import InitialExplorer
+from mlip_autopipec.generator import InitialExplorer
 
 
 def test_generated_structures_are_stored_with_their_provenance(tmp_path):

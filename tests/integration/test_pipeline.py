@@ -107,7 +107,8 @@ def test_summary_has_the_properties_of_the_seed(finished_run):
     )
     assert set(props["surface_energy_j_per_m2"]) == {"111", "100", "110"}
     assert all(0.5 < p["oracle"] < 2.0 for p in props["surface_energy_j_per_m2"].values())
-    assert props["phonons"]["frequency_rmse_thz"] >= 0
+    # EMT copper's phonons reach ~7 THz; this small fit is ~0.26 THz off, and 0 would mean it met the oracle itself
+    assert 0.0 < props["phonons"]["frequency_rmse_thz"] < 1.5
     md = props["md_stability"]
     assert isinstance(md["completed"], bool) and md["steps"] > 0 and md["reason"]
     assert md["max_gamma"] is None  # no active learning, no active set: no γ

@@ -135,6 +135,7 @@ def test_random_alloys_have_exact_compositions_and_vegard_cells(cuau_pool):
 def test_slabs_keep_their_vacuum_axis_and_carry_surface_provenance(cuau_pool):
     _, pool = cuau_pool
     slabs = [a for a in pool if a.info["seed"] == "Cu111"]
+    assert len(slabs) == 8
     assert all(list(a.pbc) == [True, True, False] for a in slabs)
     assert all(a.info["miller"] == [1, 1, 1] and a.info["layers"] == 4 for a in slabs)
     assert {a.info["surface_defect"] for a in slabs} == {"none", "adatom", "vacancy"}
@@ -146,8 +147,10 @@ def test_slabs_keep_their_vacuum_axis_and_carry_surface_provenance(cuau_pool):
 
 def test_every_structure_passes_the_distance_guard(cuau_pool):
     _, pool = cuau_pool
+    assert len(pool) == 40
     for atoms in pool:
         i, j, d = neighbor_list("ijd", atoms, 3.0)
+        assert len(d) > 0, atoms.info  # every structure has neighbours within 3 Å: the check below looks at pairs
         limit = 0.5 * (covalent_radii[atoms.numbers[i]] + covalent_radii[atoms.numbers[j]])
         assert (d >= limit).all(), atoms.info
 
@@ -155,14 +158,17 @@ def test_every_structure_passes_the_distance_guard(cuau_pool):
 def test_pool_is_reproducible_and_independent_of_seed_order(cuau_pool):
     config, pool = cuau_pool
     again = build_pool(config)
+    assert len(again) == len(pool) == 40
     assert all(
-        np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers) for a, b in zip(pool, again)
+        np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers)
+        for a, b in zip(pool, again, strict=True)
     )
     reordered = PipelineConfig(**{**CUAU, "seeds": CUAU["seeds"][::-1]})
     by_seed = {s: [a for a in build_pool(reordered) if a.info["seed"] == s] for s in ("Cu", "Cu111")}
     for s, members in by_seed.items():
         mine = [a for a in pool if a.info["seed"] == s]
-        assert all(np.array_equal(a.positions, b.positions) for a, b in zip(mine, members))
+        assert len(mine) == len(members) == 8
+        assert all(np.array_equal(a.positions, b.positions) for a, b in zip(mine, members, strict=True))
 
 
 def test_the_pool_is_storable_in_the_database(cuau_pool, tmp_path):
@@ -212,3 +218,44 @@ def test_random_occupation_on_a_sublattice():
     assert alloy_ops.vegard_scale(nacl, {"Cl": 1.0}, ["Cl"]) == pytest.approx(1.0)
     with pytest.raises(StructureError, match="no sites"):
         alloy_ops.random_occupation(nacl, {"K": 1.0}, np.random.default_rng(1), ["K"])
+
+
+def test_a_seed_above_max_atoms_is_refused_with_its_size_and_a_memory_estimate():
+    """Row 9 of issue 22: `repeat: [20, 20, 20]` (32,000 atoms) was valid and took ~15 GB in the generate step."""
+    config = PipelineConfig(
+        structure={"element": "Cu", "cubic": True, "repeat": [20, 20, 20]}, generator={"pool_size": 30}
+    )
+    with pytest.raises(ConfigurationError) as err:
+        check_seeds(config)
+    message = str(err.value)
+    assert message.startswith("seed 'Cu_ref': Cu32000 has 32000 atoms, more than generator.max_atoms (2000)")
+    assert (
+        "roughly 480.0 MB of memory" in message and "(an estimate: about 500 bytes per atom, 960000 atoms)" in message
+    )
+    with pytest.raises(ConfigurationError, match=r"seed 'Cu_ref': Cu32000 has 32000 atoms, more than"):
+        build_pool(config)  # `generate` and the run refuse it too, before drawing anything
+    small = {"structure": {"element": "Cu", "cubic": True, "repeat": [2, 2, 2]}}  # 32 atoms
+    assert check_seeds(PipelineConfig(**small, generator={"pool_size": 4, "max_atoms": 32}))
+    with pytest.raises(ConfigurationError, match=r"Cu32 has 32 atoms, more than generator.max_atoms \(31\)"):
+        check_seeds(PipelineConfig(**small, generator={"pool_size": 4, "max_atoms": 31}))
+
+
+def test_a_defect_supercell_above_max_atoms_is_refused():
+    config = PipelineConfig(
+        structure={"element": "Cu", "cubic": True},
+        generator={"pool_size": 10, "n_defect_structures": 2, "defect_supercell_min_width": 30.0, "max_atoms": 500},
+    )
+    # 3.6 Å cubic cell: 9 × 9 × 9 repeats of 4 atoms, + 1 for an interstitial
+    with pytest.raises(ConfigurationError, match=r"the defect supercell of Cu4 has 2917 atoms, more than .* \(500\)"):
+        check_seeds(config)
+
+
+def test_max_atoms_is_a_guard_left_out_of_dumps_and_fingerprints():
+    """A guard, not a recipe: adding it must not change the generator's or the seeds' fingerprints."""
+    config = PipelineConfig(**{**CUAU, "generator": {**CUAU["generator"], "max_atoms": 20}})
+    assert "max_atoms" not in config.model_dump()["generator"]
+    assert all("max_atoms" not in (s["generator"] or {}) for s in config.model_dump()["seeds"])
+    # a seed's own generator settings keep the campaign's guard
+    assert seed_generator_config(config.seeds[1], config.generator).max_atoms == 20
+    with pytest.raises(ConfigurationError, match=r"seed 'Cu': Cu32 has 32 atoms, more than generator.max_atoms \(20\)"):
+        check_seeds(config)

@@ -119,7 +119,10 @@ def test_inside_the_package_mappings_are_refused_with_the_way_in():
 
 
 def test_the_schemas_never_import_the_loader():
-    """The loader sits above the schemas (it was a cycle: schemas/oracle -> loader -> schemas/pipeline -> schemas/oracle)."""
+    """The loader sits above the schemas.
+
+    It was a cycle: schemas/oracle -> loader -> schemas/pipeline -> schemas/oracle.
+    """
     for module in (SRC / "config" / "schemas").glob("*.py"):
         assert "config.loader" not in module.read_text(), module.name
 
@@ -133,3 +136,100 @@ def test_examples_exist_once(name):
     assert top.read_bytes() == shipped.read_bytes() == example_text(name).encode()
     cfg = load_config(top)
     assert cfg == load_config(shipped) and isinstance(cfg, PipelineConfig)
+
+
+DUPLICATES = {
+    "two training blocks": (
+        "structure: {element: Cu}\ntraining:\n  cutoff: 5.0\ngenerator: {seed: 1}\ntraining:\n  cutoff: 7.0\n",
+        "'training'",
+        (2, 5),
+    ),
+    "two pool sizes": ("generator:\n  pool_size: 10\n  seed: 1\n  pool_size: 40\n", "'generator.pool_size'", (2, 4)),
+    "two properties under report": (
+        "report:\n  properties: {elastic: true}\n  eos: true\n  properties: {elastic: false}\n",
+        "'report.properties'",
+        (2, 4),
+    ),
+    "inside a list of seeds": (
+        "seeds:\n  - name: a\n    element: Cu\n  - name: b\n    weight: 1\n    weight: 2\n",
+        "'seeds[1].weight'",
+        (5, 6),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DUPLICATES))
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, case):
+    text, key, (first, second) = DUPLICATES[case]
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: the key {key} is given twice") and f"lines {first} and {second}" in message
+
+
+def test_a_key_twice_on_one_line_and_merge_keys():
+    with pytest.raises(ConfigurationError, match=r"the key 'a\.x' is given twice in one mapping, on line 1"):
+        read_yaml_text("a: {x: 1, x: 2}\n")
+    # a merge (<<) may be overridden, as YAML intends; the same anchor used twice is not a duplicate
+    text = "base: &b {seed: 1, rattle_stdev: 0.1}\none: {<<: *b, seed: 2}\ntwo: *b\n"
+    assert read_yaml_text(text) == {
+        "base": {"seed": 1, "rattle_stdev": 0.1},
+        "one": {"seed": 2, "rattle_stdev": 0.1},
+        "two": {"seed": 1, "rattle_stdev": 0.1},
+    }
+
+
+def read_yaml_text(text: str) -> dict:
+    import tempfile
+
+    from mlip_autopipec.config import read_yaml
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cfg.yaml"
+        path.write_text(text)
+        return read_yaml(path)
+
+
+@pytest.mark.parametrize(
+    "text, where, what",
+    [
+        (
+            "structure: [unclosed\n",
+            ":2:1: ",
+            "expected ',' or ']', but got '<stream end>' (while parsing a flow sequence",
+        ),
+        ("structure: {element: Cu}\ngenerator: seed: 1\n", ":2:16: ", "mapping values are not allowed here"),
+        ("structure:\n  element: Cu\n bad: 2\n", ":3:2: ", "expected <block end>"),
+        ("structure: {element: \x00}\n", ":1:22: ", "character #x0000 is not allowed"),
+    ],
+)
+def test_malformed_yaml_is_one_line_with_file_line_and_column(tmp_path, text, where, what):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}{where}not valid YAML: ") and what in message, message
+
+
+def test_a_file_that_is_not_utf8_text_is_one_sentence(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes(b"structure: {element: Cu}\n# caf\xe9 in Latin-1\n")
+    with pytest.raises(ConfigurationError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path} is not a text file in UTF-8 (byte 0xe9 at offset 30): a configuration must be a YAML text file"
+    )
+    path.write_bytes("\ufeffstructure: {element: Cu}  # café, with a byte-order mark\n".encode())
+    assert load_config(path).structure.element == "Cu"
+
+
+def test_every_shipped_yaml_passes_the_strict_loader():
+    """The examples (si_qe.yaml had two report.properties keys) and every YAML under examples/."""
+    from mlip_autopipec.config import read_yaml
+
+    files = sorted({*(ROOT / "examples").rglob("*.yaml"), *(SRC / "examples").rglob("*.yaml")})
+    assert len(files) >= 9
+    for path in files:
+        assert read_yaml(path), path

@@ -84,3 +84,15 @@ def test_defects_are_seeded(cu_fcc):
         vacancies(sc, seed=5).info["defect_indices"].tolist() == vacancies(sc, seed=5).info["defect_indices"].tolist()
     )
     assert np.array_equal(interstitials(sc, "Cu", seed=5).positions, interstitials(sc, "Cu", seed=5).positions)
+
+
+def test_interstitial_search_in_chunks_finds_the_same_void(monkeypatch):
+    """The search holds at most _PAIRS_PER_CHUNK point-atom pairs at once (it held 15 GB for 32,000 atoms)."""
+    import mlip_autopipec.generator.defects as defects
+
+    sc = defect_supercell(bulk("Cu", "fcc", a=3.61, cubic=True), min_width=8.0)
+    monkeypatch.setattr(defects, "_PAIRS_PER_CHUNK", 10**9)  # all 256 points at once
+    whole = interstitials(sc, "Cu", n=2, seed=9)
+    monkeypatch.setattr(defects, "_PAIRS_PER_CHUNK", len(sc) * 3 + 1)  # 3 points per chunk, the last one shorter
+    chunked = interstitials(sc, "Cu", n=2, seed=9)
+    assert np.array_equal(whole.positions, chunked.positions) and len(chunked) == len(sc) + 2

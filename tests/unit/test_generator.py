@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mlip_autopipec.config import GeneratorConfig
 from mlip_autopipec.exceptions import ConfigurationError, StructureError
-from mlip_autopipec.generator.explorer import InitialExplorer
+from mlip_autopipec.generator import InitialExplorer
 from mlip_autopipec.generator.strain import deviatoric
 
 
@@ -45,7 +45,7 @@ def test_volumes_within_bounds(cu_fcc):
     v0 = cu_fcc.get_volume()
     ratios = np.array([a.get_volume() / v0 for a in pool])
     assert ratios.min() >= lo and ratios.max() <= hi
-    for atoms, r in zip(pool, ratios):
+    for atoms, r in zip(pool, ratios, strict=True):
         assert atoms.info["volume_ratio"] == pytest.approx(r, rel=1e-9)
 
 
@@ -134,7 +134,8 @@ def test_rattle_is_gaussian_with_requested_width():
 def test_same_seed_same_pool_bit_for_bit(cu_fcc):
     a = explorer(seed=11, n_defect_structures=2).generate(cu_fcc, 20)
     b = explorer(seed=11, n_defect_structures=2).generate(cu_fcc, 20)
-    for x, y in zip(a, b):
+    assert len(a) == len(b) == 20
+    for x, y in zip(a, b, strict=True):
         assert np.array_equal(x.positions, y.positions)
         assert np.array_equal(x.cell.array, y.cell.array)
         assert np.array_equal(x.numbers, y.numbers)
@@ -143,7 +144,7 @@ def test_same_seed_same_pool_bit_for_bit(cu_fcc):
 def test_other_seed_other_pool(cu_fcc):
     a = explorer(seed=1).generate(cu_fcc, 10)
     b = explorer(seed=2).generate(cu_fcc, 10)
-    assert not all(np.allclose(x.positions, y.positions) for x, y in zip(a, b))
+    assert not all(np.allclose(x.positions, y.positions) for x, y in zip(a, b, strict=True))
 
 
 def test_input_untouched_and_species_order_kept():
@@ -151,6 +152,7 @@ def test_input_untouched_and_species_order_kept():
     atoms.info["note"] = "seed"
     before = (atoms.positions.copy(), atoms.cell.array.copy(), atoms.numbers.copy(), dict(atoms.info))
     pool = explorer().generate(atoms, 15)
+    assert len(pool) == 15
     assert np.array_equal(atoms.positions, before[0])
     assert np.array_equal(atoms.cell.array, before[1])
     assert np.array_equal(atoms.numbers, before[2])
@@ -241,6 +243,7 @@ def test_too_many_defects_for_the_pool(cu_fcc):
 )
 def test_non_orthogonal_and_multispecies_crystals(atoms):
     pool = explorer(n_defect_structures=1).generate(atoms, 12)
+    assert len(pool) == 12
     v0 = atoms.get_volume()
     for a in pool[:-1]:
         assert np.array_equal(a.numbers, atoms.numbers)
@@ -253,6 +256,7 @@ def test_slab_strains_only_periodic_directions():
     slab = fcc111("Cu", size=(2, 2, 3), vacuum=6.0)
     slab.pbc = (True, True, False)
     pool = explorer(rattle_stdev=0.0, eos_fraction=0.0, anisotropic_fraction=1.0).generate(slab, 10)
+    assert len(pool) == 10
     for a in pool:
         assert np.allclose(a.cell[2], slab.cell[2])  # the vacuum vector is left alone
         assert np.allclose(a.positions[:, 2], slab.positions[:, 2])  # no strain along z
@@ -266,7 +270,22 @@ def test_molecule_is_only_rattled():
     mol.center(vacuum=4.0)
     mol.pbc = False
     pool = explorer().generate(mol, 5)
+    assert len(pool) == 5
     for a in pool:
         assert a.info["operation"] == "rattle"
         assert np.allclose(a.cell, mol.cell)
         assert not np.allclose(a.positions, mol.positions)
+
+
+def test_a_structure_above_max_atoms_is_refused_before_anything_is_drawn(cu_fcc):
+    big = cu_fcc.repeat(3)  # 108 atoms
+    with pytest.raises(ConfigurationError) as err:
+        explorer(max_atoms=100).generate(big, 10)
+    assert str(err.value).startswith(
+        "the structure Cu108 has 108 atoms, more than generator.max_atoms (100): the pool would take roughly "
+        "540.0 KB of memory to draw and store (an estimate: about 500 bytes per atom, 1080 atoms)"
+    )
+    assert len(explorer(max_atoms=108).generate(big, 2)) == 2
+    # the defect supercell counts too: 3.6 Å cell, width 8 Å: 3 × 3 × 3 × 4 atoms (+ 1 for an interstitial)
+    with pytest.raises(ConfigurationError, match=r"the defect supercell of Cu4 has 109 atoms, more than .* \(100\)"):
+        explorer(max_atoms=100, n_defect_structures=1).generate(cu_fcc, 4)

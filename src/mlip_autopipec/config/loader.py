@@ -16,6 +16,7 @@ This module sits above ``config.schemas``: the schemas never import it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, overload
 
@@ -91,20 +92,108 @@ def require_config(value: Any, schema: Any, where: str) -> Any:
     if isinstance(value, classes):
         return value
     raise ConfigurationError(
-        f"{where} takes a configuration model ({', '.join(c.__name__ for c in classes)}), not a {type(value).__name__}: "
+        f"{where} takes a configuration model ({', '.join(c.__name__ for c in classes)}), "
+        f"not a {type(value).__name__}: "
         "validate a mapping first with mlip_autopipec.config.validate_config(schema, data)"
     )
 
 
+class StrictSafeLoader(yaml.SafeLoader):
+    """PyYAML's ``SafeLoader`` that refuses a key given twice in one mapping.
+
+    Plain YAML keeps the last of two equal keys and says nothing, so a second
+    ``training:`` block would silently replace the first.  Keys brought in by a
+    merge (``<<: *anchor``) may be overridden, as YAML intends; keys written
+    out twice may not.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Mark] = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=False)
+                try:
+                    earlier = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: SafeLoader's own error says so
+                    continue
+                if earlier is not key_node.start_mark:
+                    raise DuplicateKeyError(key, earlier, key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key written twice in one YAML mapping (raised by :class:`StrictSafeLoader`); marks are 0-based."""
+
+    def __init__(self, key: Any, first: yaml.Mark, second: yaml.Mark):
+        super().__init__(f"duplicate key {key!r} at lines {first.line + 1} and {second.line + 1}")
+        self.key, self.first, self.second = key, first, second
+
+
+def _key_path(node: yaml.Node | None, mark: yaml.Mark) -> list[str]:
+    """The path (``["report", "properties"]``) to the mapping key written at ``mark``, or []."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if (key_node.start_mark.line, key_node.start_mark.column) == (mark.line, mark.column):
+                return [str(key_node.value)]
+            inner = _key_path(value_node, mark)
+            if inner:
+                return [str(key_node.value), *inner]
+    elif isinstance(node, yaml.SequenceNode):
+        for n, item in enumerate(node.value):
+            inner = _key_path(item, mark)
+            if inner:
+                return [f"[{n}]", *inner]
+    return []
+
+
+def _yaml_error_sentence(path: Path, text: str, err: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``file:line:column: what was wrong (what it was parsing)``."""
+    if isinstance(err, DuplicateKeyError):
+        where = ".".join(_key_path(yaml.compose(text, Loader=yaml.SafeLoader), err.second) or [str(err.key)])
+        where = where.replace(".[", "[")
+        first, second = err.first.line + 1, err.second.line + 1
+        lines = f"on line {first}" if first == second else f"at lines {first} and {second}"
+        return (
+            f"{path}: the key {where!r} is given twice in one mapping, {lines} "
+            "(YAML would silently keep only the last): remove or merge one of them"
+        )
+    if isinstance(err, yaml.reader.ReaderError):
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        return f"{path}:{line}:{column}: not valid YAML: character #x{err.character:04x} is not allowed in YAML text"
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        context = ""
+        if err.context:
+            started = f" that started at line {err.context_mark.line + 1}" if err.context_mark is not None else ""
+            context = f" ({err.context}{started})"
+        return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {err.problem}{context}"
+    return f"{path}: not valid YAML: {' '.join(str(err).split())}"
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from ``path`` with clear errors for missing files and bad syntax."""
+    """Read a YAML mapping from ``path``; every way it can fail is one :class:`ConfigurationError` sentence.
+
+    The file must be UTF-8 text, valid YAML (the error names ``file:line:column``),
+    with no key given twice in one mapping (both lines named) and a mapping at the top.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigurationError(f"configuration file not found: {path}")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigurationError(
+            f"{path} is not a text file in UTF-8 (byte {raw[err.start]:#04x} at offset {err.start}): "
+            "a configuration must be a YAML text file"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=StrictSafeLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as err:
-        raise ConfigurationError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigurationError(_yaml_error_sentence(path, text, err)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

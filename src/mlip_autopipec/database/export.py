@@ -54,7 +54,8 @@ def save_dataset(
     if not chosen:
         filters = {k: v for k, v in dict(source=source, generation=generation, label=label).items() if v is not None}
         raise DatabaseError(
-            f"{store.location}: no labelled structure matches {filters or 'the selection'}; refusing to write an empty {filepath}"
+            f"{store.location}: no labelled structure matches {filters or 'the selection'}; "
+            f"refusing to write an empty {filepath}"
         )
     records = export_records(store, chosen, sel)
     if kind == "pacemaker":

@@ -1,8 +1,9 @@
-"""Structure generation: seeds (files or bulk crystals), alloys, surfaces, strain, rattle, point defects, the campaign's pool."""
+"""Structure generation: seeds (files or bulk crystals), alloys, surfaces, strain, rattle, point defects,
+the campaign's pool."""
 
 from mlip_autopipec.generator.campaign import build_pool, check_seeds
 from mlip_autopipec.generator.defects import antisites, defect_supercell, interstitials, vacancies
-from mlip_autopipec.generator.explorer import InitialExplorer
+from mlip_autopipec.generator.initial_pool import InitialExplorer, write_pool
 from mlip_autopipec.generator.seed import build_seed, check_seed, read_structure_file
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "interstitials",
     "read_structure_file",
     "vacancies",
+    "write_pool",
 ]

@@ -48,13 +48,14 @@ def _sites(atoms: Atoms, sublattice: Sequence[str] | None, where: str) -> np.nda
 
 
 def site_counts(n_sites: int, fractions: dict[str, float]) -> dict[str, int]:
-    """Atom counts per element on ``n_sites`` sites: the fractions rounded so the counts sum to ``n_sites`` (largest remainder)."""
+    """Atom counts per element on ``n_sites`` sites: the fractions rounded so the counts sum to ``n_sites``
+    (largest remainder)."""
     symbols = sorted(fractions)
     exact = np.array([fractions[s] * n_sites for s in symbols])
     counts = np.floor(exact).astype(int)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: n_sites - counts.sum()]] += 1
-    return {s: int(c) for s, c in zip(symbols, counts) if c > 0}
+    return {s: int(c) for s, c in zip(symbols, counts, strict=True) if c > 0}
 
 
 def random_occupation(
@@ -76,7 +77,8 @@ def random_occupation(
 
 
 def vegard_scale(parent: Atoms, fractions: dict[str, float], sublattice: Sequence[str] | None = None) -> float:
-    """Linear scale factor of the cell for Vegard's law: the substituted sites' atomic volumes change, the others stay."""
+    """Linear scale factor of the cell for Vegard's law: the substituted sites' atomic volumes change,
+    the others stay."""
     sites = _sites(parent, sublattice, "alloy")
     symbols = parent.get_chemical_symbols()
     before = sum(atomic_volume(s) for s in symbols)

@@ -17,6 +17,8 @@ from ase.geometry import get_distances
 from mlip_autopipec.exceptions import StructureError
 from mlip_autopipec.generator.geometry import check_structure
 
+_PAIRS_PER_CHUNK = 20_000
+
 
 def perpendicular_widths(atoms: Atoms) -> np.ndarray:
     """Distance (Å) between opposite faces of the cell, one per cell vector."""
@@ -30,6 +32,14 @@ def perpendicular_widths(atoms: Atoms) -> np.ndarray:
     return widths
 
 
+def supercell_repeats(atoms: Atoms, min_width: float) -> list[int]:
+    """How often :func:`defect_supercell` repeats ``atoms`` along each axis (1 along non-periodic axes)."""
+    if min_width <= 0:
+        raise StructureError(f"min_width must be positive, got {min_width} Å")
+    widths = perpendicular_widths(atoms)
+    return [max(1, math.ceil(min_width / w - 1e-9)) if atoms.pbc[a] and w > 0 else 1 for a, w in enumerate(widths)]
+
+
 def defect_supercell(atoms: Atoms, min_width: float = 8.0) -> Atoms:
     """Repeat ``atoms`` along its periodic axes until every perpendicular width is at least ``min_width`` Å.
 
@@ -38,10 +48,7 @@ def defect_supercell(atoms: Atoms, min_width: float = 8.0) -> Atoms:
     repetition.
     """
     check_structure(atoms, "structure for a defect")
-    if min_width <= 0:
-        raise StructureError(f"min_width must be positive, got {min_width} Å")
-    widths = perpendicular_widths(atoms)
-    reps = [max(1, math.ceil(min_width / w - 1e-9)) if atoms.pbc[a] and w > 0 else 1 for a, w in enumerate(widths)]
+    reps = supercell_repeats(atoms, min_width)
     sc = atoms.repeat(reps)
     sc.info = dict(atoms.info)
     sc.info["supercell"] = np.array(reps)
@@ -52,7 +59,7 @@ def _rng(seed: int | np.random.Generator) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _tag(atoms: Atoms, kind: str, n: int, indices: list[int], seed) -> Atoms:
+def _tag(atoms: Atoms, kind: str, n: int, indices: list[int], seed: int | np.random.Generator) -> Atoms:
     atoms.info["defect"] = kind
     atoms.info["n_defects"] = n
     atoms.info["defect_indices"] = np.array(indices, dtype=int)
@@ -97,13 +104,26 @@ def interstitials(
     added = []
     for _ in range(n):
         trial = rng.random((n_trials, 3)) @ np.asarray(out.cell)
-        _, dist = get_distances(trial, out.positions, cell=out.cell, pbc=out.pbc)
-        clearance = dist.min(axis=1)
-        best = int(np.argmax(clearance))
+        best = int(np.argmax(_clearance(trial, out)))
         out.append(element)
         out.positions[-1] = trial[best]
         added.append(len(out) - 1)
     return _tag(out, "interstitial", n, added, seed)
+
+
+def _clearance(points: np.ndarray, atoms: Atoms) -> np.ndarray:
+    """Minimum-image distance (Å) from each point to its nearest atom.
+
+    ASE's general minimum-image search holds 27 images of every point-atom
+    vector (about 2 KB per pair), so the points go in chunks of at most
+    ``_PAIRS_PER_CHUNK`` pairs: a few tens of MB, whatever the structure's size.
+    """
+    chunk = max(1, _PAIRS_PER_CHUNK // len(atoms))
+    out = np.empty(len(points))
+    for start in range(0, len(points), chunk):
+        _, dist = get_distances(points[start : start + chunk], atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        out[start : start + chunk] = dist.min(axis=1)
+    return out
 
 
 def antisites(atoms: Atoms, n: int = 1, seed: int | np.random.Generator = 0) -> Atoms:
@@ -115,7 +135,8 @@ def antisites(atoms: Atoms, n: int = 1, seed: int | np.random.Generator = 0) -> 
     species = np.unique(atoms.numbers)
     if len(species) < 2:
         raise StructureError(
-            f"an antisite swaps two atoms of different species, but this structure has only {atoms.get_chemical_formula()}'s one species"
+            "an antisite swaps two atoms of different species, but this structure has only "
+            f"{atoms.get_chemical_formula()}'s one species"
         )
     if n < 1:
         raise StructureError(f"the number of antisites must be at least 1, got {n}")

@@ -11,15 +11,19 @@ A file is refused, with a sentence naming it, when
 
 * a CIF site is partially occupied (``_atom_site_occupancy`` < 1): an ordered
   structure is needed, e.g. a special quasirandom structure of the alloy;
-* a CIF lists a site twice (the site or a symmetry image of it): ASE merges
-  such sites silently, so the file would be read with atoms missing;
+* a CIF lists a site twice (the site itself, or a symmetry image of another
+  site): ASE merges such sites silently, so the file would be read with atoms
+  missing (see :func:`cif_listed_atoms` for how this is found);
 * two atoms overlap: closer than ``max(0.5 Å, 0.5 × the sum of their covalent radii)``.
+  This is how a duplicated atom in a POSCAR or extxyz file is found: ASE reads
+  those files atom by atom and merges nothing, so the duplicate is still there.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -36,7 +40,7 @@ OVERLAP_DISTANCE = 0.5  # Å: two atoms closer than this are one atom written tw
 OVERLAP_FRACTION = 0.5  # ... or closer than this fraction of the sum of their covalent radii
 _KEPT_ARRAYS = ("numbers", "positions", "initial_magmoms", "initial_charges", "masses", "tags", "momenta")
 
-__all__ = ["build_seed", "check_overlaps", "check_seed", "read_structure_file", "storable"]
+__all__ = ["build_seed", "check_overlaps", "check_seed", "cif_listed_atoms", "read_structure_file", "storable"]
 
 
 def build_seed(config: StructureConfig) -> Atoms:
@@ -45,9 +49,14 @@ def build_seed(config: StructureConfig) -> Atoms:
         atoms = read_structure_file(config.file, config.index)
         where = f"seed file {config.file}"
     else:
-        kwargs = {"crystalstructure": config.lattice, "a": config.a, "c": config.c, "cubic": config.cubic}
+        kwargs: dict[str, Any] = {
+            "crystalstructure": config.lattice,
+            "a": config.a,
+            "c": config.c,
+            "cubic": config.cubic,
+        }
         try:
-            atoms = bulk(config.element, **{k: v for k, v in kwargs.items() if v is not None})
+            atoms = bulk(str(config.element), **{k: v for k, v in kwargs.items() if v is not None})
         except Exception as err:
             raise StructureError(f"ase.build.bulk cannot build {config.element!r} with {kwargs}: {err}") from err
         where = f"seed structure {atoms.get_chemical_formula()}"
@@ -136,8 +145,9 @@ def check_overlaps(
     same = "the same atom and its periodic image" if a == b else f"atoms {a} ({symbols[a]}) and {b} ({symbols[b]})"
     raise StructureError(
         f"{where}: {same} are {d[k]:.3f} Å apart, closer than {limit[k]:.2f} Å "
-        f"(max({distance} Å, {fraction} × the sum of covalent radii)); {n_pairs} such pair(s): overlapping or duplicated "
-        "atoms. Fix the file (a duplicated site, a wrong cell, or positions in the wrong units)"
+        f"(max({distance} Å, {fraction} × the sum of covalent radii)); {n_pairs} such pair(s): "
+        "overlapping or duplicated atoms. Fix the file (a duplicated site, a wrong cell, or positions in the wrong "
+        "units)"
     )
 
 
@@ -153,7 +163,7 @@ def _is_cif(path: Path) -> bool:
 
 
 def _check_cif_sites(path: Path, index: int, atoms: Atoms, where: str) -> None:
-    """Refuse partial occupancies and sites ASE merged away (a site listed twice)."""
+    """Refuse partial occupancies and sites ASE merged away (a site listed twice, or on another's symmetry image)."""
     from ase.io.cif import parse_cif
 
     try:
@@ -175,19 +185,65 @@ def _check_cif_sites(path: Path, index: int, atoms: Atoms, where: str) -> None:
                 f"{where}: partially occupied site(s) {shown}: a seed must be an ordered structure. Give the "
                 "parent lattice with an `alloy` composition (random occupations) instead, or an ordered supercell"
             )
-    kinds = atoms.arrays.get("spacegroup_kinds")
-    occupancy = atoms.info.get("occupancy")
-    if kinds is None or not isinstance(occupancy, dict):
-        return
-    n_sites = len(occupancy)
-    survived = {str(int(k)) for k in np.unique(kinds)}
-    lost = sorted(set(occupancy) - survived, key=lambda s: int(s) if s.isdigit() else 0)
-    if lost:
-        raise StructureError(
-            f"{where}: the _atom_site loop lists {n_sites} sites, but {len(lost)} of them coincide with another site "
-            f"or its symmetry image (a duplicated atom), and ASE merged them: only {len(survived)} distinct sites, "
-            f"{len(atoms)} atoms remain. Remove the duplicated site(s) from the file"
+    listed, names = cif_listed_atoms(block)
+    if len(listed) != len(atoms):
+        _refuse_merged_sites(listed, names, len(atoms), where)
+
+
+def cif_listed_atoms(block: Any) -> tuple[Atoms, list[str]]:
+    """Every atom a CIF block's ``_atom_site_`` loop describes, none merged, and the sites' labels.
+
+    The array ``cif_site`` of the returned atoms is each atom's row in the loop (an index into the labels).
+
+    ASE's reader expands the listed sites by the space group
+    (``ase.spacegroup.crystal``) and merges a site that lies within 1e-3
+    (fractional) of an earlier site or one of its symmetry images; without an
+    occupancy column it does so silently.  So a P1 file that lists one atom
+    twice reads as one atom fewer, and neither its ``info`` nor its arrays show
+    it.  Here each listed site is expanded on its own, with the same
+    ``Spacegroup.equivalent_sites`` ASE uses (which removes only a site's own
+    coinciding images, as on a special position): the result has every atom the
+    file lists.  Compared with what ASE read, the difference is the atoms ASE
+    merged; the distances within it name the sites.
+
+    ``block`` is an ``ase.io.cif.CIFBlock`` (from ``ase.io.cif.parse_cif``).
+    """
+    sites = block.get_unsymmetrized_structure()
+    labels = [str(x) for x in (block.get("_atom_site_label") or [])]
+    names = [labels[k] if k < len(labels) else f"{sym}{k + 1}" for k, sym in enumerate(sites.get_chemical_symbols())]
+    if sites.cell.rank < 3:  # no cell: ASE applies no symmetry and merges nothing
+        sites.arrays["cif_site"] = np.arange(len(sites))
+        return sites, names
+    spacegroup = block.get_spacegroup(True)
+    numbers, scaled, site_of = [], [], []
+    for k, position in enumerate(sites.get_scaled_positions(wrap=False)):
+        orbit, _kinds = spacegroup.equivalent_sites([position], onduplicates="keep")
+        numbers += [sites.numbers[k]] * len(orbit)
+        scaled.append(orbit)
+        site_of += [k] * len(orbit)
+    listed = Atoms(numbers=numbers, cell=sites.cell, pbc=True)
+    listed.set_scaled_positions(np.concatenate(scaled))
+    listed.arrays["cif_site"] = np.array(site_of)
+    return listed, names
+
+
+def _refuse_merged_sites(listed: Atoms, names: list[str], n_read: int, where: str) -> None:
+    """The sentence for a CIF whose listed sites ASE merged: the closest pair of sites, the atom counts."""
+    i, j, d = neighbor_list("ijd", listed, OVERLAP_DISTANCE)
+    site = listed.arrays["cif_site"]
+    pairs = sorted((float(dist), int(site[a]), int(site[b])) for a, b, dist in zip(i, j, d, strict=True) if a < b)
+    named = ""
+    if pairs:
+        dist, first, second = pairs[0]
+        named = (
+            f" (sites {names[first]} and {names[second]} are {dist:.3f} Å apart: the same atom written twice, "
+            "or a symmetry image of another site)"
         )
+    raise StructureError(
+        f"{where}: its _atom_site_ loop lists {len(names)} sites that make {len(listed)} atoms, but some of "
+        f"them fall on the same place{named} and ASE merged them silently: it read only {n_read} atoms. "
+        "Remove the duplicated site(s) from the file"
+    )
 
 
 def _number(text) -> float:

@@ -23,7 +23,8 @@ LAYER_TOLERANCE = 0.5  # Å: atoms within this height of the topmost atom form t
 def cut_slab(
     crystal: Atoms, miller: tuple[int, int, int], layers: int, vacuum: float, repeat: tuple[int, int] = (1, 1)
 ) -> Atoms:
-    """The ``miller`` slab of ``crystal``: ``layers`` equivalent layers, ``vacuum`` Å on each side, repeated in-plane."""
+    """The ``miller`` slab of ``crystal``: ``layers`` equivalent layers, ``vacuum`` Å on each side,
+    repeated in-plane."""
     check_structure(crystal, "crystal for a surface")
     if not crystal.pbc.all():
         raise StructureError("a surface is cut from a bulk crystal periodic along all three axes")
@@ -95,6 +96,8 @@ def add_adatoms(slab: Atoms, element: str, n: int, rng: np.random.Generator, n_t
             h = max(heights.max(), z_top + 0.5)
             if h < best_height:
                 best, best_height = base, h
+        if best is None:  # no trial point at all; with one, the first always improves on inf
+            raise StructureError(f"n_trials must be at least 1, got {n_trials}")
         out.append(element)
         out.positions[-1] = best + best_height * normal
     vacuum_left = (np.asarray(out.cell[2]) @ normal) - (out.positions @ normal).max()

@@ -72,12 +72,21 @@ class GeneratorConfig(StrictModel):
         0, ge=0, description="How many point-defect structures (in a supercell, then rattled) to add to the pool."
     )
     defect_kinds: list[DefectKind] = Field(
-        default_factory=lambda: ["vacancy"],
+        default_factory=lambda: list[DefectKind](["vacancy"]),
         min_length=1,
         description="Which defects to make, taken in turn: vacancy, interstitial, antisite (antisite needs two or more species).",
     )
     interstitial_element: str | None = Field(
         None, description="Chemical symbol of the interstitial atom; default: the first species of the seed structure."
+    )
+    max_atoms: int = Field(
+        2000,
+        ge=1,
+        # A guard, not part of the recipe: left out of dumps, so fingerprints and records do not change with it.
+        exclude=True,
+        description="Largest structure (atoms) the generator draws: a seed, an alloy or slab variant or a defect "
+        "supercell above it is refused (by `validate` too) with an estimate of the pool's memory. Every structure "
+        "also costs an oracle call and its share of the fit; raise it deliberately for big cells.",
     )
     defect_supercell_min_width: float = Field(
         8.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +15,8 @@ from pydantic import Field, field_validator, model_validator
 from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME_RE = re.compile(r"^[\w.-]{1,64}$")  # \w: letters and digits of any script, and '_'
+_NOT_NAME = re.compile(r"[^\w.-]")
 
 Lattice = Literal[
     "sc", "fcc", "bcc", "hcp", "diamond", "zincblende", "rocksalt", "cesiumchloride", "fluorite", "wurtzite"
@@ -152,7 +154,7 @@ class SeedConfig(StructureConfig):
     def _name_and_surface(self) -> SeedConfig:
         if self.name is None:
             base = self.file.stem if self.file is not None else f"{self.element}_{self.lattice or 'ref'}"
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", base)
+            name = _NOT_NAME.sub("_", unicodedata.normalize("NFC", base))  # 'séed ü' -> 'séed_ü'
             if self.surface is not None:
                 name += "_" + "".join(str(i) for i in self.surface.miller)
             object.__setattr__(self, "name", name)

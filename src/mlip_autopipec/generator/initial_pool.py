@@ -1,6 +1,7 @@
-"""The initial explorer: a diverse, reproducible starting pool from one seed structure.
+"""The initial pool: a diverse, reproducible starting pool drawn from one seed structure, and its extxyz file.
 
-The pool mixes four kinds of structure, each recorded in ``atoms.info``:
+:class:`InitialExplorer` draws the pool; :func:`write_pool` writes it.  The pool
+mixes four kinds of structure, each recorded in ``atoms.info``:
 
 * ``eos``: clean equation-of-state points, volumes evenly spaced across
   ``volume_range``, no rattle (a point that would fall on the input volume
@@ -12,13 +13,14 @@ The pool mixes four kinds of structure, each recorded in ``atoms.info``:
 
 Atoms move with the cell (fractional coordinates kept), then get independent
 Gaussian displacements.  Every draw is vectorised over the whole pool, and a
-structure whose atoms come too close is drawn again.
+structure whose atoms come too close is drawn again.  A structure (the input or
+a defect supercell) larger than ``max_atoms`` is refused before anything is drawn.
 
 Example::
 
     from ase.build import bulk
     from mlip_autopipec.config import GeneratorConfig
-    from mlip_autopipec.generator.explorer import InitialExplorer
+    from mlip_autopipec.generator import InitialExplorer
 
     pool = InitialExplorer(GeneratorConfig(seed=1)).generate(bulk("Cu", cubic=True), 50)
 """
@@ -26,16 +28,20 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.io import write
 
 from mlip_autopipec.config.loader import require_config
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 from mlip_autopipec.exceptions import ConfigurationError, StructureError
+from mlip_autopipec.fileio import atomic_path
 from mlip_autopipec.generator import defects as defect_ops
 from mlip_autopipec.generator import strain as strain_ops
 from mlip_autopipec.generator.geometry import check_structure, min_distance_ok
+from mlip_autopipec.generator.size import check_size
 
 ProgressCallback = Callable[[int, int], None]
 _CHUNK_FLOATS = 1_500_000  # ~12 MB of float64 per working array
@@ -44,7 +50,7 @@ _CHUNK_FLOATS = 1_500_000  # ~12 MB of float64 per working array
 class InitialExplorer:
     """Draws the starting pool described by a :class:`GeneratorConfig`."""
 
-    def __init__(self, config: GeneratorConfig | None = None):
+    def __init__(self, config: GeneratorConfig | None = None) -> None:
         self.config = (
             require_config(config, GeneratorConfig, "InitialExplorer") if config is not None else GeneratorConfig()
         )
@@ -55,7 +61,8 @@ class InitialExplorer:
 
         ``progress(done, total)`` is called as structures are finished.
         Raises :class:`StructureError` for bad input or when the distance guard
-        rejects a structure ``max_draws_per_structure`` times.
+        rejects a structure ``max_draws_per_structure`` times, and
+        :class:`ConfigurationError` for a structure larger than ``max_atoms``.
         """
         cfg = self.config
         if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
@@ -66,6 +73,7 @@ class InitialExplorer:
             raise ConfigurationError(
                 f"n_defect_structures ({cfg.n_defect_structures}) is larger than the pool size ({count})"
             )
+        self._check_sizes(input_structure, count)
         rng = np.random.default_rng(cfg.seed)
         basis = strain_ops.periodic_basis(input_structure.cell, input_structure.pbc)
         k = basis.shape[1]
@@ -80,6 +88,18 @@ class InitialExplorer:
         return pool
 
     # ----------------------------------------------------------------- helpers
+    def _check_sizes(self, atoms: Atoms, count: int) -> None:
+        """Refuse an input or a defect supercell above ``max_atoms`` (the message estimates the pool's memory)."""
+        cfg = self.config
+        n_defects = cfg.n_defect_structures
+        supercell = 0
+        if n_defects:
+            reps = defect_ops.supercell_repeats(atoms, cfg.defect_supercell_min_width)
+            supercell = len(atoms) * int(np.prod(reps)) + 1  # + 1: an interstitial
+        in_pool = (count - n_defects) * len(atoms) + n_defects * supercell
+        check_size(len(atoms), cfg.max_atoms, in_pool, f"the structure {atoms.get_chemical_formula()}")
+        check_size(supercell, cfg.max_atoms, in_pool, f"the defect supercell of {atoms.get_chemical_formula()}")
+
     def _check_can_differ(self, k: int) -> None:
         cfg = self.config
         lo, hi = cfg.volume_range
@@ -98,7 +118,9 @@ class InitialExplorer:
         n_aniso = min(n - n_eos, int(round(cfg.anisotropic_fraction * n)))
         return ["eos"] * n_eos + ["anisotropic"] * n_aniso + ["isotropic"] * (n - n_eos - n_aniso)
 
-    def _draw(self, ops: list[str], eos_volumes: np.ndarray, k: int, basis: np.ndarray, natoms: int, rng):
+    def _draw(
+        self, ops: list[str], eos_volumes: np.ndarray, k: int, basis: np.ndarray, natoms: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Volumes, deformation gradients, displacements and rattle widths for the structures ``ops``."""
         cfg = self.config
         lo, hi = cfg.volume_range
@@ -123,7 +145,15 @@ class InitialExplorer:
         displacement *= stdev[:, None, None]
         return volumes, deformation, displacement, stdev
 
-    def _bulk_pool(self, atoms: Atoms, plan: list[str], basis, rng, progress, total) -> list[Atoms]:
+    def _bulk_pool(
+        self,
+        atoms: Atoms,
+        plan: list[str],
+        basis: np.ndarray,
+        rng: np.random.Generator,
+        progress: ProgressCallback | None,
+        total: int,
+    ) -> list[Atoms]:
         """The strained and rattled members of the pool, drawn in chunks to bound the working memory."""
         n = len(plan)
         lo, hi = self.config.volume_range
@@ -139,7 +169,15 @@ class InitialExplorer:
                 progress(len(pool), total)
         return pool
 
-    def _chunk(self, atoms: Atoms, plan: list[str], eos_volumes, basis, rng, pool: list[Atoms]) -> None:
+    def _chunk(
+        self,
+        atoms: Atoms,
+        plan: list[str],
+        eos_volumes: np.ndarray,
+        basis: np.ndarray,
+        rng: np.random.Generator,
+        pool: list[Atoms],
+    ) -> None:
         cfg = self.config
         k = basis.shape[1]
         volumes, deformation, displacement, stdev = self._draw(plan, eos_volumes, k, basis, len(atoms), rng)
@@ -178,7 +216,9 @@ class InitialExplorer:
             info["pool_index"] = offset + b
             pool.append(new)
 
-    def _defect_pool(self, atoms: Atoms, rng, progress, done: int, total: int) -> list[Atoms]:
+    def _defect_pool(
+        self, atoms: Atoms, rng: np.random.Generator, progress: ProgressCallback | None, done: int, total: int
+    ) -> list[Atoms]:
         cfg = self.config
         if cfg.n_defect_structures == 0:
             return []
@@ -189,13 +229,13 @@ class InitialExplorer:
         for m in range(cfg.n_defect_structures):
             kind = cfg.defect_kinds[m % len(cfg.defect_kinds)]
             for _attempt in range(cfg.max_draws_per_structure):
-                seed = int(rng.integers(2**31))
+                rng_seed = int(rng.integers(2**31))
                 if kind == "vacancy":
-                    defect = defect_ops.vacancies(base, 1, seed)
+                    defect = defect_ops.vacancies(base, 1, rng_seed)
                 elif kind == "interstitial":
-                    defect = defect_ops.interstitials(base, element, 1, seed)
+                    defect = defect_ops.interstitials(base, element, 1, rng_seed)
                 else:
-                    defect = defect_ops.antisites(base, 1, seed)
+                    defect = defect_ops.antisites(base, 1, rng_seed)
                 displacement = rng.normal(size=(1, len(defect), 3)) * cfg.rattle_stdev
                 if min_distance_ok(defect, eye, displacement, cfg.min_distance_fraction)[0]:
                     break
@@ -230,3 +270,11 @@ def _differs(deformation: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     strained = np.abs(deformation - np.eye(3)).max(axis=(1, 2)) > 1e-12
     moved = np.abs(displacement).max(axis=(1, 2)) > 1e-12 if displacement.size else np.zeros(len(deformation), bool)
     return strained | moved
+
+
+def write_pool(pool: list[Atoms], path: str | Path) -> Path:
+    """Write ``pool`` to ``path`` as extended XYZ (provenance in each frame's ``info``), complete or not at all."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        write(tmp, pool, format="extxyz")
+    return path
