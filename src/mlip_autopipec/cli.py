@@ -44,8 +44,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from mlip_autopipec.config import load_config
-    from mlip_autopipec.generator import build_pool
-    from mlip_autopipec.generator.pool import write_pool
+    from mlip_autopipec.generator import build_pool, write_pool
     from mlip_autopipec.progress import progress_bar
 
     cfg = load_config(args.config)
@@ -67,7 +66,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from mlip_autopipec.config import load_config
     from mlip_autopipec.pipeline.run import run_pipeline
-    from mlip_autopipec.pipeline.summary import last_lines
+    from mlip_autopipec.report.render import last_lines
 
     cfg = load_config(args.config)
     summary = run_pipeline(
@@ -186,8 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(a pandas pickle: loading one runs code from the file, so load only files you trust).",
     )
     p.add_argument("workdir", type=Path)
-    p.add_argument("--format", choices=["extxyz", "pacemaker"], required=True)
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument(
+        "--format",
+        choices=["extxyz", "pacemaker"],
+        default=None,
+        help="must agree with the output's name; default: from the name (.xyz/.extxyz: extxyz, .pckl.gzip: pacemaker)",
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="the file to write, exactly this path: .xyz, .pckl.gzip"
+    )
     p.add_argument(
         "--label", choices=["train", "validation"], default=None, help="only this split (default: all labelled)"
     )

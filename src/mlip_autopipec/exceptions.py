@@ -26,6 +26,12 @@ class DatabaseError(MlipAutopipecError):
     """The structure database rejected an operation or is unusable."""
 
 
+class StorageError(DatabaseError):
+    """The database's storage failed under a write or a read: a full disk, a read-only file or file system, an
+    input/output error, a lost database server.  Not the fault of what was being stored: a structure whose result
+    could not be written stays pending, and the run stops (the same command continues once the storage is back)."""
+
+
 class OracleError(MlipAutopipecError):
     """A reference calculation (EMT, pw.x, GPAW, ...) failed or cannot be set up."""
 
@@ -58,6 +64,7 @@ __all__ = [
     "ConfigurationError",
     "StructureError",
     "DatabaseError",
+    "StorageError",
     "OracleError",
     "TrainerError",
     "PropertyError",

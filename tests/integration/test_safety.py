@@ -144,7 +144,8 @@ def test_two_concurrent_runs_one_is_refused(tmp_path):
     n = db.count()
     started, done = calls(tmp_path, "start"), calls(tmp_path, "done")
     print(
-        f"structures {n}, labelled {db.count(status='labelled')}, oracle calls started {len(started)}, finished {len(done)}"
+        f"structures {n}, labelled {db.count(status='labelled')}, "
+        f"oracle calls started {len(started)}, finished {len(done)}"
     )
     assert n == 10 and db.count(status="labelled") == 10
     assert len(started) == len(done) == 10 and len(set(started)) == 10  # each structure went to the oracle once
@@ -234,7 +235,8 @@ BAD_CONFIGS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_run_refuses_a_config_that_cannot_work_before_any_oracle_call(tmp_path, capsys, case):
-    """Row 3 and the last row: `validate` and `run` refuse the same configs; `run` spends nothing (no structure, no oracle call)."""
+    """Row 3 and the last row: `validate` and `run` refuse the same configs; `run` spends nothing
+    (no structure, no oracle call)."""
     over, needle = BAD_CONFIGS[case]
     workdir = tmp_path / "w"
     if isinstance(over, str):
@@ -332,7 +334,8 @@ def test_work_directory_not_writable(tmp_path, where):
 
 
 def test_full_disk(tmp_path):
-    """A work directory on a full file system (a 96 KiB tmpfs in a private mount namespace): one sentence, nothing half-written."""
+    """A work directory on a full file system (a 96 KiB tmpfs in a private mount namespace): one sentence,
+    nothing half-written."""
     unshare = needs_unshare()
     folder = tmp_path / "small"
     folder.mkdir()
@@ -340,7 +343,10 @@ def test_full_disk(tmp_path):
     cfg["generator"]["pool_size"] = 400
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    script = f"mount -t tmpfs -o size=96k tmpfs '{folder}' && '{EXE}' run '{path}' --no-progress; rc=$?; ls '{folder}/w'; exit $rc"
+    script = (
+        f"mount -t tmpfs -o size=96k tmpfs '{folder}' && '{EXE}' run '{path}' --no-progress; "
+        f"rc=$?; ls '{folder}/w'; exit $rc"
+    )
     proc = subprocess.run([unshare, "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2, proc.stderr
     assert_one_sentence(
@@ -352,7 +358,7 @@ def test_full_disk(tmp_path):
 @pytest.fixture(scope="module")
 def labelled_workdir(tmp_path_factory):
     """A work directory with a few labelled structures (no fit needed for export and status)."""
-    from mlip_autopipec.config.schemas.oracle import EMTOracleConfig, LocalComputeConfig
+    from mlip_autopipec.config import EMTOracleConfig, LocalComputeConfig
     from mlip_autopipec.oracle import label_pending
     from mlip_autopipec.pipeline.state import write_state
 
@@ -405,7 +411,10 @@ def test_read_only_database_with_pending_structures_stops_before_dask(tmp_path):
         )
     before = db_file.read_bytes()
     unshare = needs_unshare()
-    script = f"mount --bind '{db_file}' '{db_file}' && mount -o remount,bind,ro '{db_file}' && exec '{EXE}' run '{path}' --no-progress"
+    script = (
+        f"mount --bind '{db_file}' '{db_file}' && mount -o remount,bind,ro '{db_file}' && "
+        f"exec '{EXE}' run '{path}' --no-progress"
+    )
     proc = subprocess.run([unshare, "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2, proc.stderr
     assert_one_sentence(proc.stderr, str(db_file), "read-only", "writable")

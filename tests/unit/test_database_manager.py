@@ -302,8 +302,6 @@ def test_split_is_stable_as_data_grows(tmp_path):
         db.add_structures(pool[200:300], META)  # labelled on arrival
         assert db.count(label="train") + db.count(label="validation") == 300
         assert db.assign_split(0.25, seed=7).train + db.count(label="validation") == 300  # idempotent
-        with pytest.raises(DatabaseError, match="split is already set"):
-            db.assign_split(0.5, seed=7)
         assert db.split_settings() == (0.25, 7)
     with DatabaseManager(tmp_path / "s.db") as db:  # another session: still applies to new structures
         db.add_structures(pool[300:], META)
@@ -316,6 +314,40 @@ def test_split_is_stable_as_data_grows(tmp_path):
         other.add_structures(pool[::-1], META)
         mirrored = {400 - i + 1: lab for i, lab in _split(other).items()}
     assert mirrored == grown
+
+
+def test_a_new_split_draws_the_rows_again_in_place_and_keeps_the_old_one(tmp_path):
+    from ase.db import connect
+
+    pool = [Atoms("Cu", positions=[[0.013 * i, 0, 0]], cell=[4, 4, 4], pbc=True) for i in range(200)]
+    with DatabaseManager(tmp_path / "s.db") as db:
+        db.add_structures(pool[:195], META)
+        db.add_structures(pool[195:], StructureMetadata(source="x", labels=["validation"]))  # given by hand
+        db.assign_split(0.25, seed=7)
+        before = _split(db)
+        counts = db.assign_split(0.5, seed=3)
+        after = _split(db)
+        assert db.split_settings() == (0.5, 3) and set(after) == set(before)  # every row, split once
+        assert counts.validation == db.count(label="validation") and 70 <= counts.validation <= 130
+        assert sum(after[i] != before[i] for i in before) > 20  # rows moved; no label was touched
+        assert db.count(status="pending") == 200
+    with DatabaseManager(tmp_path / "fresh.db") as fresh:  # the same draw as a database split so from the start
+        fresh.assign_split(0.5, seed=3)
+        fresh.add_structures(pool[:195], META)
+        assert {i: lab for i, lab in _split(fresh).items()} == {i: after[i] for i in range(1, 196)}
+    with DatabaseManager(tmp_path / "old.db") as old:  # the old setting's draw
+        old.assign_split(0.25, seed=7)
+        old.add_structures(pool, META)
+        old_draw = _split(old)
+    by_hand = [i for i in range(196, 201) if old_draw[i] == "train"]  # given "validation" against the draw
+    assert by_hand and all(after[i] == "validation" for i in by_hand)  # a label given by hand stays
+    raw = connect(str(tmp_path / "s.db"))
+    history = raw.metadata["mlip_autopipec"]["split_history"]
+    assert [(h["validation_fraction"], h["seed"]) for h in history] == [(0.25, 7)] and history[0]["until"]
+    row = raw.get(id=1)
+    assert row.data["split_history"] == [
+        {"label": before[1], "validation_fraction": 0.25, "seed": 7, "until": history[0]["until"]}
+    ]
 
 
 def test_split_respects_given_labels_and_seed_matters(db):

@@ -94,7 +94,8 @@ def test_a_sqlite_file_of_another_program_is_refused_and_untouched(tmp_path):
 
 
 def test_a_database_of_the_earlier_version_is_taken_over(tmp_path):
-    """Made before the mark existed: recognised by its fingerprint index and settings; the mark is added, nothing else changes."""
+    """Made before the mark existed: recognised by its fingerprint index and settings; the mark is added,
+    nothing else changes."""
     path = tmp_path / "old.db"
     with DatabaseManager(path) as db:
         ids = db.add_structures([cu(i) for i in range(4)], {"source": "a"})
@@ -148,3 +149,40 @@ def test_a_dropped_duplicate_index_is_made_again(tmp_path):
     con.close()
     with DatabaseManager(path) as db:
         assert db.find_duplicate(cu(0)) == sid
+
+
+# ---------------------------------------------------------------- what made it (issue 22)
+def test_what_made_a_database_is_recorded_and_read_without_writing(tmp_path):
+    from mlip_autopipec.database.manager import read_origin
+    from mlip_autopipec.database.ownership import Origin
+
+    path = tmp_path / "structures.db"
+    assert read_origin(path) is None and not path.exists()  # no database yet: nothing is created
+    path.touch()
+    assert read_origin(path) is None and path.stat().st_size == 0  # an empty file stays empty
+    made = Origin({"seeds": "a", "generator": "b", "oracle": "c"}, str(tmp_path))
+    with DatabaseManager(path) as db:
+        db.add_structure(cu(0), {"source": "a"})
+        assert db.origin() is None  # made before anything recorded it (an earlier version's)
+        db.record_origin(made)
+        assert db.origin() == made
+    before = snapshot(path)
+    with DatabaseManager(path) as db:
+        db.record_origin(made)  # the same record: nothing is written
+    assert read_origin(path) == made and snapshot(path) == before
+    assert ase_metadata(path)["mlip_autopipec"]["made_with"] == {
+        "fingerprints": {"seeds": "a", "generator": "b", "oracle": "c"},
+        "workdir": str(tmp_path),
+    }
+
+
+def test_reading_what_made_a_foreign_database_refuses_it_untouched(tmp_path):
+    from mlip_autopipec.database.manager import read_origin
+
+    path = tmp_path / "structures.db"
+    other = ase.db.connect(path)
+    other.write(cu(0))
+    before = snapshot(path)
+    with pytest.raises(DatabaseError, match="not made by mlip-autopipec"):
+        read_origin(path)
+    assert snapshot(path) == before

@@ -11,8 +11,10 @@ One job per module:
 ``storage``        opening a file or URL, transactions, the settings store; ALL the SQL
                    into ASE's tables, and the SQLite / PostgreSQL branch (one schema
                    per campaign, a per-campaign write lock)
-``campaigns``      a server campaign named after its work directory belongs to that directory
-``ownership``      the project's mark (schema version); refusing another program's database
+``campaigns``      a server campaign named after its work directory belongs to that directory;
+                   one driver per campaign (``CampaignDriverLock``)
+``ownership``      the project's mark (schema version); refusing another program's database;
+                   what made the database (``Origin``: config fingerprints, work directory)
 ``schema``         key names, statuses, ``StoredStructure``, ``SplitCounts``
 ``queries``        filters, ids, counts, structures as records
 ``insert``         validating and adding structures, finding duplicates

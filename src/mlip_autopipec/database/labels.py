@@ -21,13 +21,12 @@ def write_labels(
     store: Storage, row: AtomsRow, energy: float, forces: np.ndarray, stress: np.ndarray | None, info: dict | None
 ) -> None:
     """Store checked labels on ``row``; its status becomes ``labelled`` (inside a write transaction)."""
-    row.energy = energy
-    row.forces = forces
+    columns = vars(row)  # ASE keeps a row's columns as plain attributes
+    columns.update(energy=energy, forces=forces, _constrained_forces=None)
     if stress is not None:
-        row.stress = stress
-    elif "stress" in row:
-        del row.stress
-    row._constrained_forces = None
+        columns["stress"] = stress
+    else:
+        columns.pop("stress", None)
     kvp = row.key_value_pairs
     kvp[KEY_STATUS] = LABELLED
     data = dict(row.data)
@@ -104,32 +103,58 @@ def split_settings(store: Storage) -> tuple[float, int] | None:
     return None if split is None else (float(split["validation_fraction"]), int(split["seed"]))
 
 
-def assign_split(store: Storage, validation_fraction: float, seed: int) -> SplitCounts:
+def _checked_split(validation_fraction: Any, seed: Any) -> dict[str, Any]:
     if (
         isinstance(validation_fraction, bool)
         or not isinstance(validation_fraction, numbers.Real)
-        or not (0.0 <= validation_fraction <= 1.0)
+        or not (0.0 <= float(validation_fraction) <= 1.0)
     ):
         raise DatabaseError(f"validation_fraction must be a number in [0, 1], got {validation_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise DatabaseError(f"seed must be an integer, got {seed!r}")
-    wanted = {"validation_fraction": float(validation_fraction), "seed": int(seed)}
+    return {"validation_fraction": float(validation_fraction), "seed": int(seed)}
+
+
+def _resplit(store: Storage, old: dict[str, Any], new: dict[str, Any], when: str) -> None:
+    """Draw the split of every row again under ``new`` (inside a write transaction).
+
+    Only rows whose label is ``old``'s draw are drawn again (a label the caller gave by hand stays).  Each row
+    drawn again appends its previous label and the settings that drew it to ``split_history`` in its data.
+    """
+    rows = [
+        (label, row)
+        for label in (TRAIN, VALIDATION)
+        for row in list(store.db.select(f"{LABEL_PREFIX}{label}", include_data=True))
+    ]
+    for label, row in rows:
+        geometry = (row.numbers, row.positions, row.cell, row.pbc)
+        if label != split_label(content_hash(*geometry, old["seed"]), old):
+            continue  # given by hand, not drawn
+        fresh = split_label(content_hash(*geometry, new["seed"]), new)
+        history = [*(row.data.get("split_history") or []), {"label": label, **old, "until": when}]
+        store.db.update(
+            row.id, delete_keys=[LABEL_PREFIX + label], data={"split_history": history}, **{LABEL_PREFIX + fresh: True}
+        )
+
+
+def assign_split(store: Storage, validation_fraction: float, seed: int) -> SplitCounts:
+    import datetime
+
+    wanted = _checked_split(validation_fraction, seed)
     with store.write_tx():
         settings = store.settings()
         current = settings.get("split")
-        if current is not None and current != wanted:
-            raise DatabaseError(
-                f"{store.location}: the split is already set (validation_fraction={current['validation_fraction']}, "
-                f"seed={current['seed']}); it cannot change to validation_fraction={wanted['validation_fraction']}, "
-                f"seed={wanted['seed']} without reshuffling existing structures"
-            )
-        if current is None:
+        if current != wanted:
+            if current is not None:  # a new split: every drawn row is drawn again; the old split stays on record
+                when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+                _resplit(store, current, wanted, when)
+                settings["split_history"] = [*(settings.get("split_history") or []), {**current, "until": when}]
             settings["split"] = wanted
             store.store_settings(settings)
         todo = [
             (row.id, content_hash(row.numbers, row.positions, row.cell, row.pbc, wanted["seed"]))
-            for row in store.db.select(
-                f"-{LABEL_PREFIX}{TRAIN},-{LABEL_PREFIX}{VALIDATION},-{LABEL_PREFIX}{PROPERTY}",  # property rows: never split
+            for row in store.db.select(  # property rows: never split
+                f"-{LABEL_PREFIX}{TRAIN},-{LABEL_PREFIX}{VALIDATION},-{LABEL_PREFIX}{PROPERTY}",
                 columns=["id", "numbers", "positions", "cell", "pbc"],
                 include_data=False,
             )

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 from ase import Atoms
 
-from mlip_autopipec.database import campaigns, export, formats, insert, labels, queries
+from mlip_autopipec.database import campaigns, export, formats, insert, labels, ownership, queries
+from mlip_autopipec.database.location import database_file
 from mlip_autopipec.database.metadata import StructureMetadata
+from mlip_autopipec.database.ownership import Origin
 from mlip_autopipec.database.schema import (
     FAILED,
     KEY_STATUS,
@@ -28,7 +30,7 @@ from mlip_autopipec.database.schema import (
     StoredStructure,
     as_metadata,
 )
-from mlip_autopipec.database.storage import open_storage
+from mlip_autopipec.database.storage import Storage, open_storage
 from mlip_autopipec.database.validation import describe
 from mlip_autopipec.exceptions import DatabaseError, StructureError
 
@@ -90,6 +92,12 @@ class DatabaseManager:
     own manager on the same file.
     """
 
+    _storage: Storage
+    location: str
+    reference_energies: dict[str, float]
+    duplicate_tolerance: float
+    busy_timeout: float
+
     def __init__(
         self,
         path_or_url: str | os.PathLike,
@@ -133,6 +141,19 @@ class DatabaseManager:
     def split_settings(self) -> tuple[float, int] | None:
         """``(validation_fraction, seed)`` given to :meth:`assign_split`, or ``None`` before the first call."""
         return labels.split_settings(self._storage)
+
+    @_guarded("reading what made the database")
+    def origin(self) -> Origin | None:
+        """What made the database (:meth:`record_origin`), or ``None`` when nothing is recorded."""
+        return ownership.origin_of(self._storage.settings())
+
+    @_guarded("recording what made the database")
+    def record_origin(self, origin: Origin) -> None:
+        """Record what made the database (config fingerprints, work directory), unless it is recorded already."""
+        store = self._storage
+        with store.write_tx():
+            if ownership.origin_of(store.settings()) != origin:
+                store.store_settings(ownership.with_origin(store.settings(), origin))
 
     def bind_to_workdir(self, workdir: str | os.PathLike) -> None:
         """Tie a server campaign named after its work directory to that directory (call when no campaign was
@@ -183,7 +204,7 @@ class DatabaseManager:
             )
         base: dict[int, tuple[dict[str, Any], bool]] = {}
         prepared = []
-        for i, (atoms, meta) in enumerate(zip(items, metas)):
+        for i, (atoms, meta) in enumerate(zip(items, metas, strict=True)):
             where = f"structure {i} of the batch" if len(items) > 1 else "structure"
             if isinstance(atoms, Atoms):
                 where += f" ({describe(atoms)})"
@@ -255,11 +276,13 @@ class DatabaseManager:
         ``validation_fraction``, else ``train``; return the totals.
 
         The draw hashes ``seed`` with the structure's content, so it does not
-        depend on ids or on the order of insertion.  A structure's split never
-        changes once given; the setting is stored in the database and structures
-        added later get theirs on arrival.  Calling again with the same
-        arguments only labels structures that have none; other arguments raise
-        :class:`DatabaseError` (the split of a database is fixed).
+        depend on ids or on the order of insertion.  The setting is stored in
+        the database and structures added later get theirs on arrival.  Calling
+        again with the same arguments only labels structures that have none.
+        Other arguments split the rows anew, in place (no label is touched): every
+        row whose label was the old setting's draw is drawn again, and keeps its
+        previous label in ``split_history`` in its data; the old setting is
+        appended to ``split_history`` in the database's settings.
         """
         return labels.assign_split(self._storage, validation_fraction, seed)
 
@@ -353,4 +376,31 @@ class DatabaseManager:
         return formats.read_dataset(filepath)
 
 
-__all__ = ["DatabaseManager", "StoredStructure", "SplitCounts", "STATUSES", "PENDING", "LABELLED", "FAILED"]
+def read_origin(path_or_url: str | os.PathLike, campaign: str | None = None) -> Origin | None:
+    """What made the database at ``path_or_url`` (a ``campaign`` on a server), read without writing anything.
+
+    ``None`` when there is no database there yet, or it records nothing (made
+    by an earlier version).  Another program's database, or a damaged one,
+    raises :class:`DatabaseError`, as opening it would.
+    """
+    file = database_file(path_or_url)
+    if file is not None and (not file.is_file() or file.stat().st_size == 0):
+        return None
+    store = open_storage(path_or_url, 600.0, read_only=True, campaign=campaign, empty_ok=True)
+    try:
+        with store.guard("reading what made the database"):
+            return None if store.empty else ownership.origin_of(store.settings())
+    finally:
+        store.close()
+
+
+__all__ = [
+    "DatabaseManager",
+    "read_origin",
+    "StoredStructure",
+    "SplitCounts",
+    "STATUSES",
+    "PENDING",
+    "LABELLED",
+    "FAILED",
+]

@@ -98,7 +98,8 @@ class StructureMetadata(StrictModel):
     )
     labels: list[str] = Field(
         default_factory=list,
-        description="Tags used for selection, e.g. 'train' or 'validation' (identifiers: a letter, then letters, digits, underscores).",
+        description="Tags used for selection, e.g. 'train' or 'validation' "
+        "(identifiers: a letter, then letters, digits, underscores).",
     )
     provenance: dict[str, Any] = Field(
         default_factory=dict,

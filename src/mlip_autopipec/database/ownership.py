@@ -6,6 +6,12 @@ project's other settings, e.g. ``split``).  A database without the mark is not
 ours: opening it is refused with a sentence, and nothing is written to it, so
 another program's rows never get a ``status`` or a ``label_train``.
 
+What made it.  The same dict keeps the database's :class:`Origin` under
+``made_with``: the fingerprints of the config sections that shaped its rows
+(the caller's, e.g. seeds, generator, oracle) and the work directory it
+belongs to, so a config or a work directory it was not made for can be
+refused (the policy is the caller's: this layer only keeps the record).
+
 Two cases are taken over (the mark added):
 
 * an empty database (a new or 0-byte file, or an ASE database with no rows
@@ -27,6 +33,7 @@ from mlip_autopipec.exceptions import DatabaseError
 
 SCHEMA_VERSION = 1
 MARK_KEY = "schema_version"
+ORIGIN_KEY = "made_with"
 
 
 class Verdict(Enum):
@@ -50,6 +57,33 @@ class Facts:
     complete: bool = True  # has every table and index a project database needs (else: create them)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What made a database: the fingerprints of the config sections that shaped its rows, and (for a file)
+    the work directory it belongs to (absolute)."""
+
+    fingerprints: dict[str, str]
+    workdir: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fingerprints": dict(self.fingerprints), "workdir": self.workdir}
+
+
+def origin_of(settings: dict[str, Any]) -> Origin | None:
+    """The :class:`Origin` recorded in the project's settings (None: none recorded, e.g. an earlier version's)."""
+    value = settings.get(ORIGIN_KEY)
+    if not isinstance(value, dict) or not isinstance(value.get("fingerprints"), dict):
+        return None
+    fingerprints = {str(k): str(v) for k, v in value["fingerprints"].items()}
+    workdir = value.get("workdir")
+    return Origin(fingerprints, None if workdir is None else str(workdir))
+
+
+def with_origin(settings: dict[str, Any], origin: Origin) -> dict[str, Any]:
+    """``settings`` recording ``origin``."""
+    return {**settings, ORIGIN_KEY: origin.as_dict()}
+
+
 def settings_of(metadata: dict[str, Any]) -> dict[str, Any]:
     """The project's settings inside ASE's metadata (empty when none)."""
     value = metadata.get(METADATA_KEY)
@@ -69,8 +103,9 @@ def decide(facts: Facts) -> Verdict:
             return Verdict.INITIALISE
         if "://" in where:  # a campaign's PostgreSQL schema that holds another program's tables
             raise DatabaseError(
-                f"{where}: this schema holds another program's tables ({', '.join(facts.tables)}), not an mlip-autopipec "
-                "campaign; it was left untouched. Choose another campaign name (database.campaign)."
+                f"{where}: this schema holds another program's tables ({', '.join(facts.tables)}), "
+                "not an mlip-autopipec campaign; it was left untouched. "
+                "Choose another campaign name (database.campaign)."
             )
         raise DatabaseError(
             f"{where}: this is a SQLite database of another program (tables {', '.join(facts.tables)}), not an "
@@ -81,7 +116,8 @@ def decide(facts: Facts) -> Verdict:
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise DatabaseError(
-                f"{where}: the mlip-autopipec mark is damaged ({METADATA_KEY}.{MARK_KEY}={version!r}); restore the database from a backup"
+                f"{where}: the mlip-autopipec mark is damaged ({METADATA_KEY}.{MARK_KEY}={version!r}); "
+                "restore the database from a backup"
             )
         if version > SCHEMA_VERSION:
             raise DatabaseError(
@@ -94,11 +130,24 @@ def decide(facts: Facts) -> Verdict:
     if facts.rows == 0 and not facts.metadata:
         return Verdict.INITIALISE
     raise DatabaseError(
-        f"{where}: this ASE database ({facts.rows} row(s)) was not made by mlip-autopipec (no '{METADATA_KEY}' mark in its "
-        "metadata); it was left untouched. Point database.path to a new file (or an empty database), or move this one away. "
+        f"{where}: this ASE database ({facts.rows} row(s)) was not made by mlip-autopipec "
+        f"(no '{METADATA_KEY}' mark in its metadata); it was left untouched. "
+        "Point database.path to a new file (or an empty database), or move this one away. "
         "To use its structures, "
         "read them with ase.db and add them to a new database (DatabaseManager.add_structures)."
     )
 
 
-__all__ = ["SCHEMA_VERSION", "MARK_KEY", "Verdict", "Facts", "settings_of", "marked", "decide"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "MARK_KEY",
+    "ORIGIN_KEY",
+    "Verdict",
+    "Facts",
+    "Origin",
+    "origin_of",
+    "with_origin",
+    "settings_of",
+    "marked",
+    "decide",
+]

@@ -38,8 +38,10 @@ write.
 
 Errors.  Every sqlite3 (psycopg2) error becomes a :class:`DatabaseError` that
 names the file (server and campaign) and says what to do (:func:`explain`,
-:func:`explain_pg`): a damaged file, a read-only file or folder, a full disk,
-a writer holding the lock too long, a lost connection.
+:func:`explain_pg`): a damaged file, a writer holding the lock too long.  A
+failure of the storage itself (a full disk, a read-only file or folder, an
+input/output error, a lost server) is a :class:`StorageError`: not the fault
+of what was being written, so a caller keeps that work pending.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from ase.db.row import AtomsRow
 from mlip_autopipec.database import ownership
 from mlip_autopipec.database.location import DEFAULT_CAMPAIGN, check_campaign, is_url, redact_url
 from mlip_autopipec.database.schema import FINGERPRINT_INDEX, KEY_FINGERPRINT, METADATA_KEY
-from mlip_autopipec.exceptions import DatabaseError
+from mlip_autopipec.exceptions import DatabaseError, StorageError
 
 _CHUNK = 1000  # rows read per query when iterating: bounded memory, few round trips
 _PBC_BITS = np.array([1, 2, 4])
@@ -84,27 +86,27 @@ def explain(location: str, exc: BaseException, doing: str, busy_timeout: float |
             "wait for it to finish (or stop it) and run again"
         )
     if "readonly" in low or "read-only" in low:
-        return DatabaseError(
+        return StorageError(
             f"{location}: {doing}: the database is read-only ({text}); make the file and its folder writable "
             "(or copy the file to a writable place and point database.path there), then run again"
         )
     if "malformed" in low or "not a database" in low or "corrupt" in low:
         return DatabaseError(
-            f"{location}: {doing}: the database file is damaged or is not a SQLite database ({text}). Restore it from a "
-            f"backup, or salvage what is readable with `sqlite3 {location} .recover | sqlite3 recovered.db` and put "
-            "recovered.db in its place"
+            f"{location}: {doing}: the database file is damaged or is not a SQLite database ({text}). "
+            f"Restore it from a backup, or salvage what is readable with "
+            f"`sqlite3 {location} .recover | sqlite3 recovered.db` and put recovered.db in its place"
         )
     if "full" in low:
-        return DatabaseError(
+        return StorageError(
             f"{location}: {doing}: the disk is full ({text}); free some space and run again (nothing was half-written)"
         )
     if "unable to open" in low:
         return DatabaseError(
-            f"{location}: {doing}: cannot open the database file ({text}); check that its folder exists and is readable "
-            "and writable"
+            f"{location}: {doing}: cannot open the database file ({text}); "
+            "check that its folder exists and is readable and writable"
         )
     if "disk i/o" in low:
-        return DatabaseError(
+        return StorageError(
             f"{location}: {doing}: input/output error ({text}); check the disk or file system, and if it persists "
             f"restore the file from a backup or try `sqlite3 {location} .recover`"
         )
@@ -156,6 +158,8 @@ class Storage(ABC):
     busy_timeout: float
     raw: Any = None  # the driver's connection (sqlite3 or psycopg2); ASE is given a wrapper that cannot commit
     read_only: bool = False
+    empty_ok: bool = False  # read_only: open a database with nothing in it yet (``empty``) instead of refusing
+    empty: bool = False  # opened read-only with nothing in it yet: no tables to read (only its settings, {})
     campaign: str | None = None  # the server campaign (schema); None for a SQLite file
     _errors: type[BaseException] | tuple[type[BaseException], ...] = ()  # the driver's errors
     _in_tx = False
@@ -181,7 +185,7 @@ class Storage(ABC):
     def _tx_rollback(self, tx: Any) -> None:
         """Roll back ``tx`` (quietly: a lost connection or a killed process rolls back on its own)."""
 
-    def _tx_end(self, tx: Any) -> None:
+    def _tx_end(self, tx: Any) -> None:  # noqa: B027 - a hook: nothing to release by default
         """Release what :meth:`_tx_begin` made, after the commit or rollback."""
 
     def lost(self) -> bool:
@@ -198,6 +202,9 @@ class Storage(ABC):
             with self.guard("opening the database"):
                 if self.read_only:
                     if ownership.decide(self._facts()) is ownership.Verdict.INITIALISE:
+                        if self.empty_ok:
+                            self.empty = True
+                            return
                         raise DatabaseError(nothing_to_read)
                 else:
                     self._claim(self._facts)
@@ -302,7 +309,7 @@ class Storage(ABC):
         for row in self.rows(ids, sel):
             yield (
                 row.id,
-                row.numbers,
+                row["numbers"],  # set from the stored columns (not an attribute AtomsRow declares)
                 row.positions,
                 row.cell,
                 row.pbc,
@@ -335,7 +342,7 @@ class Storage(ABC):
             if verdict is not ownership.Verdict.OWNED:
                 self.store_settings(ownership.marked(self.settings()))
 
-    def _prepare_tables(self) -> None:
+    def _prepare_tables(self) -> None:  # noqa: B027 - a hook: nothing beyond ASE's tables by default
         """Create what a project database needs beyond ASE's tables (inside :meth:`write_tx`)."""
 
 
@@ -354,7 +361,7 @@ def explain_pg(location: str, exc: BaseException, doing: str, busy_timeout: floa
             "wait for it to finish (or stop it) and run again"
         )
     if code == "25006":  # read_only_sql_transaction
-        return DatabaseError(
+        return StorageError(
             f"{location}: {doing}: the database is read-only here ({first}); open it without read_only to change it"
         )
     if code == "42501":  # insufficient_privilege
@@ -363,11 +370,12 @@ def explain_pg(location: str, exc: BaseException, doing: str, busy_timeout: floa
             "GRANT CREATE ON DATABASE (a new campaign is a new schema) or the privileges on this campaign's schema"
         )
     if code.startswith("53"):  # insufficient_resources: disk full, out of memory, too many connections
-        return DatabaseError(
-            f"{location}: {doing}: the server is out of resources ({first}); nothing of it was stored; free space or connections and run again"
+        return StorageError(
+            f"{location}: {doing}: the server is out of resources ({first}); nothing of it was stored; "
+            "free space or connections and run again"
         )
     if code.startswith("08") or type(exc).__name__ in ("OperationalError", "InterfaceError"):
-        return DatabaseError(
+        return StorageError(
             f"{location}: {doing}: the connection to the database server failed ({first}); nothing of the write was "
             "stored. Check that the server runs and is reachable, then run again"
         )
@@ -423,8 +431,16 @@ class PostgreSQLStorage(Storage):
 
     _explain = staticmethod(explain_pg)
 
-    def __init__(self, url: str, busy_timeout: float, campaign: str | None = None, read_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        busy_timeout: float,
+        campaign: str | None = None,
+        read_only: bool = False,
+        empty_ok: bool = False,
+    ):
         self.campaign = check_campaign(campaign if campaign is not None else DEFAULT_CAMPAIGN)
+        self.empty_ok = empty_ok
         self.location = f"{redact_url(url)} (campaign {self.campaign})"
         self.busy_timeout = busy_timeout
         self.read_only = read_only
@@ -450,6 +466,11 @@ class PostgreSQLStorage(Storage):
             raw = pg.connect(self._url, connect_timeout=30)
         except pg.Error as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if self.raw is not None:  # connected before: the server went away (a storage error, not a wrong URL)
+                raise StorageError(
+                    f"{self.location}: the connection was lost, and now it cannot connect to the database server "
+                    f"({first}); nothing of the interrupted write was stored. Run again once the server is back"
+                ) from None
             raise DatabaseError(
                 f"{self.location}: cannot connect to the database server ({first}). Check host, port, database name "
                 "and user in the URL; the password comes from PGPASSWORD or ~/.pgpass (keep it out of the config)"
@@ -460,7 +481,8 @@ class PostgreSQLStorage(Storage):
                 cur.execute("SELECT quote_ident(%s)", (self.campaign,))
                 if cur.fetchone()[0] != self.campaign:
                     raise DatabaseError(
-                        f"{self.location}: '{self.campaign}' is a reserved word in PostgreSQL; choose another campaign name"
+                        f"{self.location}: '{self.campaign}' is a reserved word in PostgreSQL; "
+                        "choose another campaign name"
                     )
                 cur.execute(
                     f"SET search_path TO {self.campaign}"
@@ -587,7 +609,8 @@ class PostgreSQLStorage(Storage):
     def duplicate_candidates(self, lo: float, hi: float) -> Iterator[tuple[int, Geometry]]:
         with self.raw.cursor() as cur:
             cur.execute(
-                "SELECT s.id, s.numbers, s.positions, s.cell, s.pbc FROM number_key_values n JOIN systems s ON s.id = n.id "
+                "SELECT s.id, s.numbers, s.positions, s.cell, s.pbc "
+                "FROM number_key_values n JOIN systems s ON s.id = n.id "
                 f"WHERE n.key = '{KEY_FINGERPRINT}' AND n.value BETWEEN %s AND %s ORDER BY s.id",
                 (lo, hi),
             )
@@ -610,11 +633,12 @@ class SQLiteStorage(Storage):
     _errors = sqlite3.Error
     _explain = staticmethod(explain)
 
-    def __init__(self, path: Path, busy_timeout: float, read_only: bool = False):
+    def __init__(self, path: Path, busy_timeout: float, read_only: bool = False, empty_ok: bool = False):
         self.location = str(path)
+        self.empty_ok = empty_ok
         self.busy_timeout = busy_timeout
         self.read_only = read_only
-        self.raw: sqlite3.Connection | None = None
+        self.raw = None  # the sqlite3.Connection, once open
         self.db = connect(str(path), type="db", use_lock_file=False, serial=True)
         if read_only and not path.is_file():
             raise DatabaseError(f"{path}: no such database file to read")
@@ -727,18 +751,24 @@ class SQLiteStorage(Storage):
 
 
 def open_storage(
-    location: str | os.PathLike, busy_timeout: float, read_only: bool = False, campaign: str | None = None
+    location: str | os.PathLike,
+    busy_timeout: float,
+    read_only: bool = False,
+    campaign: str | None = None,
+    empty_ok: bool = False,
 ) -> Storage:
     """The storage of a ``.db`` file (created with its folder when missing) or of ``campaign`` in a server
     database (default: the ``public`` schema, where plain ASE puts its tables).  A file is one campaign:
-    ``campaign`` is not used for it."""
+    ``campaign`` is not used for it.  ``empty_ok`` (with ``read_only``): a database with nothing in it yet is
+    opened ``empty`` instead of refused."""
     text = os.fspath(location)
     if is_url(text):
         if not text.startswith(("postgresql://", "postgres://")):
             raise DatabaseError(
-                f"{redact_url(text)}: a database URL must be postgresql://user:password@host:port/name (or give a .db file)"
+                f"{redact_url(text)}: a database URL must be postgresql://user:password@host:port/name "
+                "(or give a .db file)"
             )
-        return PostgreSQLStorage(text, busy_timeout, campaign, read_only)
+        return PostgreSQLStorage(text, busy_timeout, campaign, read_only, empty_ok)
     path = Path(text).expanduser().resolve()
     if path.suffix != ".db":
         raise DatabaseError(f"{path}: the database file must end in .db (SQLite), or give a postgresql:// URL")
@@ -749,7 +779,7 @@ def open_storage(
             raise DatabaseError(
                 f"{path}: cannot create the database's folder {path.parent}: {exc.strerror or exc}"
             ) from exc
-    return SQLiteStorage(path, busy_timeout, read_only)
+    return SQLiteStorage(path, busy_timeout, read_only, empty_ok)
 
 
 __all__ = [

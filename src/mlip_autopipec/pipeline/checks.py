@@ -33,7 +33,8 @@ def check_oracle(cfg: PipelineConfig, elements: list[str]) -> str:
         missing = [e for e in elements if e not in EMT_ELEMENTS]
         if missing:
             raise ConfigurationError(
-                f"oracle: EMT has no parameters for {missing}; it covers {sorted(EMT_ELEMENTS)} (use type: espresso, gpaw or ase)"
+                f"oracle: EMT has no parameters for {missing}; it covers {sorted(EMT_ELEMENTS)} "
+                "(use type: espresso, gpaw or ase)"
             )
     elif oracle.type == "espresso":
         program = shlex.split(oracle.command)[0]

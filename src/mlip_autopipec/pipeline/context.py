@@ -12,7 +12,7 @@ from pathlib import Path
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.database.location import campaign_of, resolve_location
-from mlip_autopipec.pipeline.records import ActiveLearningRecord
+from mlip_autopipec.records import ActiveLearningRecord
 
 log = logging.getLogger("mlip_autopipec")
 

@@ -12,10 +12,14 @@ trace of a run that was killed, and the new run says it takes its place.
 The lock's descriptor is not inherited by the programs a run starts (Dask
 workers, pacemaker, pw.x), so it is free as soon as the driver has ended.
 
-A SQLite database file is locked the same way (``.<name>.run-lock`` beside
-it), so two work directories pointing at one database file cannot both write
-it.  A PostgreSQL URL is not locked (a database server is the way for several
-writers).
+A SQLite database file is locked by the file itself, not by the name it was
+given (:class:`DatabaseFileLock`): a lock file beside its name
+(``.<name>.run-lock``, naming the holder as above) and an open-file-description
+lock (``fcntl`` ``F_OFD_SETLK``) on one byte of the database file, far past the
+bytes SQLite locks, which every name of the file shares (a hard link, a second
+mount).  Two runs reaching one database file by any names cannot both write it.
+A PostgreSQL campaign is held by one driver at a time with a lock on the server
+(:class:`~mlip_autopipec.database.campaigns.CampaignDriverLock`).
 
 What it relies on: ``flock(2)``.  It works on local file systems; on NFS Linux
 emulates it with byte-range locks (NFSv4, or NFSv3 with lockd), which hold
@@ -26,13 +30,18 @@ support it.  A file system without it makes ``run`` stop with a sentence.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import socket
+import struct
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from mlip_autopipec.database.campaigns import CampaignDriverLock
 from mlip_autopipec.exceptions import WorkdirError
 from mlip_autopipec.fileio import os_error_sentence
 from mlip_autopipec.locking import FileLock, holder_line
@@ -129,4 +138,113 @@ def database_lock_path(db_file: Path) -> Path:
     return db_file.with_name(f".{db_file.name}.run-lock")
 
 
-__all__ = ["LOCK_NAME", "RunLock", "database_lock_path", "holder_line", "make_folder", "read_holder"]
+_FILE_LOCK_BYTE = 1 << 40  # one byte far past SQLite's lock bytes (at 1 GiB): the two kinds of lock never meet
+HOLDER_XATTR = "user.mlip_autopipec.run"  # the holder's line, on the database file (when the file system keeps it)
+
+
+def _byte_lock(kind: int) -> bytes:
+    return struct.pack("hhqqi", kind, os.SEEK_SET, _FILE_LOCK_BYTE, 1, 0)  # struct flock (native alignment)
+
+
+class DatabaseFileLock:
+    """``with DatabaseFileLock(db_file):`` holds a SQLite database file by its name and by the file itself
+    (device and inode), or raises :class:`WorkdirError` naming the holder."""
+
+    def __init__(self, db_file: Path) -> None:
+        self.db_file = db_file
+        self.by_name = RunLock(database_lock_path(db_file), f"database {db_file}")
+        self.fd: int | None = None
+        self.key: tuple[int, int] | None = None  # (st_dev, st_ino) of the file held
+
+    def acquire(self) -> None:
+        self.by_name.acquire()
+        try:
+            self.hold_file()
+        except BaseException:
+            self.by_name.release()
+            raise
+
+    def hold_file(self) -> None:
+        """Lock the file that now bears the name (again, when it is another file: moved aside, then made anew).
+
+        Nothing to lock while no file bears it; a file this user cannot write is left to the database's own
+        sentence; a file system without these locks leaves the lock by name.
+        """
+        op = getattr(fcntl, "F_OFD_SETLK", None)
+        try:
+            st = os.stat(self.db_file)
+        except FileNotFoundError:
+            return
+        if op is None or (st.st_dev, st.st_ino) == self.key:
+            return
+        self._release_file()
+        try:
+            fd = os.open(self.db_file, os.O_RDWR)
+        except OSError:
+            return
+        try:
+            fcntl.fcntl(fd, op, _byte_lock(fcntl.F_WRLCK))
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise self._in_use((st.st_dev, st.st_ino)) from None
+            return  # no byte-range locks here (errno ENOLCK, EINVAL, ...): the lock by name stands alone
+        self.fd, self.key = fd, (st.st_dev, st.st_ino)
+        with contextlib.suppress(OSError):
+            os.setxattr(fd, HOLDER_XATTR, holder_line().encode())
+
+    def _in_use(self, key: tuple[int, int]) -> WorkdirError:
+        try:
+            holder = os.getxattr(self.db_file, HOLDER_XATTR).decode(errors="replace").strip() or "holder unknown"
+        except OSError:
+            holder = "holder unknown"
+        return WorkdirError(
+            f"the database {self.db_file} is in use by another run ({holder}) that reached it under another name "
+            f"(the same file: device {key[0]}, inode {key[1]}; a hard link?): one database file takes one run at a "
+            "time. Wait for that run to finish or stop it"
+        )
+
+    def _release_file(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.removexattr(self.fd, HOLDER_XATTR)
+            os.close(self.fd)  # releases the byte's lock
+            self.fd, self.key = None, None
+
+    def release(self) -> None:
+        self._release_file()
+        self.by_name.release()
+
+    def __enter__(self) -> DatabaseFileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass
+class RunLocks:
+    """What a run holds for its whole life: its work directory, and its database file or server campaign."""
+
+    workdir: RunLock
+    database: DatabaseFileLock | None = None
+    campaign: CampaignDriverLock | None = None
+
+    @property
+    def taken_over(self) -> str | None:
+        """The line of a run that ended without releasing the work directory (killed), or ``None``."""
+        return self.workdir.taken_over
+
+
+__all__ = [
+    "LOCK_NAME",
+    "HOLDER_XATTR",
+    "DatabaseFileLock",
+    "RunLock",
+    "RunLocks",
+    "database_lock_path",
+    "holder_line",
+    "make_folder",
+    "read_holder",
+]

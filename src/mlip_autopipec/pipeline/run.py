@@ -7,6 +7,7 @@ so it can be moved or copied)::
 
     .run.lock               the lock of the run that works here (pid, host, start time): one run at a time
     state.json              config fingerprints (refuses an incompatible config), active learning's progress
+    <name>.replaced-<time>  what `run --force` moved aside to start the data afresh (database and records)
     structures.db           the ASE database: structures, labels, provenance
     oracle/structure_<id>/  one directory per reference calculation
     data/                   train.pckl.gzip and validation.pckl.gzip exported for pacemaker
@@ -27,15 +28,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
-from mlip_autopipec.database.location import database_file
+from mlip_autopipec.database.campaigns import CampaignDriverLock
+from mlip_autopipec.database.location import campaign_of, database_file
 from mlip_autopipec.exceptions import OracleError, WorkdirError
 from mlip_autopipec.fileio import os_error_sentence
 from mlip_autopipec.pipeline import state as run_state
 from mlip_autopipec.pipeline.checks import preflight
+from mlip_autopipec.pipeline.cold_start import step_export, step_fit, step_generate, step_label, step_report, step_split
 from mlip_autopipec.pipeline.context import RunContext, database_location, open_database
-from mlip_autopipec.pipeline.lock import LOCK_NAME, RunLock, database_lock_path, make_folder
-from mlip_autopipec.pipeline.records import RunSummary
-from mlip_autopipec.pipeline.steps import step_export, step_fit, step_generate, step_label, step_report, step_split
+from mlip_autopipec.pipeline.lock import LOCK_NAME, DatabaseFileLock, RunLock, RunLocks, make_folder
+from mlip_autopipec.pipeline.origin import check_origin, origin_here, origin_refusal
+from mlip_autopipec.records import RunSummary
 
 log = logging.getLogger("mlip_autopipec")
 
@@ -60,7 +63,8 @@ def attach_log_file(workdir: Path) -> logging.Handler:
         raise WorkdirError(os_error_sentence(err, "cannot write the run's log file")) from err
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG)
-    handler.handleError = lambda record: None  # type: ignore[method-assign]  (a full disk: no "Logging error" tracebacks)
+    # a full disk: no "Logging error" tracebacks
+    handler.handleError = lambda record: None  # type: ignore[method-assign]
     logger = logging.getLogger("mlip_autopipec")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
@@ -83,21 +87,25 @@ def stop_reason(err: BaseException) -> str:
 
 
 @contextmanager
-def workdir_lock(config: PipelineConfig, workdir: Path) -> Iterator[RunLock]:
-    """Create the work directory (checked writable) and hold its lock, and the database file's, for the block.
+def workdir_lock(config: PipelineConfig, workdir: Path) -> Iterator[RunLocks]:
+    """Create the work directory (checked writable) and hold its lock, and the database file's (or the server
+    campaign's), for the block.
 
-    Raises :class:`WorkdirError` naming the holder when another run holds either.
+    Raises :class:`WorkdirError` (:class:`DatabaseError` for a campaign) naming the holder when another run holds one.
     """
     make_folder(workdir, "work directory")
     with contextlib.ExitStack() as stack:
-        lock = stack.enter_context(RunLock(workdir / LOCK_NAME, f"work directory {workdir}"))
+        locks = RunLocks(stack.enter_context(RunLock(workdir / LOCK_NAME, f"work directory {workdir}")))
         location = database_location(config, workdir)
         db_file = database_file(location)
         if db_file is not None:
             db_file = db_file.resolve()
             make_folder(db_file.parent, "database folder")
-            stack.enter_context(RunLock(database_lock_path(db_file), f"database {db_file}"))
-        yield lock
+            locks.database = stack.enter_context(DatabaseFileLock(db_file))
+        else:
+            campaign = campaign_of(config.database.campaign, workdir)
+            locks.campaign = stack.enter_context(CampaignDriverLock(location, campaign))
+        yield locks
 
 
 def run_pipeline(
@@ -110,52 +118,100 @@ def run_pipeline(
     """Run (or continue) the whole pipeline; returns the report's summary (also in ``workdir/report/summary.json``).
 
     Holds the work directory's lock for its whole life (a second run on it is
-    refused with :class:`WorkdirError`), checks the config (:func:`preflight`)
-    and that the database can be written before anything is generated or
-    labelled.  ``retry_failed``: put the structures whose labelling failed back
-    to pending first (their reasons stay in ``failure_history``).
+    refused with :class:`WorkdirError`), checks the config, the database's
+    origin and that the database can be written (:func:`admit`) before
+    anything is generated or labelled.  ``retry_failed``: put the structures
+    whose labelling failed back to pending first (their reasons stay in
+    ``failure_history``).
     """
     workdir = Path(workdir or config.workdir).absolute()
-    with workdir_lock(config, workdir) as lock:
+    with workdir_lock(config, workdir) as locks:
         handler = attach_log_file(workdir)
         try:
-            return _run(config, workdir, force, progress, retry_failed, lock)
+            return _run(config, workdir, force, progress, retry_failed, locks)
         except BaseException as err:
             log.error("run stopped: %s", stop_reason(err), exc_info=True, extra=FILE_ONLY)
             with contextlib.suppress(Exception):
-                err.log_file = log_file_of(handler)  # type: ignore[attr-defined]  (for the command line's message)
+                err.log_file = log_file_of(handler)  # type: ignore[attr-defined]  # for the command line's message
             raise
         finally:
             logging.getLogger("mlip_autopipec").removeHandler(handler)
-            handler.close()
+            with contextlib.suppress(OSError):  # a full disk: the log's last lines are lost, the error stays the run's
+                handler.close()
+
+
+def admit(config: PipelineConfig, workdir: Path, force: bool, progress: bool, locks: RunLocks) -> RunContext:
+    """Every check first, with nothing written (a refused run leaves the work directory as it found it): the
+    config against the work directory's, the database's origin against both, the config itself (:func:`preflight`).
+    Then ``--force``'s fresh start when the data changed, the database opened and checked writable, and this
+    run's origin and state recorded.
+    """
+    location = database_location(config, workdir)
+    changed = run_state.changed_sections(workdir, config)
+    if changed and not force:
+        raise run_state.refusal(workdir, changed)
+    verdict = check_origin(config, workdir)
+    refused = origin_refusal(verdict, location, workdir, force)
+    if refused is not None:
+        raise refused
+    for note in preflight(config):
+        log.debug("preflight: %s", note)
+    if verdict.changed or any(s in run_state.DATA_SECTIONS for s in changed):
+        moved = run_state.start_afresh(workdir, database_file(location))
+        log.warning(
+            "--force: the data starts afresh (section(s) %s changed); moved aside: %s",
+            ", ".join(dict.fromkeys([*changed, *verdict.changed])),
+            ", ".join(str(p) for p in moved) or "nothing",
+        )
+    elif changed:
+        log.warning("continuing with changed section(s) %s (--force)", ", ".join(changed))
+    if verdict.owner and not verdict.changed:
+        log.warning("--force: the database %s is taken over from the work directory %s", location, verdict.owner)
+    db = open_database(config, workdir)
+    try:
+        if locks.database is not None:
+            locks.database.hold_file()  # the file made anew (or moved aside) since the lock was taken
+        db.check_writable()
+        db.record_origin(origin_here(config, workdir))
+    except BaseException:
+        db.close()
+        raise
+    run_state.write_state(workdir, config)
+    return RunContext(config, workdir, db, progress)
+
+
+def _split(ctx: RunContext) -> None:
+    """The train/validation split; a changed split splits the labelled rows anew in place (no oracle call)."""
+    before = ctx.db.split_settings()
+    wanted = (ctx.config.database.validation_fraction, ctx.config.database.split_seed)
+    if before is not None and before != wanted:
+        log.warning(
+            "split: validation_fraction %g, split_seed %d (was %g, %d): the rows are split anew in place, each keeping "
+            "its previous split in split_history; the fit follows the new split",
+            *wanted,
+            *before,
+        )
+    step_split(ctx)
 
 
 def _run(
-    config: PipelineConfig, workdir: Path, force: bool, progress: bool, retry_failed: bool, lock: RunLock
+    config: PipelineConfig, workdir: Path, force: bool, progress: bool, retry_failed: bool, locks: RunLocks
 ) -> RunSummary:
     t_start = time.perf_counter()
     log.info("run: work directory %s", workdir)
-    if lock.taken_over:
+    if locks.taken_over:
         log.warning(
             "run: a run that ended without finishing (killed?) held this work directory: %s; continuing its work",
-            lock.taken_over,
+            locks.taken_over,
         )
-    location = database_location(config, workdir)
-    db_file = database_file(location)
-    changed = run_state.check_or_accept_changes(workdir, config, db_file, force)
-    if changed:
-        log.warning("continuing with changed section(s) %s (--force)", ", ".join(changed))
-    for note in preflight(config):
-        log.debug("preflight: %s", note)
-    run_state.write_state(workdir, config)
-    ctx = RunContext(config, workdir, open_database(config, workdir), progress)
-    ctx.db.check_writable()
+    ctx = admit(config, workdir, force, progress, locks)
     if retry_failed:
         n = ctx.db.reset_failed()
         log.info("retry: %d failed structure(s) put back to pending (earlier reasons kept in their failure_history)", n)
     elif ctx.db.count(status="failed"):
         log.info(
-            "%d structure(s) failed earlier and are left out; `mlip-autopipec run CONFIG --retry-failed` labels them again",
+            "%d structure(s) failed earlier and are left out; "
+            "`mlip-autopipec run CONFIG --retry-failed` labels them again",
             ctx.db.count(status="failed"),
         )
     with ctx.step("generate"):
@@ -165,16 +221,16 @@ def _run(
     if ctx.db.count(status="labelled") == 0:
         n_failed = ctx.db.count(status="failed")
         raise OracleError(
-            f"no structure could be labelled ({n_failed} failed): `mlip-autopipec status {workdir}` groups the failures "
-            "by reason; fix the cause, then `mlip-autopipec run CONFIG --retry-failed`"
+            f"no structure could be labelled ({n_failed} failed): `mlip-autopipec status {workdir}` groups the "
+            "failures by reason; fix the cause, then `mlip-autopipec run CONFIG --retry-failed`"
         )
     with ctx.step("split"):
-        step_split(ctx)
+        _split(ctx)
     with ctx.step("export"):
         train, validation = step_export(ctx)
     fit = None
     if config.active_learning is not None:
-        from mlip_autopipec.pipeline.active_learning import resumed_initial_fit, run_active_learning
+        from mlip_autopipec.pipeline.active_learning.loop import resumed_initial_fit, run_active_learning
 
         # resumed: the first fit is the recorded one, not a refit on the data active learning added since
         fit = resumed_initial_fit(ctx)

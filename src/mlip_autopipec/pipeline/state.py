@@ -1,10 +1,19 @@
 """What a work directory was made with, and whether a new config may continue it.
 
-``workdir/state.json`` (:class:`~mlip_autopipec.pipeline.records.RunState`) keeps a fingerprint of every config section whose change
-would invalidate finished work (the seed, the pool, the labels, the split, the
-fit).  Settings that change how, not what, is computed (commands, worker
-counts, timeouts, the report's targets) are left out, so they can change freely
-between runs.
+``workdir/state.json`` (:class:`~mlip_autopipec.records.run.RunState`) keeps
+a fingerprint of every config section whose change would invalidate finished
+work (the seeds, the pool, the labels, the fit).  Settings that change how,
+not what, is computed (commands, worker counts, timeouts, the report's
+targets) are left out, so they can change freely between runs; so is the split
+(``validation_fraction``, ``split_seed``): the database splits its rows anew
+in place, and the fit follows the data.
+
+``--force`` accepts a changed config.  When a section whose data lives in the
+database changed, the run starts its data afresh (:func:`start_afresh`): the
+database file and the work directory's records of it (:data:`RECORDS`:
+``state.json`` with active learning's progress, ``fits/latest.json``, ``al/``,
+``report/``, ``oracle/``, ``properties/``) are moved aside, each renamed
+``<name>.replaced-<time>`` in its place, never deleted.
 """
 
 from __future__ import annotations
@@ -18,9 +27,7 @@ from typing import Any
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import ConfigurationError
-from mlip_autopipec.pipeline import migrate
-from mlip_autopipec.pipeline.migrate import read_record
-from mlip_autopipec.pipeline.records import ActiveLearningRecord, RunState, dump_record
+from mlip_autopipec.records import ActiveLearningRecord, RunState, dump_record, migrate, read_record
 
 STATE_FILE = "state.json"
 
@@ -31,11 +38,15 @@ INVALIDATING: dict[str, set[str]] = {
     "seeds": set(),
     "generator": set(),
     "oracle": {"command", "env", "timeout_s", "keep_scratch", "max_failure_fraction", "max_attempts"},
-    "database": set(),
+    "database": {"validation_fraction", "split_seed"},  # a new split: the rows are split again in place
     "training": {"timeout_s", "display_step"},
 }
 #: sections whose data lives in the database: a change there means a new database
 DATA_SECTIONS = ("seeds", "generator", "oracle", "database")
+#: sections that shape the database's rows: recorded in the database itself (its origin)
+ORIGIN_SECTIONS = ("seeds", "generator", "oracle")
+#: what a work directory records about its data, moved aside with the database by --force (paths in the workdir)
+RECORDS = (STATE_FILE, "fits/latest.json", "al", "report", "oracle", "properties")
 
 
 def fingerprint(data: Any) -> str:
@@ -75,37 +86,57 @@ def write_state(workdir: Path, cfg: PipelineConfig, active_learning: ActiveLearn
 
 
 def changed_sections(workdir: Path, cfg: PipelineConfig) -> list[str]:
-    """Sections that differ from the ones the work directory was made with ([] for a new directory)."""
+    """Sections that differ from the ones the work directory was made with ([] for a new directory).
+
+    Compared through the config recorded in ``state.json``, fingerprinted by today's rules (a field that no
+    longer matters, or one added since with its default, is no change).
+    """
     state = read_state(workdir)
     if state is None:
         return []
-    old = dict(state.fingerprints)
-    if "seeds" not in old:  # a state from before `seeds`: its recorded config's seeds (its structure, folded)
-        old["seeds"] = section_fingerprints(state.config)["seeds"]
-    new = section_fingerprints(cfg)
-    return [s for s in INVALIDATING if s in old and old[s] != new[s]]
+    old, new = section_fingerprints(state.config), section_fingerprints(cfg)
+    return [s for s in INVALIDATING if old[s] != new[s]]
+
+
+def refusal(workdir: Path, changed: list[str]) -> ConfigurationError:
+    """The error that refuses a config whose ``changed`` sections would invalidate finished work."""
+    return ConfigurationError(
+        f"the work directory {workdir} was made with a different configuration: section(s) "
+        f"{', '.join(changed)} changed, which would invalidate finished work "
+        "(structures, labels or the fit). Run with --force to start those steps again "
+        "(the old database and records are kept beside the new ones), or give a new --workdir."
+    )
+
+
+def start_afresh(workdir: Path, database_file: Path | None) -> list[Path]:
+    """Move the database file (when given) and the work directory's :data:`RECORDS` aside; return where to.
+
+    Each keeps its folder and is renamed ``<name>.replaced-<time>`` (one time for all): nothing is deleted.
+    """
+    paths = [p for p in [database_file, *(workdir / record for record in RECORDS)] if p is not None and p.exists()]
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    n = 1
+    while any(p.with_name(f"{p.name}.replaced-{stamp}").exists() for p in paths):  # twice in one second
+        n += 1
+        stamp = f"{stamp.split('.')[0]}.{n}"
+    moved = []
+    for path in paths:
+        aside = path.with_name(f"{path.name}.replaced-{stamp}")
+        shutil.move(path, aside)
+        moved.append(aside)
+    return moved
 
 
 def check_or_accept_changes(workdir: Path, cfg: PipelineConfig, database_file: Path | None, force: bool) -> list[str]:
     """Refuse a config that would invalidate finished work, unless ``force``.
 
-    With ``force``, a database made with other data sections is moved aside
-    (renamed, never deleted) so the run starts its data afresh; a changed
-    training section simply leads to a new fit beside the old ones.
-    Returns the changed sections.
+    With ``force``, a change of a data section starts the data afresh
+    (:func:`start_afresh`); a changed training section simply leads to a new
+    fit beside the old ones.  Returns the changed sections.
     """
     changed = changed_sections(workdir, cfg)
-    if not changed:
-        return []
-    if not force:
-        raise ConfigurationError(
-            f"the work directory {workdir} was made with a different configuration: section(s) "
-            f"{', '.join(changed)} changed, which would invalidate finished work "
-            "(structures, labels, splits or the fit). Run with --force to start those steps again "
-            "(the old database is kept beside the new one), or give a new --workdir."
-        )
-    if database_file is not None and database_file.exists() and any(s in DATA_SECTIONS for s in changed):
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        aside = database_file.with_name(f"{database_file.name}.replaced-{stamp}")
-        shutil.move(database_file, aside)
+    if changed and not force:
+        raise refusal(workdir, changed)
+    if any(s in DATA_SECTIONS for s in changed):
+        start_afresh(workdir, database_file)
     return changed

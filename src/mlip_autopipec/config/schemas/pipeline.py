@@ -7,16 +7,11 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from mlip_autopipec.compute.models import ComputeConfig, LocalComputeConfig, step_compute_config
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
-from mlip_autopipec.config.schemas.oracle import (
-    ComputeConfig,
-    EMTOracleConfig,
-    LocalComputeConfig,
-    OracleConfig,
-    step_compute_config,
-)
+from mlip_autopipec.config.schemas.oracle import EMTOracleConfig, OracleConfig
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
 from mlip_autopipec.config.schemas.structure import SeedConfig, StructureConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
@@ -47,7 +42,9 @@ class DatabaseConfig(StrictModel):
         description="Share of the labelled structures kept out of training for validation (dimensionless).",
     )
     split_seed: int = Field(
-        0, description="Seed of the train/validation split; a structure's split never changes once given."
+        0,
+        description="Seed of the train/validation split. Changing it (or validation_fraction) splits the stored "
+        "structures anew in place, with no oracle call; each keeps its previous split in split_history.",
     )
 
     @field_validator("campaign")
@@ -192,7 +189,7 @@ class PipelineConfig(StrictModel):
 
     def compute_for(self, step: str) -> ComputeConfig:
         """The compute of ``step`` ('label', 'fit' or 'explore'): its own section, else `compute`, with the step's
-        job name and, for a fit, one job of one worker (:func:`~mlip_autopipec.config.schemas.oracle.step_compute_config`)."""
+        job name and, for a fit, one job of one worker (:func:`~mlip_autopipec.compute.models.step_compute_config`)."""
         own = getattr(self, f"compute_{step}", None)
         return step_compute_config(own if own is not None else self.compute, step)
 
