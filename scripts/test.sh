@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): sets up .venv if needed, makes sure Quantum ESPRESSO
 # is there for the real pw.x tests, starts a local SLURM cluster and PostgreSQL
-# server (as root), checks the import layers (lint-imports), then runs the whole suite.
+# server (as root), runs the checks (lint-imports, ruff, ruff format, mypy), then the whole suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k database -x`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +44,12 @@ fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export MPLBACKEND=Agg
-# The layers first (pyproject.toml [tool.importlinter]): an upward import or a cycle fails here, before any test runs.
+# The checks first, each in seconds, before any test runs (README, Development):
+# the layers (pyproject.toml [tool.importlinter]): an upward import or a cycle fails here;
 PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" "$root/.venv/bin/lint-imports" --no-logo --no-cache pyproject.toml
+# lint and format ([tool.ruff]) and types ([tool.mypy], src/).
+echo "[test] ruff check, ruff format --check, mypy" >&2
+"$root/.venv/bin/ruff" check --no-cache src tests benchmarks
+"$root/.venv/bin/ruff" format --check --no-cache src tests benchmarks
+"$root/.venv/bin/mypy" --no-incremental
 exec "$root/.venv/bin/python" -m pytest "$@"
