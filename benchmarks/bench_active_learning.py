@@ -111,7 +111,8 @@ def _emt_md(
     rng,
     pressure: float | None = None,
 ) -> list[Atoms]:
-    """Frames (with EMT energy and forces) of one EMT trajectory: Langevin NVT, or LangevinBAOAB NPT at ``pressure`` GPa."""
+    """Frames (with EMT energy and forces) of one EMT trajectory: Langevin NVT, or LangevinBAOAB NPT
+    at ``pressure`` GPa."""
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary
 
@@ -381,7 +382,8 @@ def main() -> int:
     load_start = os.getloadavg()
     t_start = time.perf_counter()
     print(
-        f"bench_active_learning ({'quick' if args.quick else 'full'}); work in {root}; load average {load_start[0]:.1f}",
+        f"bench_active_learning ({'quick' if args.quick else 'full'}); work in {root}; "
+        f"load average {load_start[0]:.1f}",
         flush=True,
     )
 
@@ -444,7 +446,8 @@ def main() -> int:
     ):
         print(f"{name:30}{calls:>13}{e['force_rmse_mev_per_angstrom']:>20.1f}{e['energy_rmse_mev_per_atom']:>24.2f}")
     print(
-        "active learning after each fit, the starting pool's first (oracle calls: test force RMSE meV/Å, energy RMSE meV/atom):"
+        "active learning after each fit, the starting pool's first "
+        "(oracle calls: test force RMSE meV/Å, energy RMSE meV/atom):"
     )
     print(
         "  "
@@ -457,11 +460,13 @@ def main() -> int:
         a, r = al_err["by_category"][name], rnd_err["by_category"][name]
         print(f"  {name:20} {a['force_rmse_mev_per_angstrom']:8.1f} / {r['force_rmse_mev_per_angstrom']:8.1f}")
     print(
-        f"ratio AL / random at equal calls: force RMSE {f_ratio:.3f} (target <= {TARGET_RMSE_RATIO}), energy RMSE {e_ratio:.3f}"
+        f"ratio AL / random at equal calls: force RMSE {f_ratio:.3f} (target <= {TARGET_RMSE_RATIO}), "
+        f"energy RMSE {e_ratio:.3f}"
     )
     if call_fraction is None:
         print(
-            f"active learning did not reach the random start's force RMSE ({rnd_err['force_rmse_mev_per_angstrom']:.1f} meV/Å)"
+            "active learning did not reach the random start's force RMSE "
+            f"({rnd_err['force_rmse_mev_per_angstrom']:.1f} meV/Å)"
         )
     else:
         print(
@@ -470,17 +475,18 @@ def main() -> int:
         )
     steps_ps = s.stability_ps
     print(
-        f"MD stability ({s.stability_trajectories} × {steps_ps:g} ps NVT at 1300 K, 32 atoms, gamma_halt {gamma_halt:g}): "
-        f"active learning {al_ok}/{s.stability_trajectories}, random {rnd_ok}/{s.stability_trajectories}"
+        f"MD stability ({s.stability_trajectories} × {steps_ps:g} ps NVT at 1300 K, 32 atoms, gamma_halt "
+        f"{gamma_halt:g}): active learning {al_ok}/{s.stability_trajectories}, random "
+        f"{rnd_ok}/{s.stability_trajectories}"
     )
     for who, reasons in (("AL", al_reasons), ("random", rnd_reasons)):
         print(f"  {who}: " + "; ".join(reasons))
     surface = al_err["by_category"][SURFACE_CATEGORY]["force_rmse_mev_per_angstrom"]
     surface_met = surface < TARGET_SURFACE_RMSE and al_calls <= TARGET_SURFACE_CALLS
     print(
-        f"Cu (111) surface at 600 K: force RMSE {surface:.1f} meV/Å with {al_calls} oracle calls "
-        f"(random: {rnd_err['by_category'][SURFACE_CATEGORY]['force_rmse_mev_per_angstrom']:.1f}); target < {TARGET_SURFACE_RMSE:g} "
-        f"meV/Å with ≤ {TARGET_SURFACE_CALLS} calls: {'MET' if surface_met else 'NOT MET'}"
+        f"Cu (111) surface at 600 K: force RMSE {surface:.1f} meV/Å with {al_calls} oracle calls (random: "
+        f"{rnd_err['by_category'][SURFACE_CATEGORY]['force_rmse_mev_per_angstrom']:.1f}); target < "
+        f"{TARGET_SURFACE_RMSE:g} meV/Å with ≤ {TARGET_SURFACE_CALLS} calls: {'MET' if surface_met else 'NOT MET'}"
     )
     met = f_ratio <= TARGET_RMSE_RATIO or (call_fraction is not None and call_fraction <= TARGET_CALL_FRACTION)
     load_end = os.getloadavg()

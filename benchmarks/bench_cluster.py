@@ -36,7 +36,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# the same cells as bench_oracle.py, so the two benchmarks' figures compare (this folder is on sys.path when run as a script)
+# the same cells as bench_oracle.py, so the two benchmarks' figures compare
+# (this folder is on sys.path when run as a script)
 from bench_oracle import cu_cells, si_cells  # noqa: E402
 from mlip_autopipec.compute.cluster import dask_client  # noqa: E402
 from mlip_autopipec.config import ComputeConfig, EMTOracleConfig, EspressoOracleConfig, validate_config  # noqa: E402
@@ -85,8 +86,9 @@ def first_result_when_submitted(name: str, compute: dict, oracle, cell, root: Pa
 
 def show(name: str, r: dict) -> None:
     print(
-        f"  {name:5s}: workers up {r['up']:6.1f} s | first result {r['first']:6.1f} s | {r['n']} labelled in {r['label']:6.1f} s "
-        f"= {r['n'] / r['label']:.3f}/s with the workers up | end to end {r['total']:6.1f} s = {r['n'] / r['total']:.3f}/s"
+        f"  {name:5s}: workers up {r['up']:6.1f} s | first result {r['first']:6.1f} s | {r['n']} labelled in "
+        f"{r['label']:6.1f} s = {r['n'] / r['label']:.3f}/s with the workers up | end to end {r['total']:6.1f} s = "
+        f"{r['n'] / r['total']:.3f}/s"
     )
 
 
@@ -122,8 +124,8 @@ def compare(title: str, oracle, cells: list, root: Path, args, tag: str) -> tupl
         show("SLURM", r_slurm)
     steady = r_slurm["label"] / r_local["label"]
     print(
-        f"  throughput SLURM / local: {r_local['label'] / r_slurm['label']:.3f} with the workers up (labelling time ratio {steady:.3f}); "
-        f"{r_local['total'] / r_slurm['total']:.3f} end to end (start-up included)"
+        f"  throughput SLURM / local: {r_local['label'] / r_slurm['label']:.3f} with the workers up (labelling time "
+        f"ratio {steady:.3f}); {r_local['total'] / r_slurm['total']:.3f} end to end (start-up included)"
     )
     return r_local, r_slurm
 
@@ -147,7 +149,8 @@ def main() -> None:
     if shutil.which("sinfo") is None or subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         raise SystemExit("no SLURM cluster answers: run scripts/start_local_slurm.sh (as root) first")
     print(
-        f"cores usable: {len(os.sched_getaffinity(0))}, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"cores usable: {len(os.sched_getaffinity(0))}, load average before: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print(
         "sinfo:",
@@ -177,7 +180,8 @@ def main() -> None:
         print(f"  one pw.x calculation: {per_calc:.2f} s (local labelling time × workers / structures)")
 
         print(
-            f"submission to first result, one structure, {args.overhead_repeats} repeats (cluster started inside label_pending):"
+            f"submission to first result, one structure, {args.overhead_repeats} repeats (cluster started inside "
+            "label_pending):"
         )
         firsts = {"local": [], "slurm": []}
         for i in range(args.overhead_repeats):
@@ -212,7 +216,8 @@ def main() -> None:
         if args.emt_structures:
             emt = make_oracle(EMTOracleConfig())
             e_local, e_slurm = compare(
-                f"EMT, {args.emt_structures} Cu32 cells (tiny tasks: the per-task cost), {args.workers} workers each side:",
+                f"EMT, {args.emt_structures} Cu32 cells (tiny tasks: the per-task cost), {args.workers} workers each "
+                "side:",
                 emt,
                 cu_cells(args.emt_structures),
                 root,

@@ -288,19 +288,23 @@ def postgres_rates(url: str, structures, work: Path, repeats: int, sqlite: tuple
     sq_insert, sq_export = sqlite
     print()
     print(
-        f"PostgreSQL {redact_url(url)}: {n} labelled 32-atom structures (median of {repeats}; wall-clock rates; CPU = this process only)"
+        f"PostgreSQL {redact_url(url)}: {n} labelled 32-atom structures (median of {repeats}; wall-clock rates; CPU = "
+        "this process only)"
     )
     print(f"  {'':44} {'PostgreSQL':>12} {'SQLite':>12}")
     print(f"  {'ASE db.write loop in `with db:`':44} {ase_rate[0]:9.0f} /s")
     print(
-        f"  {'ASE db.write loop + our key-values and data':44} {ase_md_rate[0]:9.0f} /s   (the same rows as ours: the fair baseline)"
+        f"  {'ASE db.write loop + our key-values and data':44} {ase_md_rate[0]:9.0f} /s   (the same rows as ours: the "
+        "fair baseline)"
     )
     print(
-        f"  {'DatabaseManager.add_structures':44} {ours_rate[0]:9.0f} /s {sq_insert[0]:9.0f} /s   ratio ours/ASE = {ours_rate[0] / ase_rate[0]:.2f}, ours/ASE+key-values = {ours_rate[0] / ase_md_rate[0]:.2f}"
+        f"  {'DatabaseManager.add_structures':44} {ours_rate[0]:9.0f} /s {sq_insert[0]:9.0f} /s   ratio ours/ASE = "
+        f"{ours_rate[0] / ase_rate[0]:.2f}, ours/ASE+key-values = {ours_rate[0] / ase_md_rate[0]:.2f}"
     )
     print(f"  {'ASE select + toatoms + DataFrame.to_pickle':44} {ase_exp[0]:9.0f} /s")
     print(
-        f"  {'save_dataset(.pckl.gzip)':44} {ours_exp[0]:9.0f} /s {sq_export[0]:9.0f} /s   ratio ours/ASE on PostgreSQL = {ours_exp[0] / ase_exp[0]:.2f}"
+        f"  {'save_dataset(.pckl.gzip)':44} {ours_exp[0]:9.0f} /s {sq_export[0]:9.0f} /s   ratio ours/ASE on "
+        f"PostgreSQL = {ours_exp[0] / ase_exp[0]:.2f}"
     )
     print(f"  {'save_dataset(.xyz)':44} {xyz_exp[0]:9.0f} /s")
 
@@ -316,7 +320,8 @@ def main() -> None:
     ap.add_argument(
         "--url",
         help="also time inserts and exports on this PostgreSQL database (postgresql://user@host:port/db; the password "
-        "in PGPASSWORD or ~/.pgpass); its role needs CREATE on the database (one schema per timing, dropped at the end)",
+        "in PGPASSWORD or ~/.pgpass); its role needs CREATE on the database (one schema per timing, dropped at the "
+        "end)",
     )
     ap.add_argument("--memory-child", nargs=4, metavar=("MODE", "N", "DB", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -339,17 +344,20 @@ def main() -> None:
         ratio = ours_rate[0] / ase_rate[0]
         print()
         print(
-            f"insert {n} labelled 32-atom structures, one transaction (median of {args.repeats}; wall-clock and CPU-time rates):"
+            f"insert {n} labelled 32-atom structures, one transaction (median of {args.repeats}; wall-clock and "
+            "CPU-time rates):"
         )
         print(f"  ASE db.write loop in `with db:`             {ase_rate[0]:9.0f} rows/s  {ase_rate[1]:9.0f} rows/CPU-s")
         print(
-            f"  ASE db.write loop + our key-values and data {ase_md_rate[0]:9.0f} rows/s  {ase_md_rate[1]:9.0f} rows/CPU-s  (for reference)"
+            f"  ASE db.write loop + our key-values and data {ase_md_rate[0]:9.0f} rows/s  {ase_md_rate[1]:9.0f} "
+            "rows/CPU-s  (for reference)"
         )
         print(
             f"  DatabaseManager.add_structures              {ours_rate[0]:9.0f} rows/s  {ours_rate[1]:9.0f} rows/CPU-s"
         )
         print(
-            f"  ratio ours/ASE = {ratio:.2f} wall, {ours_rate[1] / ase_rate[1]:.2f} CPU   (target >= 0.8)  {'PASS' if ratio >= 0.8 else 'FAIL'}"
+            f"  ratio ours/ASE = {ratio:.2f} wall, {ours_rate[1] / ase_rate[1]:.2f} CPU   (target >= 0.8)  "
+            f"{'PASS' if ratio >= 0.8 else 'FAIL'}"
         )
 
         e_ours, e_xyz, e_ase = [], [], []
@@ -361,11 +369,13 @@ def main() -> None:
         print()
         print(f"export {n} structures (median of {args.repeats}; CPU time counts every thread):")
         print(
-            f"  ASE select + toatoms + DataFrame.to_pickle  {ase_exp[0]:9.0f} structures/s  {ase_exp[1]:9.0f} /CPU-s  (baseline)"
+            f"  ASE select + toatoms + DataFrame.to_pickle  {ase_exp[0]:9.0f} structures/s  {ase_exp[1]:9.0f} /CPU-s  "
+            "(baseline)"
         )
         print(
-            f"  save_dataset(.pckl.gzip)                    {ours_exp[0]:9.0f} structures/s  {ours_exp[1]:9.0f} /CPU-s  "
-            f"(target >= 5000/s: {'PASS' if ours_exp[0] >= 5000 else 'FAIL'})  ratio ours/ASE = {ours_exp[0] / ase_exp[0]:.2f}"
+            f"  save_dataset(.pckl.gzip)                    {ours_exp[0]:9.0f} structures/s  {ours_exp[1]:9.0f} "
+            f"/CPU-s  (target >= 5000/s: {'PASS' if ours_exp[0] >= 5000 else 'FAIL'})  ratio ours/ASE = "
+            f"{ours_exp[0] / ase_exp[0]:.2f}"
         )
         print(f"  save_dataset(.xyz)                          {xyz_exp[0]:9.0f} structures/s  {xyz_exp[1]:9.0f} /CPU-s")
         if args.url:

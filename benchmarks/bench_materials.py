@@ -198,7 +198,8 @@ def main() -> int:
             flush=True,
         )
 
-    # the random cold start: as many oracle calls, and one fit with as many minimiser iterations as active learning's fits together
+    # the random cold start: as many oracle calls, and one fit with as many minimiser iterations
+    # as active learning's fits together
     iterations = minimiser_iterations(root / "active_learning", al_cfg.training.max_num_epochs)
     rnd_cfg = campaign_config(s, root / "random", args.workers)
     rnd_cfg = rnd_cfg.model_copy(
@@ -227,15 +228,16 @@ def main() -> int:
             f"{a['energy_rmse_mev_per_atom']:>10.2f}{r['energy_rmse_mev_per_atom']:>9.2f}"
         )
     print(
-        f"{'all conditions':30}{al_err['force_rmse_mev_per_angstrom']:>10.1f}{rnd_err['force_rmse_mev_per_angstrom']:>9.1f}   "
+        f"{'all conditions':30}{al_err['force_rmse_mev_per_angstrom']:>10.1f}"
+        f"{rnd_err['force_rmse_mev_per_angstrom']:>9.1f}   "
         f"{al_err['energy_rmse_mev_per_atom']:>10.2f}{rnd_err['energy_rmse_mev_per_atom']:>9.2f}"
     )
     print(f"oracle calls: active learning {al_calls}, random cold start {rnd_calls} (limit {MAX_CALLS})")
     met = worst <= TARGET_FORCE_RMSE and al_calls <= MAX_CALLS
     print(
         f"target (force RMSE ≤ {TARGET_FORCE_RMSE:g} meV/Å on every condition, ≤ {MAX_CALLS} calls): "
-        f"{'MET' if met else 'NOT MET'} (worst condition {worst:.1f} meV/Å); total {time.perf_counter() - t_start:.0f} s; "
-        f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)"
+        f"{'MET' if met else 'NOT MET'} (worst condition {worst:.1f} meV/Å); "
+        f"total {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)"
     )
     if args.workdir is None:
         shutil.rmtree(root, ignore_errors=True)

@@ -106,12 +106,14 @@ def bench_pw(args, root: Path) -> None:
         rates[n_workers] = args.structures / elapsed
         cpu = pw_cpu_seconds(root / f"pw_runs_{n_workers}")
         print(
-            f"pw.x, {n_workers} worker(s): {args.structures} Si8 cells in {elapsed:.1f} s = {rates[n_workers]:.3f} structures/s "
-            f"(cluster start-up {startup:.1f} s, not counted); pw.x CPU {cpu:.1f} s, cores kept busy = CPU / wall = {cpu / elapsed:.2f}"
+            f"pw.x, {n_workers} worker(s): {args.structures} Si8 cells in {elapsed:.1f} s = {rates[n_workers]:.3f} "
+            f"structures/s (cluster start-up {startup:.1f} s, not counted); pw.x CPU {cpu:.1f} s, cores kept busy = "
+            f"CPU / wall = {cpu / elapsed:.2f}"
         )
     ratio = rates[2] / rates[1]
     print(
-        f"pw.x speed-up 2 workers / 1 worker: {ratio:.2f}  (target >= 1.7 on 2 cores)  -> {'OK' if ratio >= 1.7 else 'BELOW TARGET'}"
+        f"pw.x speed-up 2 workers / 1 worker: {ratio:.2f}  (target >= 1.7 on 2 cores)  -> "
+        f"{'OK' if ratio >= 1.7 else 'BELOW TARGET'}"
     )
     print("  (cores kept busy well below the worker count means the cores were not free: other load on the machine)")
 
@@ -144,8 +146,8 @@ def bench_emt(args, root: Path) -> None:
         f"cluster start-up {startup:.1f} s, not counted)"
     )
     print(
-        f"EMT ratio label_pending / loop: {t_loop / t_pending:.2f}; machinery cost {1000 * (t_pending - t_loop / 2) / n:.1f} ms per task "
-        "(wall time beyond the ideal 2-worker share of the loop)"
+        f"EMT ratio label_pending / loop: {t_loop / t_pending:.2f}; machinery cost "
+        f"{1000 * (t_pending - t_loop / 2) / n:.1f} ms per task (wall time beyond the ideal 2-worker share of the loop)"
     )
 
 
@@ -159,7 +161,8 @@ def main() -> None:
     parser.add_argument("--skip-pw", action="store_true", help="only the EMT comparison")
     args = parser.parse_args()
     print(
-        f"cores usable: {len(os.sched_getaffinity(0))}, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"cores usable: {len(os.sched_getaffinity(0))}, load average before: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     with tempfile.TemporaryDirectory(prefix="bench_oracle_") as tmp:
         root = Path(tmp)

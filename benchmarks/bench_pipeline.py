@@ -53,7 +53,8 @@ def main() -> None:
     report = wall - t.total_s  # the summary is written inside the report step: its time is the rest of the run
     before = wall - report
     print(
-        f"report step        : {report:8.1f} s  (adds {100 * report / before:.1f} % to the {before:.1f} s before it; target <= 25 %)"
+        f"report step        : {report:8.1f} s  (adds {100 * report / before:.1f} % to the {before:.1f} s before it; "
+        "target <= 25 %)"
     )
     for part, seconds in summary.report_seconds.items():
         print(f"  report {part:<22}: {seconds:8.1f} s")

@@ -144,7 +144,8 @@ def main() -> None:
                 cpu[kind].append(c)
                 print(f"  repeat {i + 1}/{args.repeats}: {kind:12s} wall {w:7.2f} s   cpu {c:7.2f} s", flush=True)
     print(
-        f"dataset: 20 Cu structures x 32 atoms (EMT), {args.epochs} iterations, evaluator {config.evaluator}, median of {args.repeats}"
+        f"dataset: 20 Cu structures x 32 atoms (EMT), {args.epochs} iterations, evaluator {config.evaluator}, "
+        f"median of {args.repeats}"
     )
     print(f"{'':38s}{'wall (s)':>10s}{'cpu (s)':>10s}")
     labels = {
@@ -160,7 +161,8 @@ def main() -> None:
         ratio = med["wrapper"] / med["direct"]
         print(
             f"ratio wrapper / pacemaker input.yaml ({measure}): {ratio:.3f} (target <= {TARGET}) "
-            f"{'OK' if ratio <= TARGET else 'ABOVE TARGET'}; wrapper / pacemaker + yace: {med['wrapper'] / med['direct+yace']:.3f}"
+            f"{'OK' if ratio <= TARGET else 'ABOVE TARGET'}; wrapper / pacemaker + yace: "
+            f"{med['wrapper'] / med['direct+yace']:.3f}"
         )
     if result is not None:
         m = result.metrics

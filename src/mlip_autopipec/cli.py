@@ -85,7 +85,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         sys.stdout.write(example_text(args.example))
         if COMPANIONS.get(args.example):
             print(
-                f"note: this example reads {', '.join(COMPANIONS[args.example])} beside it: use -o FILE to write them too",
+                f"note: this example reads {', '.join(COMPANIONS[args.example])} beside it: "
+                "use -o FILE to write them too",
                 file=sys.stderr,
             )
         return 0
@@ -96,7 +97,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 2
     extra = f" (and {', '.join(str(p) for p in written[1:])}, which it reads)" if written[1:] else ""
     print(
-        f"wrote {args.output}{extra}: edit it, check it with `mlip-autopipec validate {args.output}`, then `mlip-autopipec run {args.output}`"
+        f"wrote {args.output}{extra}: edit it, check it with `mlip-autopipec validate {args.output}`, then "
+        f"`mlip-autopipec run {args.output}`"
     )
     return 0
 
@@ -155,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retry-failed",
         action="store_true",
-        help="label the structures whose labelling failed again (fix the cause first; earlier reasons are kept in their provenance)",
+        help="label the structures whose labelling failed again (fix the cause first; earlier reasons are kept in "
+        "their provenance)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def run_program(
     name: str | None = None,
     pass_fds: Sequence[int] = (),
 ) -> ProgramRun:
-    """Run ``argv`` in ``cwd`` until it ends; never raises for the program's own failure (see :meth:`ProgramRun.failure`).
+    """Run ``argv`` in ``cwd`` until it ends; never raises for the program's own failure
+    (see :meth:`ProgramRun.failure`).
 
     ``env``: the whole environment (default: :func:`program_environment`).  ``timeout_s``: wall-time
     limit in seconds; past it the process group is stopped and ``timed_out`` is set.
@@ -185,7 +187,8 @@ def run_program(
     mode = "ab" if append else "wb"
     t0 = time.monotonic()
     with ExitStack() as stack:
-        out = stack.enter_context(open(log_path, mode)) if log_path is not None else subprocess.DEVNULL
+        out: IO[bytes] | int = stack.enter_context(open(log_path, mode)) if log_path is not None else subprocess.DEVNULL
+        err: IO[bytes] | int
         if stderr_path is not None:
             err = stack.enter_context(open(stderr_path, mode))
         else:
@@ -299,8 +302,9 @@ def _release_watchdog(watchdog: subprocess.Popen | None) -> None:
     if watchdog is None:
         return
     try:
-        watchdog.stdin.write(b"done")
-        watchdog.stdin.close()
+        if watchdog.stdin is not None:  # always, it was started with stdin=PIPE
+            watchdog.stdin.write(b"done")
+            watchdog.stdin.close()
     except OSError:
         pass
     try:

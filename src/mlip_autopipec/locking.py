@@ -68,7 +68,8 @@ class FileLock:
         raise NotImplementedError
 
     def _file_error(self, err: OSError, doing: str) -> BaseException:
-        """The error when the lock file cannot be created or written (``doing``: "create" or "write"); ``err`` itself by default."""
+        """The error when the lock file cannot be created or written (``doing``: "create" or "write");
+        ``err`` itself by default."""
         return err
 
     # ------------------------------------------------------------ the lock

@@ -55,7 +55,8 @@ def dataset_format(path: str | os.PathLike) -> str:
     if name.endswith(EXTXYZ_SUFFIXES):
         return "extxyz"
     raise DatabaseError(
-        f"{path}: unknown dataset format; use a name ending in {PACEMAKER_SUFFIX} (pacemaker) or {' / '.join(EXTXYZ_SUFFIXES)} (extended XYZ)"
+        f"{path}: unknown dataset format; use a name ending in {PACEMAKER_SUFFIX} (pacemaker) or "
+        f"{' / '.join(EXTXYZ_SUFFIXES)} (extended XYZ)"
     )
 
 
@@ -206,7 +207,7 @@ def _jsonable(value: Any) -> Any:
 
 def write_extxyz(path: str | os.PathLike, records: Iterable[ExportRecord]) -> int:
     """Write extended XYZ (energy, forces, stress, metadata in the comment line), one structure at a time."""
-    from ase.io import write
+    from ase.io.extxyz import write_xyz  # takes any iterable of Atoms (ase.io.write is typed for sequences)
 
     count = 0
 
@@ -220,7 +221,8 @@ def write_extxyz(path: str | os.PathLike, records: Iterable[ExportRecord]) -> in
             yield atoms
 
     with atomic_output(path) as tmp:
-        write(tmp, frames(), format="extxyz")
+        with open(tmp, "w") as out:
+            write_xyz(out, frames())
         if count == 0:
             raise DatabaseError(f"{path}: nothing to write")
     return count
@@ -285,7 +287,9 @@ def _read_pacemaker(p: Path) -> list[Atoms]:
     has_stress = "stress" in df.columns
     stress_col = df["stress"] if has_stress else [None] * len(df)
     out = []
-    for i, (atoms, energy, forces, stress) in enumerate(zip(df["ase_atoms"], df["energy"], df["forces"], stress_col)):
+    for i, (atoms, energy, forces, stress) in enumerate(
+        zip(df["ase_atoms"], df["energy"], df["forces"], stress_col, strict=True)
+    ):
         if not isinstance(atoms, Atoms):
             raise DatabaseError(f"{p}: row {i}: ase_atoms is a {type(atoms).__name__}, not an ase.Atoms")
         stress = None if stress is None or (np.ndim(stress) == 0 and np.isnan(stress)) else stress

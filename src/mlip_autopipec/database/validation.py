@@ -60,8 +60,8 @@ def check_structure(atoms: Any, where: str) -> None:
         if measure < MIN_PERIODIC_MEASURE:
             axes = "".join("abc"[i] for i in range(3) if pbc[i])
             raise StructureError(
-                f"{where}: the periodic cell vectors ({axes}) span zero {['length', 'area', 'volume'][len(vectors) - 1]} "
-                f"({measure:.3g}); a periodic axis needs a cell"
+                f"{where}: the periodic cell vectors ({axes}) span zero "
+                f"{['length', 'area', 'volume'][len(vectors) - 1]} ({measure:.3g}); a periodic axis needs a cell"
             )
 
 

@@ -83,7 +83,8 @@ def build_active_set(
     memory_limit: float | None = None,
     timeout: float | None = None,
 ) -> Path:
-    """Run ``pace_activeset`` for ``potential_yaml`` on the training ``datasets`` (.pckl.gzip); return the ``.asi`` path.
+    """Run ``pace_activeset`` for ``potential_yaml`` on the training ``datasets`` (.pckl.gzip); return the
+    ``.asi`` path.
 
     By default only atoms whose force error is not an outlier (pace_activeset's
     Q3 + 1.5 IQR rule) enter the active set; ``all_atoms`` takes every atom.
@@ -133,7 +134,10 @@ def build_active_set(
                 "give it more structures (a seed's weight or repeat) or lower training.number_of_functions_per_element)"
             )
         if _BATCH_NEEDS_ALL_ATOMS in output:
-            hint = "\n(the memory limit forces batches, which pace_activeset allows only with all_atoms=True: raise the limit or set all_atoms)"
+            hint = (
+                "\n(the memory limit forces batches, which pace_activeset allows only with all_atoms=True: "
+                "raise the limit or set all_atoms)"
+            )
         raise TrainerError(f"{run.failure()}, building the active set of {potential}:\n{tail(output)}{hint}")
     if not asi.is_file():
         raise TrainerError(f"pace_activeset finished but wrote no active set {asi}; log {log_path}:\n{tail(output)}")

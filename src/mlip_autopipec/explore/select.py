@@ -55,7 +55,8 @@ class SelectionPlan:
 
 
 def plan_selection(candidates: Sequence[Atoms], bbasis, memory_limit: float | None) -> SelectionPlan:
-    """Memory needed for the candidates' projections with ``bbasis`` under ``memory_limit`` (MB; None: 80 % of available)."""
+    """Memory needed for the candidates' projections with ``bbasis`` under ``memory_limit``
+    (MB; None: 80 % of available)."""
     al = import_quietly("pyace.activelearning")
     sel = import_quietly("pyace.aceselect")
     nfuncs = al.compute_number_of_functions(bbasis)

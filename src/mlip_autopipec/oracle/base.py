@@ -42,7 +42,8 @@ class AttemptRecord:
 
 @dataclass(frozen=True)
 class LabelResult:
-    """A labelled structure: energy (eV), forces (eV/Å, shape (n, 3)), stress (eV/Å³, Voigt xx yy zz yz xz xy, as ASE; None for a cell that is not periodic along all three axes)."""
+    """A labelled structure: energy (eV), forces (eV/Å, shape (n, 3)), stress (eV/Å³, Voigt xx yy zz yz xz xy,
+    as ASE; None for a cell that is not periodic along all three axes)."""
 
     energy: float
     forces: np.ndarray
@@ -116,7 +117,8 @@ def check_plausible(result: LabelResult, n_atoms: int, max_force: float, max_abs
     e_atom = abs(result.energy) / max(n_atoms, 1)
     if e_atom > max_abs_energy_per_atom:
         raise LabelFailed(
-            f"implausible result: |energy| of {e_atom:.4g} eV/atom exceeds max_abs_energy_per_atom={max_abs_energy_per_atom:g} eV/atom",
+            f"implausible result: |energy| of {e_atom:.4g} eV/atom exceeds "
+            f"max_abs_energy_per_atom={max_abs_energy_per_atom:g} eV/atom",
             attempts=result.attempts,
             directory=result.directory,
         )

@@ -162,7 +162,8 @@ class EspressoOracle(Oracle):
         missing = [el for el in species if el not in self.config.pseudopotentials]
         if missing:
             raise LabelFailed(
-                f"no pseudopotential configured for {', '.join(missing)} (oracle.pseudopotentials has {sorted(self.config.pseudopotentials)})"
+                f"no pseudopotential configured for {', '.join(missing)} (oracle.pseudopotentials has "
+                f"{sorted(self.config.pseudopotentials)})"
             )
         pseudo_dir = self.profile().pseudo_dir
         absent = [

@@ -26,9 +26,9 @@ from mlip_autopipec.oracle.base import (
 
 GPAW_TXT = "gpaw.txt"
 INSTALL_ADVICE = (
-    "GPAW is not installed in this environment: install the optional extra with "
-    "`pip install 'mlip-autopipec[gpaw]'` (GPAW needs libxc and a C compiler; see https://gpaw.readthedocs.io/install.html), "
-    "then run `gpaw install-data` for the PAW setups, or use the espresso oracle"
+    "GPAW is not installed in this environment: install the optional extra with `pip install 'mlip-autopipec[gpaw]'` "
+    "(GPAW needs libxc and a C compiler; see https://gpaw.readthedocs.io/install.html), then run `gpaw install-data` "
+    "for the PAW setups, or use the espresso oracle"
 )
 
 

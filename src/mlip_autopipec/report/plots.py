@@ -47,7 +47,9 @@ def parity_plots(
     """Energy-per-atom and force-component parity plots of the validation split, coloured by ``groups``
     (one name per structure: its seed or source) when given."""
     groups = list(groups) if groups else None
-    force_groups = None if groups is None else [g for g, n in zip(groups, p.natoms) for _ in range(3 * int(n))]
+    force_groups = (
+        None if groups is None else [g for g, n in zip(groups, p.natoms, strict=True) for _ in range(3 * int(n))]
+    )
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     _parity(
         ax,
@@ -94,14 +96,16 @@ def eos_plot(eos: EOSComparison, directory: Path, name: str = "eos.png", title: 
     ax.set_ylabel("energy (eV/atom)")
     if eos.potential is not None:
         ax.set_title(
-            f"{title + ' ' if title else ''}EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, ΔB {eos.bulk_modulus_error_percent:+.1f} %"
+            f"{title + ' ' if title else ''}EOS: Δa {eos.lattice_constant_error_percent:+.2f} %, "
+            f"ΔB {eos.bulk_modulus_error_percent:+.1f} %"
         )
     ax.legend(fontsize=8)
     return _save(fig, directory / name)
 
 
 def formation_plot(formation, directory: Path) -> Path:
-    """Formation energy per atom against composition, oracle (open) and potential (filled), by seed (``formation.png``)."""
+    """Formation energy per atom against composition, oracle (open) and potential (filled), by seed
+    (``formation.png``)."""
     a, b = formation.elements
     fig, ax = plt.subplots(figsize=(6, 4.2))
     groups = list(dict.fromkeys(pt.group for pt in formation.points))
@@ -143,7 +147,8 @@ class GenerationHalts(NamedTuple):
 def active_learning_plot(
     points: Sequence[CurvePoint], halts: Sequence[GenerationHalts], directory: Path
 ) -> Path | None:
-    """Validation force RMSE against labelled structures, and halted trajectories per generation (``active_learning.png``).
+    """Validation force RMSE against labelled structures, and halted trajectories per generation
+    (``active_learning.png``).
 
     ``points``: one per fit (generation 0 is the fit active learning started
     from); ``halts``: one per explored generation.  None when there is nothing to draw.

@@ -10,24 +10,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+from mlip_autopipec.config.schemas.report_properties import MDStabilityConfig
 from mlip_autopipec.config.schemas.structure import SeedConfig
 from mlip_autopipec.database import DatabaseManager, StoredStructure
 from mlip_autopipec.database.metadata import PROPERTY
 from mlip_autopipec.records.figures import FormationFigures, FormationPoint, PropertiesFigures
 
+if TYPE_CHECKING:
+    from mlip_autopipec.report.properties import CachedCalculator, MDStabilityResult
+    from mlip_autopipec.report.properties.store import DatabaseStore
+
 log = logging.getLogger("mlip_autopipec")
 
 
 def bulk_seeds(cfg: PipelineConfig) -> list[SeedConfig]:
-    """The campaign's bulk phases: seeds that are neither slabs nor random alloys (those have no one crystal to relax)."""
+    """The campaign's bulk phases: seeds that are neither slabs nor random alloys
+    (those have no one crystal to relax)."""
     return [s for s in cfg.seeds if s.surface is None and s.alloy is None]
 
 
@@ -64,7 +71,9 @@ def eos_structures(db: DatabaseManager, seed: SeedConfig, first_seed: str) -> li
     ]
 
 
-def _cached_oracle(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, folder: Path):
+def _cached_oracle(
+    cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, folder: Path
+) -> tuple[CachedCalculator, DatabaseStore]:
     """The oracle as an ASE calculator whose results are kept in (and first looked up in) ``db``, and its store.
 
     ``folder``: where a file-based oracle runs (EMT writes no files)."""
@@ -73,8 +82,8 @@ def _cached_oracle(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, f
     from mlip_autopipec.report.properties.store import DatabaseStore
 
     store = DatabaseStore(db, str(seed.name or "seed"))
-    folder = None if cfg.oracle.type == "emt" else folder
-    return CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), folder), store), store
+    run_in = None if cfg.oracle.type == "emt" else folder
+    return CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), run_in), store), store
 
 
 def seed_eos_structures(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, workdir: Path) -> list[Atoms]:
@@ -127,7 +136,8 @@ def seed_properties(
     workdir: Path,
     out: Path,
 ) -> PropertiesFigures:
-    """Every switched-on property of the bulk ``seed``: oracle side cached in ``db``, potential side with PyACECalculator.
+    """Every switched-on property of the bulk ``seed``: oracle side cached in ``db``, potential side with
+    PyACECalculator.
 
     Draws ``phonons_<seed>.png`` under ``out`` when phonons are on.
     """
@@ -147,7 +157,9 @@ def seed_properties(
     potential = compute_properties(atoms, pace(str(potential_yace)), pcfg)
     md = None
     if pcfg.md_stability is not None:
-        md = _md_stability(cfg, potential.bulk, potential_yace, potential_yaml, asi_path_for(potential_yaml), pace)
+        md = _md_stability(
+            cfg, pcfg.md_stability, potential.bulk, potential_yace, potential_yaml, asi_path_for(potential_yaml), pace
+        )
     summary = properties_summary(oracle, potential, md)
     if oracle.phonons is not None or potential.phonons is not None:
         phonon_plot(oracle.phonons, potential.phonons, out / f"phonons_{seed.name}.png", title=f"{seed.name}: phonons")
@@ -161,10 +173,11 @@ def seed_properties(
     )
 
 
-def _md_stability(cfg: PipelineConfig, bulk: Atoms, yace: Path, yaml: Path, asi: Path, pace: Any):
+def _md_stability(
+    cfg: PipelineConfig, mcfg: MDStabilityConfig, bulk: Atoms, yace: Path, yaml: Path, asi: Path, pace: Any
+) -> MDStabilityResult:
     from mlip_autopipec.report.properties import md_stability
 
-    mcfg = cfg.report.properties.md_stability
     al = cfg.active_learning
     temperatures = list(getattr(al, "temperatures", []) or []) if al is not None else []
     gamma = mcfg.gamma_halt_for(getattr(al, "gamma_halt", None) if al is not None else None)
@@ -192,7 +205,7 @@ def _md_stability(cfg: PipelineConfig, bulk: Atoms, yace: Path, yaml: Path, asi:
 
 # --------------------------------------------------------------------------- formation energies
 def formation_energies(
-    records: Sequence[StoredStructure], calculator: Any, energy_shift: Any = None
+    records: Sequence[StoredStructure], calculator: Calculator, energy_shift: Callable[[Atoms], float] | None = None
 ) -> FormationFigures | None:
     """Formation energy per atom against the pure elements, oracle and potential, of every labelled structure
     of a binary system (None: not binary, or a pure element missing from the data).
@@ -204,18 +217,22 @@ def formation_energies(
     if len(elements) != 2:
         return None
     a, b = elements
-    e_oracle, e_pot, comps, groups = [], [], [], []
+    oracle_list: list[float] = []
+    pot_list: list[float] = []
+    comp_list: list[float] = []
+    groups: list[str] = []
     for rec in records:
         atoms = rec.atoms
         probe = atoms.copy()
         probe.calc = calculator
         n = len(atoms)
-        e_oracle.append(atoms.get_potential_energy() / n)
-        e_pot.append((probe.get_potential_energy() + (energy_shift(atoms) if energy_shift else 0.0)) / n)
-        comps.append(atoms.get_chemical_symbols().count(b) / n)
+        oracle_list.append(atoms.get_potential_energy() / n)
+        pot_list.append((probe.get_potential_energy() + (energy_shift(atoms) if energy_shift else 0.0)) / n)
+        comp_list.append(atoms.get_chemical_symbols().count(b) / n)
         groups.append(group_name(rec))
-    e_oracle, e_pot, comps = np.array(e_oracle), np.array(e_pot), np.array(comps)
-    refs_o, refs_p = {}, {}
+    e_oracle, e_pot, comps = np.array(oracle_list), np.array(pot_list), np.array(comp_list)
+    refs_o: dict[str, float] = {}
+    refs_p: dict[str, float] = {}
     for element, x in ((a, 0.0), (b, 1.0)):
         pure = np.flatnonzero(comps == x)
         if len(pure) == 0:
@@ -226,7 +243,7 @@ def formation_energies(
     f_p = e_pot - ((1 - comps) * refs_p[a] + comps * refs_p[b])
     points = [
         FormationPoint(composition=float(x), oracle_ev_per_atom=float(o), potential_ev_per_atom=float(p), group=g)
-        for x, o, p, g in zip(comps, f_o, f_p, groups)
+        for x, o, p, g in zip(comps, f_o, f_p, groups, strict=True)
     ]
     return FormationFigures(
         elements=[a, b],

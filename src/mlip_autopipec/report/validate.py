@@ -192,7 +192,15 @@ def fit_eos(
             f"the equation-of-state fit failed (V0={v0}, B={b}); are the volumes around the minimum?"
         )
     a0 = seed_lattice_constant * (v0 / seed_volume_per_atom) ** (1.0 / 3.0)
-    return EOSFit(float(v0), float(e0), float(b / GPa), float(a0), tuple(float(x) for x in eos.eos_parameters))
+    p_e0, p_b0, p_bp, p_v0 = (float(x) for x in eos.eos_parameters)  # birchmurnaghan's four
+    return EOSFit(float(v0), float(e0), float(b / GPa), float(a0), (p_e0, p_b0, p_bp, p_v0))
+
+
+def _energy_per_atom(atoms: Atoms, calculator: Calculator) -> float:
+    """``calculator``'s energy (eV/atom) of a copy of ``atoms``."""
+    probe = atoms.copy()
+    probe.calc = calculator
+    return float(probe.get_potential_energy()) / len(atoms)
 
 
 def compare_eos(
@@ -203,12 +211,7 @@ def compare_eos(
     structures = [structures[i] for i in order]
     volumes = np.array([a.get_volume() / len(a) for a in structures])
     ref = np.array([a.get_potential_energy() / len(a) for a in structures])
-    pred = []
-    for atoms in structures:
-        probe = atoms.copy()
-        probe.calc = calculator
-        pred.append(probe.get_potential_energy() / len(atoms))
-    pred = np.array(pred)
+    pred = np.array([_energy_per_atom(atoms, calculator) for atoms in structures])
     oracle = fit_eos(volumes, ref, seed_volume_per_atom, seed_lattice_constant)
     try:
         potential, failure = fit_eos(volumes, pred, seed_volume_per_atom, seed_lattice_constant), None

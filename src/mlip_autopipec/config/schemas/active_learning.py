@@ -18,6 +18,10 @@ from mlip_autopipec.config.schemas.base import StrictModel
 Ensemble = Literal["nvt", "npt"]
 
 
+def _both_ensembles() -> list[Ensemble]:
+    return ["nvt", "npt"]
+
+
 class ActiveLearningConfig(StrictModel):
     """One generation: active set → MD exploration with γ → D-optimal selection → labelling → refit.
 
@@ -34,21 +38,22 @@ class ActiveLearningConfig(StrictModel):
     gamma_select: float = Field(
         2.0,
         ge=1.0,
-        description="Frames whose largest per-atom extrapolation grade γ (dimensionless) is at least this and below gamma_halt "
-        "become candidates for labelling. γ ≤ 1 is interpolation; pacemaker calls 1-2 safe extrapolation.",
+        description="Frames whose largest per-atom extrapolation grade γ (dimensionless) is at least this and below "
+        "gamma_halt become candidates for labelling. γ ≤ 1 is interpolation; pacemaker calls 1-2 safe extrapolation.",
     )
     gamma_halt: float = Field(
         5.0,
         gt=1.0,
-        description="A trajectory halts when the largest per-atom γ (dimensionless) reaches this; the halting structure and "
-        "n_rattled_copies rattled copies of it become candidates (source 'md_halt').",
+        description="A trajectory halts when the largest per-atom γ (dimensionless) reaches this; the halting "
+        "structure and n_rattled_copies rattled copies of it become candidates (source 'md_halt').",
     )
 
     # --- molecular dynamics
     temperatures: list[float] = Field(
         default_factory=lambda: [300.0, 900.0, 1300.0],
         min_length=1,
-        description="Target temperatures (K) of the exploration trajectories; every ensemble runs at every temperature.",
+        description="Target temperatures (K) of the exploration trajectories; every ensemble runs at every "
+        "temperature.",
     )
     pressures: list[float] = Field(
         default_factory=lambda: [0.0],
@@ -56,17 +61,18 @@ class ActiveLearningConfig(StrictModel):
         description="Target hydrostatic pressures (GPa) of the NPT trajectories (negative: tension); NVT ignores them.",
     )
     ensembles: list[Ensemble] = Field(
-        default_factory=lambda: ["nvt", "npt"],
+        default_factory=_both_ensembles,
         min_length=1,
-        description="Which ensembles to explore: 'nvt' (Langevin, fixed cell) and/or 'npt' (LangevinBAOAB, variable cell). "
-        "NPT needs a cell periodic in all three directions; other structures run NVT instead.",
+        description="Which ensembles to explore: 'nvt' (Langevin, fixed cell) and/or 'npt' (LangevinBAOAB, variable "
+        "cell). NPT needs a cell periodic in all three directions; other structures run NVT instead.",
     )
     timestep: float = Field(2.0, gt=0.0, le=10.0, description="MD time step (fs).")
     n_steps: int = Field(2000, ge=1, description="MD steps of one trajectory (its length is n_steps × timestep fs).")
     trajectories_per_condition: int = Field(
         2,
         ge=1,
-        description="Independent trajectories (different seeds or start structures) per (ensemble, temperature, pressure).",
+        description="Independent trajectories (different seeds or start structures) per (ensemble, temperature, "
+        "pressure).",
     )
     sample_interval: int = Field(
         10,
@@ -84,12 +90,14 @@ class ActiveLearningConfig(StrictModel):
     )
     npt_hydrostatic: bool = Field(
         True,
-        description="NPT keeps the cell shape and changes only the volume; false lets all six cell degrees of freedom move.",
+        description="NPT keeps the cell shape and changes only the volume; false lets all six cell degrees of freedom "
+        "move.",
     )
     md_min_atoms: int = Field(
         32,
         ge=1,
-        description="A start structure with fewer atoms is repeated along its shortest cell vectors until it has at least this many.",
+        description="A start structure with fewer atoms is repeated along its shortest cell vectors until it has at "
+        "least this many.",
     )
 
     # --- halting structures and blow-ups
@@ -131,7 +139,8 @@ class ActiveLearningConfig(StrictModel):
     target_energy_rmse_mev_per_atom: float | None = Field(
         5.0,
         gt=0.0,
-        description="Convergence needs the fit's training and validation energy RMSE (meV/atom) at or below this; null: not checked.",
+        description="Convergence needs the fit's training and validation energy RMSE (meV/atom) at or below this; "
+        "null: not checked.",
     )
     quiet_generations: int = Field(
         2,
@@ -147,15 +156,15 @@ class ActiveLearningConfig(StrictModel):
     selection_memory_limit: float | None = Field(
         None,
         gt=0.0,
-        description="Memory (MB) the D-optimal selection may use for B-basis projections; larger candidate sets are processed "
-        "in batches. Default: 80 % of the memory available.",
+        description="Memory (MB) the D-optimal selection may use for B-basis projections; larger candidate sets are "
+        "processed in batches. Default: 80 % of the memory available.",
     )
     max_generations: int = Field(5, ge=1, description="Most active-learning generations.")
     max_oracle_calls: int | None = Field(
         None,
         ge=1,
-        description="Labelling budget of active learning: most oracle calls (structures it adds for labelling, failed ones "
-        "included) over all generations, the starting pool not counted; default: no limit.",
+        description="Labelling budget of active learning: most oracle calls (structures it adds for labelling, failed "
+        "ones included) over all generations, the starting pool not counted; default: no limit.",
     )
     continue_from_previous: bool = Field(
         True,
@@ -164,8 +173,8 @@ class ActiveLearningConfig(StrictModel):
     refit_max_epochs: int | None = Field(
         None,
         ge=1,
-        description="Minimiser iterations of a refit made while exploring goes on; null: training.max_num_epochs. A refit "
-        "continues from the previous potential, so a short one is enough to steer the next generation. Needs "
+        description="Minimiser iterations of a refit made while exploring goes on; null: training.max_num_epochs. A "
+        "refit continues from the previous potential, so a short one is enough to steer the next generation. Needs "
         "continue_from_previous.",
     )
     final_max_epochs: int | None = Field(
@@ -177,7 +186,8 @@ class ActiveLearningConfig(StrictModel):
     )
     seed: int = Field(
         42,
-        description="Base seed of initial velocities, thermostat noise and rattled copies; the same seed gives the same run.",
+        description="Base seed of initial velocities, thermostat noise and rattled copies; the same seed gives the "
+        "same run.",
     )
 
     @field_validator("temperatures")

@@ -32,41 +32,48 @@ class GeneratorConfig(StrictModel):
         0.05,
         ge=0.0,
         le=1.0,
-        description="Standard deviation (Å) of the Gaussian displacement added to every Cartesian component of every atom.",
+        description="Standard deviation (Å) of the Gaussian displacement added to every Cartesian component of every "
+        "atom.",
     )
     volume_range: tuple[float, float] = Field(
         (0.90, 1.10),
-        description="Smallest and largest cell volume, as a ratio to the input cell's volume (e.g. [0.90, 1.10]). "
-        "For a slab or a wire only the periodic directions are strained, and the ratio is that of the periodic area or length.",
+        description="Smallest and largest cell volume, as a ratio to the input cell's volume (e.g. [0.90, 1.10]). For "
+        "a slab or a wire only the periodic directions are strained, and the ratio is that of the periodic area or "
+        "length.",
     )
     max_anisotropic_strain: float = Field(
         0.05,
         ge=0.0,
         lt=0.5,
-        description="Largest magnitude of any component of the deviatoric (volume-preserving) part of the strain tensor (dimensionless).",
+        description="Largest magnitude of any component of the deviatoric (volume-preserving) part of the strain "
+        "tensor (dimensionless).",
     )
     eos_fraction: float = Field(
         0.2,
         ge=0.0,
         le=1.0,
-        description="Share of the pool made of clean equation-of-state points: evenly spaced volumes across volume_range, no rattle.",
+        description="Share of the pool made of clean equation-of-state points: evenly spaced volumes across "
+        "volume_range, no rattle.",
     )
     anisotropic_fraction: float = Field(
         0.4,
         ge=0.0,
         le=1.0,
-        description="Share of the pool with a random anisotropic strain (then rattled); the rest of the non-defect pool is isotropic volume changes plus rattle.",
+        description="Share of the pool with a random anisotropic strain (then rattled); the rest of the non-defect "
+        "pool is isotropic volume changes plus rattle.",
     )
     min_distance_fraction: float = Field(
         0.5,
         ge=0.0,
         lt=2.0,
-        description="A structure with two atoms closer than this fraction of the sum of their covalent radii is drawn again.",
+        description="A structure with two atoms closer than this fraction of the sum of their covalent radii is drawn "
+        "again.",
     )
     max_draws_per_structure: int = Field(
         50,
         ge=1,
-        description="How many times one structure may be drawn again for the distance guard before the generator gives up with an error.",
+        description="How many times one structure may be drawn again for the distance guard before the generator gives "
+        "up with an error.",
     )
     n_defect_structures: int = Field(
         0, ge=0, description="How many point-defect structures (in a supercell, then rattled) to add to the pool."
@@ -74,7 +81,8 @@ class GeneratorConfig(StrictModel):
     defect_kinds: list[DefectKind] = Field(
         default_factory=lambda: list[DefectKind](["vacancy"]),
         min_length=1,
-        description="Which defects to make, taken in turn: vacancy, interstitial, antisite (antisite needs two or more species).",
+        description="Which defects to make, taken in turn: vacancy, interstitial, antisite (antisite needs two or more "
+        "species).",
     )
     interstitial_element: str | None = Field(
         None, description="Chemical symbol of the interstitial atom; default: the first species of the seed structure."
@@ -91,7 +99,8 @@ class GeneratorConfig(StrictModel):
     defect_supercell_min_width: float = Field(
         8.0,
         gt=0.0,
-        description="Smallest perpendicular width (Å) of the supercell that holds a defect, so it does not see its periodic images.",
+        description="Smallest perpendicular width (Å) of the supercell that holds a defect, so it does not see its "
+        "periodic images.",
     )
 
     @field_validator("volume_range")
@@ -108,6 +117,7 @@ class GeneratorConfig(StrictModel):
     def _check_fractions(self) -> GeneratorConfig:
         if self.eos_fraction + self.anisotropic_fraction > 1.0 + 1e-12:
             raise ValueError(
-                f"eos_fraction ({self.eos_fraction}) + anisotropic_fraction ({self.anisotropic_fraction}) must not exceed 1"
+                f"eos_fraction ({self.eos_fraction}) + anisotropic_fraction ({self.anisotropic_fraction}) must not "
+                "exceed 1"
             )
         return self

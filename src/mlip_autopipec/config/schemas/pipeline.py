@@ -29,11 +29,12 @@ class DatabaseConfig(StrictModel):
     )
     campaign: str | None = Field(
         None,
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",  # a PostgreSQL name needing no quotes (as database.location.CAMPAIGN_PATTERN)
+        # a PostgreSQL name needing no quotes (as database.location.CAMPAIGN_PATTERN)
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="With a PostgreSQL URL: the campaign this run reads and writes, one PostgreSQL schema of the "
-        "database. Runs with different campaigns never see each other's structures; runs (or people) naming the "
-        "same campaign share its structures and labels, and may write at once. Lower-case letters, digits and '_'. "
-        "Default (null): the work directory's name, made such a name. Not used with a SQLite file (the file is the campaign).",
+        "database. Runs with different campaigns never see each other's structures; runs (or people) naming the same "
+        "campaign share its structures and labels, and may write at once. Lower-case letters, digits and '_'. Default "
+        "(null): the work directory's name, made such a name. Not used with a SQLite file (the file is the campaign).",
     )
     validation_fraction: float = Field(
         0.1,
@@ -96,8 +97,8 @@ class ReportConfig(StrictModel):
     )
     properties: ReportPropertiesConfig = Field(
         default_factory=ReportPropertiesConfig,
-        description="Materials properties of each bulk seed with the oracle and the potential (elastic constants, vacancy, "
-        "surfaces, phonons, MD stability); the oracle's results are cached in the database, never trained on.",
+        description="Materials properties of each bulk seed with the oracle and the potential (elastic constants, "
+        "vacancy, surfaces, phonons, MD stability); the oracle's results are cached in the database, never trained on.",
     )
 
 
@@ -135,23 +136,27 @@ class PipelineConfig(StrictModel):
     )
     compute: ComputeConfig = Field(
         default_factory=LocalComputeConfig,
-        description="Where the heavy steps run (labelling, fits, exploration MD), unless `compute_label`, `compute_fit` or "
-        "`compute_explore` says otherwise: local worker processes (default), a Dask scheduler address, or SLURM/PBS jobs.",
+        description="Where the heavy steps run (labelling, fits, exploration MD), unless `compute_label`, "
+        "`compute_fit` or `compute_explore` says otherwise: local worker processes (default), a Dask scheduler "
+        "address, or SLURM/PBS jobs.",
     )
     compute_label: ComputeConfig | None = Field(
         None,
-        description="Where the labelling (the oracle's calculations) runs, when not on `compute`; batch jobs named mlip-label by default.",
+        description="Where the labelling (the oracle's calculations) runs, when not on `compute`; batch jobs named "
+        "mlip-label by default.",
     )
     compute_fit: ComputeConfig | None = Field(
         None,
-        description="Where the pacemaker fits run, when not on `compute`: local (in the driver's process, the default with a local "
-        "`compute`), a Dask scheduler, or one SLURM/PBS job per fit (its own cores, memory, walltime, queue/partition and GPUs through "
-        "job_extra_directives, e.g. ['--gres=gpu:1']; jobs, processes and lifetime_margin_s are set for a fit: one job, one worker, "
-        "no early leave); batch jobs named mlip-fit by default.",
+        description="Where the pacemaker fits run, when not on `compute`: local (in the driver's process, the default "
+        "with a local `compute`), a Dask scheduler, or one SLURM/PBS job per fit (its own cores, memory, walltime, "
+        "queue/partition and GPUs through job_extra_directives, e.g. ['--gres=gpu:1']; jobs, processes and "
+        "lifetime_margin_s are set for a fit: one job, one worker, no early leave); batch jobs named mlip-fit by "
+        "default.",
     )
     compute_explore: ComputeConfig | None = Field(
         None,
-        description="Where active learning's MD trajectories run, when not on `compute`; batch jobs named mlip-explore by default.",
+        description="Where active learning's MD trajectories run, when not on `compute`; batch jobs named mlip-explore "
+        "by default.",
     )
     database: DatabaseConfig = Field(
         default_factory=DatabaseConfig, description="The structure database and the train/validation split."
@@ -181,7 +186,7 @@ class PipelineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique_seed_names(self) -> PipelineConfig:
-        names = [s.name for s in self.seeds]
+        names = [str(s.name) for s in self.seeds]  # set by SeedConfig for every seed
         doubled = sorted({n for n in names if names.count(n) > 1})
         if doubled:
             raise ValueError(f"seed names must differ; give each seed a `name`: {doubled} appear more than once")
@@ -198,7 +203,7 @@ class PipelineConfig(StrictModel):
 
         Each section resolves its own paths (``StrictModel.resolve_paths``); this only asks every one.
         """
-        update = {}
+        update: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, StrictModel):

@@ -35,7 +35,8 @@ class MDStabilityConfig(StrictModel):
     gamma_halt: float | None = Field(
         None,
         gt=1.0,
-        description="Halt when the largest per-atom extrapolation grade γ reaches this (needs an active set); null: the active-learning gamma_halt, else not checked.",
+        description="Halt when the largest per-atom extrapolation grade γ reaches this (needs an active set); null: "
+        "the active-learning gamma_halt, else not checked.",
     )
     min_distance_fraction: float = Field(
         0.5,
@@ -74,7 +75,8 @@ class ReportPropertiesConfig(StrictModel):
     )
     elastic: bool = Field(
         True,
-        description="Elastic constants C11, C12, C44 (GPa; the full 6x6 matrix below cubic symmetry) by finite strains.",
+        description="Elastic constants C11, C12, C44 (GPa; the full 6x6 matrix below cubic symmetry) by finite "
+        "strains.",
     )
     elastic_strain: float = Field(
         0.01,
@@ -86,7 +88,8 @@ class ReportPropertiesConfig(StrictModel):
     vacancy_min_atoms: int = Field(32, ge=8, description="Smallest supercell (atoms) of the vacancy calculation.")
     surfaces: list[str] = Field(
         default_factory=lambda: ["111", "100", "110"],
-        description="Facets (Miller indices of the conventional cell, e.g. '111', '1-10') whose relaxed surface energy (J/m²) is computed; [] for none.",
+        description="Facets (Miller indices of the conventional cell, e.g. '111', '1-10') whose relaxed surface energy "
+        "(J/m²) is computed; [] for none.",
     )
     slab_min_thickness_angstrom: float = Field(10.0, gt=0, description="Smallest slab thickness (Å).")
     vacuum_angstrom: float = Field(12.0, ge=10.0, description="Vacuum gap between periodic images of a slab (Å).")

@@ -59,8 +59,9 @@ class AlloyConfig(StrictModel):
 
     compositions: list[dict[str, float]] = Field(
         min_length=1,
-        description="Site fractions of the substituted sites, one map element -> fraction per composition, each summing to 1, "
-        "e.g. [{Cu: 0.75, Au: 0.25}, {Cu: 0.5, Au: 0.5}]. Atom counts are rounded to the nearest integer (largest remainder).",
+        description="Site fractions of the substituted sites, one map element -> fraction per composition, each "
+        "summing to 1, e.g. [{Cu: 0.75, Au: 0.25}, {Cu: 0.5, Au: 0.5}]. Atom counts are rounded to the nearest integer "
+        "(largest remainder).",
     )
     sublattice: list[str] | None = Field(
         None,
@@ -69,12 +70,13 @@ class AlloyConfig(StrictModel):
     n_occupations: int = Field(
         2,
         ge=1,
-        description="How many independent random occupations are drawn per composition (each then strained and rattled).",
+        description="How many independent random occupations are drawn per composition (each then strained and "
+        "rattled).",
     )
     volume: Literal["vegard", "parent"] = Field(
         "vegard",
-        description="'vegard': scale the parent cell so its volume follows Vegard's law from the elements' atomic volumes "
-        "in ASE's reference crystals (substituted sites only); 'parent': keep the parent cell.",
+        description="'vegard': scale the parent cell so its volume follows Vegard's law from the elements' atomic "
+        "volumes in ASE's reference crystals (substituted sites only); 'parent': keep the parent cell.",
     )
 
     @field_validator("compositions")
@@ -133,8 +135,8 @@ class SeedConfig(StructureConfig):
 
     name: str | None = Field(
         None,
-        description="Identifier of the seed (letters, digits, '_', '-', '.'), kept as provenance 'seed' of every structure "
-        "drawn from it; default: the file's stem or '<element>_<lattice>'.",
+        description="Identifier of the seed (letters, digits, '_', '-', '.'), kept as provenance 'seed' of every "
+        "structure drawn from it; default: the file's stem or '<element>_<lattice>'.",
     )
     weight: float = Field(1.0, gt=0.0, description="Share of the starting pool, relative to the other seeds' weights.")
     alloy: AlloyConfig | None = Field(
@@ -142,7 +144,8 @@ class SeedConfig(StructureConfig):
     )
     surface: SurfaceConfig | None = Field(
         None,
-        description="Cut a slab from the seed; `repeat` then repeats the slab in-plane (its third entry must be 1). null: bulk.",
+        description="Cut a slab from the seed; `repeat` then repeats the slab in-plane (its third entry must be 1). "
+        "null: bulk.",
     )
     generator: GeneratorConfig | None = Field(
         None,
@@ -162,6 +165,7 @@ class SeedConfig(StructureConfig):
             raise ValueError(f"seed name {self.name!r}: use letters, digits, '_', '-' and '.' (1 to 64 characters)")
         if self.surface is not None and self.repeat[2] != 1:
             raise ValueError(
-                f"a surface seed repeats the slab in-plane only: repeat's third entry must be 1, got {list(self.repeat)}"
+                "a surface seed repeats the slab in-plane only: repeat's third entry must be 1, got "
+                f"{list(self.repeat)}"
             )
         return self

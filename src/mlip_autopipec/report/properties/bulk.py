@@ -55,6 +55,8 @@ def symmetry(atoms: Atoms, symprec: float = SYMPREC) -> Symmetry:
         raise PropertyError(f"spglib finds no symmetry for {atoms.get_chemical_formula()} (symprec {symprec} Å)")
     system = next(name for last, name in _SYSTEMS if data.number <= last)
     prim = spglib.find_primitive(_spglib_cell(atoms), symprec=symprec)
+    if prim is None:
+        raise PropertyError(f"spglib finds no primitive cell of {atoms.get_chemical_formula()} (symprec {symprec} Å)")
     return Symmetry(int(data.number), str(data.international), system, len(prim[2]))
 
 
@@ -96,9 +98,9 @@ def relax_bulk(
 ) -> Atoms:
     """The conventional cell of ``atoms`` relaxed (cell and positions, space group kept) with ``calculator``.
 
-    The primitive cell is relaxed, then standardized to the conventional one.  ASE's ``FixSymmetry`` constraint and ``FrechetCellFilter`` with BFGS; ``fmax`` (eV/Å)
-    also bounds the stress (eV/Å³ × volume per atom, ASE's filter convention).  The
-    result carries ``calculator``, no constraint.
+    The primitive cell is relaxed, then standardized to the conventional one.  ASE's ``FixSymmetry``
+    constraint and ``FrechetCellFilter`` with BFGS; ``fmax`` (eV/Å) also bounds the stress (eV/Å³ ×
+    volume per atom, ASE's filter convention).  The result carries ``calculator``, no constraint.
     """
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
@@ -107,7 +109,9 @@ def relax_bulk(
     work = primitive_cell(atoms, symprec)  # the fewest atoms: the cheapest relaxation with a DFT oracle
     work.calc = calculator
     work.set_constraint(FixSymmetry(work, symprec=symprec))
-    converged = BFGS(FrechetCellFilter(work), logfile=None).run(fmax=fmax, steps=steps)
+    # ASE annotates BFGS's first argument as Atoms, but its optimizers take any Optimizable, filters included
+    optimizer = BFGS(FrechetCellFilter(work), logfile=None)  # type: ignore[arg-type]
+    converged = optimizer.run(fmax=fmax, steps=steps)
     work.set_constraint()
     if not converged:
         raise PropertyError(

@@ -81,7 +81,8 @@ def vacancy_formation_energy(
     perfect.calc = calculator
     e_bulk = perfect.get_potential_energy()
     n = len(perfect)
-    per_site, unrelaxed = {}, {}
+    per_site: dict[int, float] = {}
+    unrelaxed: dict[int, float] = {}
     for site, vac in vacancies.items():
         vac.calc = calculator
         unrelaxed[site] = vac.get_potential_energy() - (n - 1) / n * e_bulk
@@ -89,7 +90,7 @@ def vacancy_formation_energy(
             vac, calculator, fmax, steps, f"vacancy at site {site} of {perfect.get_chemical_formula()}"
         )
         per_site[site] = float(relaxed.get_potential_energy() - (n - 1) / n * e_bulk)
-    site = min(per_site, key=per_site.get)
+    site = min(per_site, key=per_site.__getitem__)
     return VacancyResult(per_site[site], float(unrelaxed[site]), n, site, per_site)
 
 
@@ -125,7 +126,8 @@ def primitive_miller(
 def build_slab(
     conventional: Atoms, facet: str, min_thickness: float = 10.0, vacuum: float = 12.0, symprec: float = SYMPREC
 ) -> tuple[Atoms, int]:
-    """A slab of the (hkl) ``facet`` of the conventional cell: (slab, number of layers), vacuum gap along z (fully periodic cell)."""
+    """A slab of the (hkl) ``facet`` of the conventional cell: (slab, number of layers), vacuum gap along z
+    (fully periodic cell)."""
     from ase.build import surface
 
     from mlip_autopipec.config.schemas.report_properties import parse_facet

@@ -31,7 +31,8 @@ _FRACTIONS = (-1.0, -0.5, 0.5, 1.0)
 
 @dataclass
 class ElasticStrainSet:
-    """The strained cells of an elastic-constant calculation (``structures[n]`` has ``strains[n]`` on ``components[n]``)."""
+    """The strained cells of an elastic-constant calculation
+    (``structures[n]`` has ``strains[n]`` on ``components[n]``)."""
 
     reference: Atoms
     crystal_system: str
@@ -70,8 +71,13 @@ class ElasticConstants:
         c = self.matrix_gpa
         return float((c[0, 0] + c[1, 1] + c[2, 2] + 2 * (c[0, 1] + c[0, 2] + c[1, 2])) / 9.0)
 
-    def as_dict(self) -> dict:
-        out = {"C11": self.c11, "C12": self.c12, "C44": self.c44, "bulk_modulus_voigt_gpa": self.bulk_modulus_voigt_gpa}
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "C11": self.c11,
+            "C12": self.c12,
+            "C44": self.c44,
+            "bulk_modulus_voigt_gpa": self.bulk_modulus_voigt_gpa,
+        }
         out.update(crystal_system=self.crystal_system, spacegroup=self.spacegroup, max_strain=self.max_strain)
         if self.crystal_system != "cubic":
             out["matrix_gpa"] = self.matrix_gpa.tolist()
@@ -98,7 +104,8 @@ def strained(atoms: Atoms, component: int, strain: float) -> Atoms:
 
 
 def elastic_strain_set(atoms: Atoms, strain: float = 0.01, symprec: float = SYMPREC) -> ElasticStrainSet:
-    """The strained cells (of spglib's standard primitive cell) for the elastic constants of the relaxed crystal ``atoms``.
+    """The strained cells (of spglib's standard primitive cell) for the elastic constants of the relaxed
+    crystal ``atoms``.
 
     The constants are in spglib's standard Cartesian frame (cubic axes along x, y, z).
     """
@@ -160,7 +167,7 @@ def elastic_constants(
     """Elastic constants of the relaxed crystal ``atoms`` (see :func:`relax_bulk`) with ``calculator``."""
     strain_set = elastic_strain_set(atoms, strain, symprec)
     stresses = []
-    for k, e, cell in zip(strain_set.components, strain_set.strains, strain_set.structures):
+    for k, e, cell in zip(strain_set.components, strain_set.strains, strain_set.structures, strict=True):
         if strain_set.relax_internal:
             cell = relax_positions(cell, calculator, fmax, steps, f"elastic strain {e:+g} on component {k + 1}")
         else:

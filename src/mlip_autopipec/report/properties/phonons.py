@@ -44,7 +44,8 @@ class PhononResult:
     dos: np.ndarray = field(repr=False)
 
     def frequencies_at(self, qpoints: np.ndarray) -> np.ndarray:
-        """Frequencies (THz, imaginary ones negative) at q-points (reduced, primitive cell): shape (n_q, n_bands), ascending."""
+        """Frequencies (THz, imaginary ones negative) at q-points (reduced, primitive cell):
+        shape (n_q, n_bands), ascending."""
         self.phonopy.run_qpoints(np.atleast_2d(np.asarray(qpoints, dtype=float)))
         return np.sort(np.asarray(self.phonopy.qpoints.frequencies), axis=1)
 
@@ -97,7 +98,8 @@ def _to_ase(cell) -> Atoms:
 def phonon_structures(
     unitcell: Atoms, supercell: np.ndarray | None = None, min_length: float = 10.0, displacement: float = 0.01
 ) -> PhononSetup:
-    """phonopy's displaced supercells of the relaxed ``unitcell`` (displacement in Å; supercell: a 3×3 matrix or None)."""
+    """phonopy's displaced supercells of the relaxed ``unitcell``
+    (displacement in Å; supercell: a 3×3 matrix or None)."""
     from phonopy import Phonopy
 
     matrix = supercell_matrix(unitcell, min_length) if supercell is None else np.asarray(supercell)
@@ -105,7 +107,10 @@ def phonon_structures(
         warnings.simplefilter("ignore")  # phonopy 4 warns that "auto" differs from v3's default, which we do not use
         ph = Phonopy(_to_phonopy(unitcell), supercell_matrix=matrix, primitive_matrix="auto")
     ph.generate_displacements(distance=displacement)
-    return PhononSetup(ph, [_to_ase(sc) for sc in ph.supercells_with_displacements])
+    displaced = ph.supercells_with_displacements
+    if displaced is None:  # phonopy returns None only before generate_displacements
+        raise PropertyError(f"phonopy made no displaced supercells of {unitcell.get_chemical_formula()}")
+    return PhononSetup(ph, [_to_ase(sc) for sc in displaced])
 
 
 def phonons_from_forces(

@@ -25,7 +25,7 @@ def phonon_plot(oracle: PhononResult | None, potential: PhononResult | None, pat
     bp = band_path(ref)
     x, xticks, labels = bp.get_linear_kpoint_axis()
     ticks: list[tuple[float, str]] = []
-    for xt, lab in zip(xticks, labels):  # a break in the path puts two labels at one x: show them as "K|U"
+    for xt, lab in zip(xticks, labels, strict=True):  # a break in the path puts two labels at one x: show them as "K|U"
         lab = r"$\Gamma$" if lab == "G" else lab
         if ticks and abs(ticks[-1][0] - xt) < 1e-9:
             ticks[-1] = (xt, f"{ticks[-1][1]}|{lab}")

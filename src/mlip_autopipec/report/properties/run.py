@@ -130,7 +130,8 @@ def _pair(oracle: float | None, potential: float | None, relative: bool = True) 
 def properties_summary(
     oracle: PropertyResults | None, potential: PropertyResults | None, md: MDStabilityResult | None = None
 ) -> dict[str, Any]:
-    """The ``properties.*`` keys of summary.json: each value {oracle, potential, error (potential − oracle), error_percent}.
+    """The ``properties.*`` keys of summary.json: each value
+    {oracle, potential, error (potential − oracle), error_percent}.
 
     ``elastic_gpa.{C11,C12,C44}``, ``vacancy_formation_ev``, ``surface_energy_j_per_m2.{facet}``,
     ``phonons.frequency_rmse_thz``, ``md_stability.{completed,steps,reason}``; a property

@@ -79,7 +79,7 @@ class DatabaseStore:
     def flush(self) -> None:
         """Write the results put since the last flush (one transaction)."""
         if self.pending:
-            atoms, metas = zip(*self.pending)
+            atoms, metas = zip(*self.pending, strict=True)
             self.db.add_structures(list(atoms), list(metas))
             self.pending = []
 
