@@ -18,6 +18,7 @@ from mlip_autopipec.config.schemas.oracle import (
     ASEOracleConfig,
     EMTOracleConfig,
     EspressoOracleConfig,
+    FoundationModelOracleConfig,
     GPAWOracleConfig,
     OracleConfig,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "DatabaseConfig",
     "EMTOracleConfig",
     "EspressoOracleConfig",
+    "FoundationModelOracleConfig",
     "GPAWOracleConfig",
     "GeneratorConfig",
     "LocalComputeConfig",

@@ -1,4 +1,4 @@
-"""The Oracle: energy, forces and stress of a structure, from EMT, pw.x, GPAW or any ASE calculator.
+"""The Oracle: energy, forces and stress of a structure, from EMT, pw.x, GPAW, any ASE calculator or a foundation model.
 
 ``make_oracle(config)`` builds one from an ``OracleConfig`` model;
 ``oracle.label(atoms, directory)`` returns a :class:`LabelResult`;

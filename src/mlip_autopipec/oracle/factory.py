@@ -7,6 +7,7 @@ from mlip_autopipec.config.schemas.oracle import (
     ASEOracleConfig,
     EMTOracleConfig,
     EspressoOracleConfig,
+    FoundationModelOracleConfig,
     GPAWOracleConfig,
     OracleConfig,
 )
@@ -39,4 +40,8 @@ def make_oracle(config: OracleConfig | Oracle | None = None) -> Oracle:
         from mlip_autopipec.oracle.generic import ASEOracle
 
         return ASEOracle(cfg)
+    if isinstance(cfg, FoundationModelOracleConfig):
+        from mlip_autopipec.oracle.foundation import FoundationModelOracle
+
+        return FoundationModelOracle(cfg)
     raise TypeError(f"unhandled oracle configuration {type(cfg).__name__}")  # pragma: no cover - the union is closed

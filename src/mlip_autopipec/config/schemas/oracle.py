@@ -1,7 +1,7 @@
 """Settings of the Oracle (the reference calculator).
 
 ``OracleConfig`` is a discriminated union on ``type`` (``emt``, ``espresso``,
-``gpaw``, ``ase``); a mapping without ``type`` is the embedded default, EMT.
+``gpaw``, ``ase``, ``foundation_model``); a mapping without ``type`` is the embedded default, EMT.
 It is a plain alias of ``Annotated[Union[...], Discriminator]``: use it as a
 field type, or validate a mapping at the door with
 ``mlip_autopipec.config.validate_config(OracleConfig, data)`` (errors are
@@ -15,9 +15,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
+from mlip_autopipec.config.schemas.foundation_weights import DEFAULT_VERSIONS, shipped_weights
 
 DEFAULT_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 
@@ -239,6 +240,46 @@ class ASEOracleConfig(_OracleBase):
         return v
 
 
+class FoundationModelOracleConfig(_OracleBase):
+    """A universal interatomic potential whose weights ship inside its Python package (CHGNet, SevenNet).
+
+    Labels with no DFT at all: an ACE distilled from it reproduces the foundation model.  Only weights inside the
+    installed package are used; a version the package would download is refused here, before any work.
+    """
+
+    type: Literal["foundation_model"] = Field(
+        "foundation_model", description="Oracle kind: a foundation model shipped inside its Python wheel."
+    )
+    name: Literal["chgnet", "sevenn"] = Field(
+        description="Which model: 'chgnet' (CHGNet, package chgnet) or 'sevenn' (SevenNet, package sevenn)."
+    )
+    model_version: str = Field(
+        "",
+        description="The model version as its package names it; empty: the one it ships and loads by default, "
+        "'0.3.0' for chgnet (also shipped: '0.2.0', 'r2scan'), '7net-0' (SevenNet-0, 11 July 2024) for sevenn "
+        "(also shipped: '7net-0_22may2024', '7net-l3i5'). A version the package would download is refused.",
+    )
+    threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="torch threads of each worker process (torch.set_num_threads); keep workers × threads within "
+        "the cores of a node.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_version(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("model_version") and data.get("name") in DEFAULT_VERSIONS:
+            return {**data, "model_version": DEFAULT_VERSIONS[data["name"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _check_shipped(self) -> FoundationModelOracleConfig:
+        shipped_weights(self.name, self.model_version)  # ValueError in one sentence naming the model and version
+        return self
+
+
 def _oracle_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("type", "emt")
@@ -249,11 +290,12 @@ OracleConfig = Annotated[
     Annotated[EMTOracleConfig, Tag("emt")]
     | Annotated[EspressoOracleConfig, Tag("espresso")]
     | Annotated[GPAWOracleConfig, Tag("gpaw")]
-    | Annotated[ASEOracleConfig, Tag("ase")],
+    | Annotated[ASEOracleConfig, Tag("ase")]
+    | Annotated[FoundationModelOracleConfig, Tag("foundation_model")],
     Discriminator(
         _oracle_tag,
         custom_error_type="oracle_type",
-        custom_error_message="unknown oracle type; the type must be one of emt, espresso, gpaw, ase",
+        custom_error_message="unknown oracle type; the type must be one of emt, espresso, gpaw, ase, foundation_model",
     ),
 ]
 """An oracle's settings: a discriminated union on ``type``; a mapping without ``type`` is EMT."""
