@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from mlip_autopipec.compute.clients import StepClients
-from mlip_autopipec.compute.cluster import dask_client, default_n_workers, make_cluster
+from mlip_autopipec.compute.cluster import SCHEDULER_CONFIG, dask_client, default_n_workers, make_cluster
 from mlip_autopipec.compute.tasks import Done, Task, run_tasks
 from mlip_autopipec.config import ComputeConfig, validate_config
 from mlip_autopipec.exceptions import ConfigurationError, OracleError
@@ -225,10 +225,13 @@ def _square(x: int) -> int:
 
 @pytest.fixture(scope="module")
 def threads_client():
-    """One worker with two threads in this process."""
+    """One worker with two threads in this process, scheduled as the package's clusters are (a worker holds only
+    the tasks it runs)."""
+    import dask
     from distributed import Client, LocalCluster
 
     with (
+        dask.config.set(SCHEDULER_CONFIG),
         LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
@@ -317,8 +320,8 @@ def test_on_done_may_stop_the_run_and_what_finished_meanwhile_is_salvaged(thread
     assert "c" not in _STARTED  # never submitted after the stop
 
 
-def test_results_that_finished_during_an_interrupt_are_salvaged_and_the_rest_cancelled(threads_client, events):
-    waiting = ("c", "d", "e")  # two of them take the two threads, the third is queued behind them
+def test_an_interrupt_gives_running_tasks_a_grace_salvages_what_ended_and_cancels_the_rest(threads_client, events):
+    waiting = ("c", "d", "e")  # one of them runs beside b past the grace, the other two are queued behind them
     tasks = [
         Task("a", _value, ("a", 10)),
         Task("b", _after, ("go", "b", 11)),
@@ -327,21 +330,18 @@ def test_results_that_finished_during_an_interrupt_are_salvaged_and_the_rest_can
     salvaged: list[tuple[int, int]] = []
 
     def on_done(done: Done[int]) -> None:
-        events["go"].set()
-        _wait_until(lambda: _client_knows_finished(threads_client, "b-"), "b has finished")
-        _wait_until(lambda: len(set(waiting) & set(_STARTED)) == 2, "two of c, d, e run")
+        _wait_until(lambda: "b" in _STARTED and len(set(waiting) & set(_STARTED)) == 1, "b and one of c, d, e run")
+        threading.Timer(0.3, events["go"].set).start()  # b finishes while the interrupt is handled
         raise KeyboardInterrupt  # Ctrl-C while a is being handled
 
-    def salvage(done: Done[int]) -> None:
-        salvaged.append((done.index, done.result()))
-        events["release"].set()  # the threads come free while the salvage writes: the queued task must not start
-        time.sleep(0.3)
-
     with pytest.raises(KeyboardInterrupt) as err:
-        run_tasks(threads_client, tasks, on_done, salvage=salvage)
-    # a (its on_done was interrupted) and b (finished meanwhile) are salvaged; the others were cancelled first
+        run_tasks(threads_client, tasks, on_done, salvage=lambda d: salvaged.append((d.index, d.result())), grace_s=1.5)
+    # a (its on_done was interrupted) and b (it ended within the grace) are salvaged; the one running past the
+    # grace is cancelled, and the queued ones were cancelled before b's thread came free: they never start
     assert sorted(salvaged) == [(0, 10), (1, 11)]
-    assert len(set(waiting) & set(_STARTED)) == 2
+    events["release"].set()
+    time.sleep(0.3)
+    assert len(set(waiting) & set(_STARTED)) == 1
     # (err keeps run_tasks' frame, and its futures, alive: only a cancel removes them from the scheduler)
     _wait_until(lambda: not any(_scheduler_keys(threads_client, f"{n}-") for n in waiting), "c, d, e cancelled")
     assert err.type is KeyboardInterrupt

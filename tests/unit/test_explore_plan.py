@@ -50,12 +50,12 @@ def test_halting_frames_keep_md_halt_and_samples_get_the_generation_source():
 
 
 def test_start_order_alternates_defects_and_others_reproducibly():
-    seed = bulk("Cu", "fcc", a=3.61, cubic=True)
-    defects = [(f"d{i}", seed) for i in range(2)]
-    others = [(f"o{i}", seed) for i in range(4)]
-    starts = order_starts(seed, defects, others, seed=7, generation=1)
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True)
+    defects = [(f"d{i}", crystal) for i in range(2)]
+    others = [(f"o{i}", crystal) for i in range(4)]
+    starts = order_starts(crystal, defects, others, rng_seed=7, generation=1)
     labels = [label for label, _ in starts]
     assert labels[0] == SEED_LABEL and len(labels) == 7
     assert [label[0] for label in labels[1:]] == ["d", "o", "d", "o", "o", "o"]
-    assert labels == [label for label, _ in order_starts(seed, defects, others, seed=7, generation=1)]
+    assert labels == [label for label, _ in order_starts(crystal, defects, others, rng_seed=7, generation=1)]
     assert sorted(labels[1:]) == sorted(label for label, _ in defects + others)

@@ -4,8 +4,11 @@
 driver can submit one trajectory per Dask task; it writes nothing and returns a
 :class:`TrajectoryResult`.  Its three detectors are ASE observers attached to the
 dynamics (``dyn.attach``): the blow-up check and the γ watch every step, the sampler
-every ``sample_interval`` steps; one that ends the run raises a private exception that
-the driver (:func:`run_md`) catches.
+every ``sample_interval`` steps; one that ends the run raises an exception that the
+driver (:func:`run_watched`) catches.  The report's MD-stability run
+(:mod:`mlip_autopipec.report.properties.md_stability`) reuses the watch
+(:class:`MDWatch`), the blow-up check, the γ halt and the driver, with one observer
+of its own.
 
 Ensembles: NVT is ASE's ``Langevin`` (fixed cell).  NPT is ASE's
 ``LangevinBAOAB`` (Langevin thermostat on the atoms, Langevin-Hoover barostat on
@@ -27,6 +30,7 @@ import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -220,7 +224,8 @@ def rattled_copies(
     return out
 
 
-def _thermalize(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+def thermalize(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature`` (K) drawn with ``rng``, without a drift of the whole."""
     from ase.md.velocitydistribution import Stationary
 
     try:
@@ -231,9 +236,10 @@ def _thermalize(atoms: Atoms, temperature: float, rng: np.random.Generator) -> N
     Stationary(atoms)
 
 
-def _dynamics(
+def md_dynamics(
     atoms: Atoms, ensemble: str, condition: MDCondition, settings: ActiveLearningConfig, rng: np.random.Generator
 ) -> MolecularDynamics:
+    """ASE's integrator for ``ensemble``: ``Langevin`` (NVT) or ``LangevinBAOAB`` (NPT), seeded with ``rng``."""
     dt = settings.timestep * units.fs
     if ensemble == "nvt":
         from ase.md.langevin import Langevin
@@ -288,7 +294,8 @@ def _load_calculator(potential_yaml: Path, active_set_asi: Path) -> Calculator:
     return calc
 
 
-def _blowup(atoms: Atoms, calc: Calculator, temperature: float, settings: ActiveLearningConfig) -> str | None:
+def blowup_reason(atoms: Atoms, calc: Calculator, temperature: float, settings: ActiveLearningConfig) -> str | None:
+    """What makes this step a blow-up (non-finite values, a degenerate cell, a runaway temperature), or None."""
     energy = calc.results.get("energy", float("nan"))
     forces = calc.results.get("forces")
     if (
@@ -307,17 +314,18 @@ def _blowup(atoms: Atoms, calc: Calculator, temperature: float, settings: Active
 
 
 class _Halted(Exception):
-    """Raised by an observer that has recorded why the trajectory stops; ends ``dyn.run`` (caught by :func:`run_md`)."""
+    """Raised by an observer that has recorded why the trajectory stops; ends the run (:func:`run_watched`)."""
 
 
-class _BlowUp(Exception):
-    """Raised by the blow-up check with what went wrong; :func:`run_md` records it on the one blow-up path."""
+class BlowUp(Exception):
+    """Raised by a blow-up check with what went wrong; :func:`run_watched` records it on the one blow-up path."""
 
 
 @dataclass
-class _Watch:
+class MDWatch:
     """What the MD observers share: the dynamics' atoms and calculator, the settings, the step just done and its largest
-    γ (:meth:`read`), and what the trajectory has found so far."""
+    γ (:meth:`read`), and what the trajectory has found so far.  ``has_gamma`` False: the calculator reports no γ
+    (no active set), so none is checked for being finite."""
 
     work: Atoms
     calc: Calculator
@@ -334,6 +342,7 @@ class _Watch:
     trace: list[tuple[int, float]] = field(default_factory=list)
     #: recent sampled frames (step, largest γ, frame), oldest first: what led into a blow-up
     history: list[tuple[int, float, Atoms]] = field(default_factory=list)
+    has_gamma: bool = True
 
     def __post_init__(self) -> None:
         self.reason = self.reason or f"ran all {self.settings.n_steps} steps"
@@ -391,23 +400,23 @@ def _largest_gamma(calc: Calculator) -> float:
     return float(gammas.max()) if gammas.size else float("nan")
 
 
-def _check_blowup(watch: _Watch) -> None:
-    """Observer, every step: raise :class:`_BlowUp` on non-finite values, a degenerate cell, a runaway temperature
+def check_blowup(watch: MDWatch) -> None:
+    """Observer, every step: raise :class:`BlowUp` on non-finite values, a degenerate cell, a runaway temperature
     or a non-finite γ, and, at samples and at a halt, on atoms closer than ``min_distance_fraction`` of their
     covalent radii."""
     settings = watch.settings
-    bad = _blowup(watch.work, watch.calc, watch.temperature, settings)
-    if bad is None and not math.isfinite(watch.gamma):
+    bad = blowup_reason(watch.work, watch.calc, watch.temperature, settings)
+    if bad is None and watch.has_gamma and not math.isfinite(watch.gamma):
         bad = "non-finite extrapolation grade"
     if bad is None and (watch.step % settings.sample_interval == 0 or watch.gamma >= settings.gamma_halt):
         pair = closest_pair(watch.work, settings.min_distance_fraction)
         if pair is not None:
             bad = f"atoms {pair[0]} and {pair[1]} at {pair[2]:.2f} Å"
     if bad is not None:
-        raise _BlowUp(bad)
+        raise BlowUp(bad)
 
 
-def _halt_on_gamma(watch: _Watch) -> None:
+def halt_on_gamma(watch: MDWatch) -> None:
     """Observer, every step: keep the largest γ; at γ ≥ gamma_halt stop, the frame and ``n_rattled_copies`` rattled
     copies of it becoming candidates (source "md_halt")."""
     step, gamma, settings = watch.step, watch.gamma, watch.settings
@@ -428,7 +437,7 @@ def _halt_on_gamma(watch: _Watch) -> None:
     raise _Halted
 
 
-def _collect_sample(watch: _Watch) -> None:
+def _collect_sample(watch: MDWatch) -> None:
     """Observer, every ``sample_interval`` steps: trace γ, remember the frame (a blow-up's lead-up), and keep it as a
     candidate (source "md_sample") when gamma_select ≤ γ."""
     step, gamma = watch.step, watch.gamma
@@ -439,12 +448,39 @@ def _collect_sample(watch: _Watch) -> None:
         watch.candidates.append(watch.frame(SOURCE_SAMPLE, step, gamma, watch.work))
 
 
-def _attach_observers(dyn: MolecularDynamics, watch: _Watch) -> None:
-    """The detectors in the order they look at each step: read, blow-up check, γ halt, samples."""
-    dyn.attach(watch.read, 1, dyn)
-    dyn.attach(_check_blowup, 1, watch)
-    dyn.attach(_halt_on_gamma, 1, watch)
-    dyn.attach(_collect_sample, watch.settings.sample_interval, watch)
+#: An observer: a function of the :class:`MDWatch` and the interval (steps) it is called at.
+Observer = tuple[Callable[[MDWatch], None], int]
+
+
+def _explore_observers(settings: ActiveLearningConfig) -> list[Observer]:
+    """The detectors in the order they look at each step (after :meth:`MDWatch.read`): blow-up check, γ halt,
+    samples."""
+    return [(check_blowup, 1), (halt_on_gamma, 1), (_collect_sample, settings.sample_interval)]
+
+
+def run_watched(
+    dyn: MolecularDynamics, watch: MDWatch, observers: Sequence[Observer], *, check_start: bool = True
+) -> None:
+    """Run ``dyn`` for ``settings.n_steps`` steps with :meth:`MDWatch.read` and then ``observers`` attached as ASE
+    observers (``dyn.attach``), from the start (step 0) on, or from step 1 with ``check_start=False``.
+
+    An observer that stops the run raises :class:`_Halted` (its reason recorded) or :class:`BlowUp`; a blow-up
+    and the calculator's or integrator's own numerical failures (RuntimeError, FloatingPointError, LinAlgError)
+    all end on :meth:`MDWatch.blow_up`.
+    """
+    steps = dyn.irun(watch.settings.n_steps)
+    try:
+        if not check_start:
+            next(steps)  # the start: evaluated, not looked at
+        dyn.attach(watch.read, 1, dyn)
+        for observer, interval in observers:
+            dyn.attach(observer, interval, watch)
+        for _ in steps:
+            pass
+    except _Halted:
+        pass
+    except (BlowUp, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as err:
+        watch.blow_up(str(err) if isinstance(err, BlowUp) else f"{type(err).__name__}: {err}")
 
 
 def _md_system(atoms: Atoms, condition: MDCondition, settings: ActiveLearningConfig) -> tuple[Atoms, str]:
@@ -516,27 +552,19 @@ def run_md(
 ) -> TrajectoryResult:
     """The MD of :func:`run_trajectory` with a loaded calculator, which leaves per-atom γ in ``calc.results["gamma"]``.
 
-    The detectors are ASE observers attached to the dynamics (:func:`_attach_observers`).  One
-    that stops the run raises :class:`_Halted` (its reason recorded) or :class:`_BlowUp`; a
-    blow-up and the calculator's or integrator's own numerical failures (RuntimeError,
-    FloatingPointError, LinAlgError) all end on :meth:`_Watch.blow_up`.
+    The detectors are ASE observers attached to the dynamics (:func:`_explore_observers`, run by
+    :func:`run_watched`).
     """
     t0 = time.perf_counter()
     work, ensemble = _md_system(atoms, condition, settings)
     vel_rng, dyn_rng, rattle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     work.calc = calc
-    _thermalize(work, condition.temperature, vel_rng)
+    thermalize(work, condition.temperature, vel_rng)
     provenance = _provenance(condition, ensemble, seed, label)
-    watch = _Watch(work, calc, settings, condition.temperature, provenance, rattle_rng)
+    watch = MDWatch(work, calc, settings, condition.temperature, provenance, rattle_rng)
     watch.start(label)
-    dyn = _dynamics(work, ensemble, condition, settings, dyn_rng)
-    _attach_observers(dyn, watch)
-    try:
-        dyn.run(settings.n_steps)
-    except _Halted:
-        pass
-    except (_BlowUp, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as err:
-        watch.blow_up(str(err) if isinstance(err, _BlowUp) else f"{type(err).__name__}: {err}")
+    dyn = md_dynamics(work, ensemble, condition, settings, dyn_rng)
+    run_watched(dyn, watch, _explore_observers(settings))
     return watch.result(condition, seed, ensemble, wall_time=time.perf_counter() - t0)
 
 

@@ -29,23 +29,23 @@ def is_slab(atoms: Atoms) -> bool:
 
 
 def order_starts(
-    seed_crystals: Atoms | list[tuple[str, Atoms]],
+    start_crystals: Atoms | list[tuple[str, Atoms]],
     defects: list[tuple[str, Atoms]],
     others: list[tuple[str, Atoms]],
-    seed: int,
+    rng_seed: int,
     generation: int,
 ) -> list[tuple[str, Atoms]]:
-    """Where trajectories start: the seed crystal(s) first (one Atoms: label ``"seed"``; else (label, atoms)
-    per campaign seed, in the config's order), then point defects and other structures alternating, each group
-    shuffled with ``SeedSequence([seed, generation])``."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, generation]))
+    """Where trajectories start: the campaign seeds' crystals first (one Atoms: label ``"seed"``; else (label,
+    atoms) per campaign seed, in the config's order), then point defects and other structures alternating, each
+    group shuffled with the random ``SeedSequence([rng_seed, generation])``."""
+    rng = np.random.default_rng(np.random.SeedSequence([rng_seed & 0xFFFFFFFF, generation]))
     defects = [defects[i] for i in rng.permutation(len(defects))]
     others = [others[i] for i in rng.permutation(len(others))]
     mixed: list[tuple[str, Atoms]] = []
     for k in range(max(len(defects), len(others))):
         mixed.extend(group[k] for group in (defects, others) if k < len(group))
-    seeds = [(SEED_LABEL, seed_crystals)] if isinstance(seed_crystals, Atoms) else list(seed_crystals)
-    return [*seeds, *mixed]
+    crystals = [(SEED_LABEL, start_crystals)] if isinstance(start_crystals, Atoms) else list(start_crystals)
+    return [*crystals, *mixed]
 
 
 def trajectory_plan(
@@ -57,7 +57,7 @@ def trajectory_plan(
     condition starts from each of them (a slab, :func:`is_slab`, only under NVT
     conditions: NPT would move its vacuum axis); replicas 1, 2, ... take the
     other starts in turn (the seed crystals again when there are none).
-    Trajectory ``i`` gets the seed ``SeedSequence([seed, generation, i])``.
+    Trajectory ``i`` gets the random seed ``SeedSequence([settings.seed, generation, i])``.
     """
     plan = []
     n_seeds = max(1, min(n_seeds, len(starts)))
@@ -74,7 +74,7 @@ def trajectory_plan(
         i += 1
 
     for condition in md_conditions(settings):
-        for (label, atoms), is_a_slab in zip(seeds, slab):
+        for (label, atoms), is_a_slab in zip(seeds, slab, strict=True):
             if condition.ensemble == "npt" and is_a_slab:
                 continue
             add(condition, label, atoms)

@@ -307,9 +307,11 @@ def label_pending(
     max_in_flight:
         At most this many tasks are submitted at once (bounds the driver's memory).
 
-    Returns a :class:`LabellingSummary`.  On Ctrl-C (or any error) the tasks not
-    yet finished are cancelled, the results that had finished are written, a
-    client and cluster started here are closed, and every result written stays.
+    Returns a :class:`LabellingSummary`.  On Ctrl-C, SIGTERM (or any error) the
+    tasks not started are cancelled, those running on a worker get a few seconds
+    (:data:`~mlip_autopipec.compute.tasks.STOP_GRACE_S`) to finish, the results
+    that finished by then are written, a client and cluster started here are
+    closed, and every result written stays.
     """
     oracle = make_oracle(oracle)
     compute = require_compute(LocalComputeConfig() if compute is None else compute)
@@ -336,7 +338,7 @@ def label_pending(
             run_tasks(client, session.tasks(), session.on_done, max_in_flight=max_in_flight, salvage=session.salvage)
         except BaseException:
             _log.info(
-                "labelling stopped: %d result(s) stored in all, %d finished just before the stop",
+                "labelling stopped: %d result(s) stored in all, %d of them finished while the run stopped",
                 session.summary.n_done,
                 session.n_salvaged,
             )

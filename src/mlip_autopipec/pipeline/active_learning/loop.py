@@ -24,7 +24,9 @@ same data (:func:`~.steps.closing_fit`).
 Resume: exploration is read back from its files, a selection already in the
 database is not made again, labelling only touches pending structures, and fits
 are reused by their content key.  The record of the initial fit is kept, so
-later generations continue from the same potentials.
+later generations continue from the same potentials; a fit recorded under other
+training settings or another train/validation split (:func:`training_key`) is
+not taken up: the run refits on the data as it is split now.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from collections.abc import Callable
 
 from mlip_autopipec.compute.clients import StepClients
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
+from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.explore.activeset import asi_path_for
 from mlip_autopipec.pipeline.active_learning import policy, steps
@@ -41,7 +44,7 @@ from mlip_autopipec.pipeline.active_learning.md_runs import TRAJECTORIES_FILE, g
 from mlip_autopipec.pipeline.active_learning.steps import GenerationRun
 from mlip_autopipec.pipeline.context import RunContext
 from mlip_autopipec.pipeline.fits import load_fit, mark_latest
-from mlip_autopipec.pipeline.state import read_state, section_fingerprints, write_state
+from mlip_autopipec.pipeline.state import fingerprint, read_state, section_fingerprints, write_state
 from mlip_autopipec.records import ActiveLearningRecord, InitialFit
 from mlip_autopipec.trainer.pace import TrainingResult
 
@@ -83,9 +86,12 @@ STEPS: tuple[tuple[Step, Rule | None], ...] = (
 )
 
 
-def training_key(ctx: RunContext) -> str:
-    """Fingerprint of the run's training settings (``training`` in the records)."""
-    return section_fingerprints(ctx.config)["training"]
+def training_key(config: PipelineConfig) -> str:
+    """Fingerprint of what the run's fits are made with (``training`` in the records): the training settings and
+    the train/validation split (``validation_fraction``, ``split_seed``).  A new split re-splits the labelled rows
+    in place (no oracle call), so a fit recorded under the old split is not taken up again: the run refits."""
+    split = [config.database.validation_fraction, config.database.split_seed]
+    return fingerprint({"training": section_fingerprints(config)["training"], "split": split})
 
 
 def _save(ctx: RunContext, record: ActiveLearningRecord) -> None:
@@ -103,11 +109,11 @@ def resumed_initial_fit(ctx: RunContext) -> TrainingResult | None:
 
     On a resumed run the pipeline's first fit would otherwise be made again on
     every labelled structure, those of active learning included; the pipeline
-    can take this one instead (None: no record, or the training settings changed).
+    can take this one instead (None: no record, or the training settings or the split changed).
     """
     state = read_state(ctx.workdir)
     initial = state.active_learning.initial if state and state.active_learning else None
-    if initial is None or initial.training != training_key(ctx):
+    if initial is None or initial.training != training_key(ctx.config):
         return None
     return load_fit(ctx.workdir, initial.fit_dir)
 
@@ -129,7 +135,7 @@ def run_active_learning(ctx: RunContext, fit: TrainingResult) -> TrainingResult:
     else:
         record.initial = InitialFit(
             fit_dir=fit.output_dir,
-            training=training_key(ctx),
+            training=training_key(ctx.config),
             n_labelled_total=ctx.db.count(status="labelled"),
             **dict(steps.validation_of(ctx, fit)),
         )
@@ -153,7 +159,7 @@ def _generations(
     clients: StepClients,
 ) -> TrainingResult:
     """Generations 1, 2, ... until a stop rule holds; return the fit the last one ended with."""
-    key = training_key(ctx)
+    key = training_key(ctx.config)
     g = 0
     while True:
         g += 1
@@ -164,8 +170,8 @@ def _generations(
                 fit = done
             else:
                 log.warning(
-                    "active learning: the training settings changed since generation %d; continuing from the "
-                    "current fit",
+                    "active learning: the training settings or the train/validation split changed since "
+                    "generation %d; continuing from the current fit",
                     g,
                 )
             continue

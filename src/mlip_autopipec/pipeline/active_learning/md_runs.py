@@ -92,7 +92,9 @@ def start_structures(ctx: RunContext, generation: int, rng_seed: int) -> list[tu
     for rec in ctx.db.select(status="labelled"):
         group = defects if rec.metadata.provenance.get("operation") == "defect" else others
         group.append((str(rec.id), rec.atoms))
-    return order_starts(start_crystals(ctx.config, generation), defects, others, rng_seed, generation)
+    return order_starts(
+        start_crystals(ctx.config, generation), defects, others, rng_seed=rng_seed, generation=generation
+    )
 
 
 def _trajectory_record(label: str, r: TrajectoryResult) -> TrajectoryRecord:

@@ -1,25 +1,45 @@
 """MD stability: an NVT run with the potential; did it complete, or where and why did it halt?
 
 The machinery is exploration's (:mod:`mlip_autopipec.explore.md`): the same
-supercell rule, Maxwell-Boltzmann start, ASE ``Langevin`` thermostat and blow-up
-checks (non-finite values, degenerate cell, runaway temperature, atoms closer than
-a fraction of their covalent radii).  Added here: an energy runaway (potential
-energy more than ``max_energy_rise`` eV/atom above the start) and, when the
-calculator carries an active set (``PyACECalculator.set_active_set``: γ per atom in
-``calc.results["gamma"]``), a halt at ``gamma_halt``.
+supercell rule, Maxwell-Boltzmann start, ASE ``Langevin`` thermostat, the watch
+and its driver (:class:`~mlip_autopipec.explore.md.MDWatch`,
+:func:`~mlip_autopipec.explore.md.run_watched`), and two of its observers: the
+blow-up check (non-finite values or γ, degenerate cell, runaway temperature every
+step; atoms closer than a fraction of their covalent radii every ``check_interval``
+steps and at a γ halt) and, when the calculator carries an active set
+(``PyACECalculator.set_active_set``: γ per atom in ``calc.results["gamma"]``), the
+halt at ``gamma_halt``.  Added here, as one more observer: the temperatures for
+their mean, and an energy runaway (potential energy more than ``max_energy_rise``
+eV/atom above the start).  Unlike exploration the start (step 0) is not looked at:
+a crowded start may fly apart, and the run says at which step it did.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.exceptions import PropertyError
+from mlip_autopipec.explore.md import (
+    BlowUp,
+    MDCondition,
+    MDWatch,
+    Observer,
+    bare_copy,
+    blowup_reason,
+    check_blowup,
+    halt_on_gamma,
+    md_dynamics,
+    run_watched,
+    supercell_for_md,
+    thermalize,
+)
 
 Reason = Literal["completed", "gamma", "blowup"]
 
@@ -43,6 +63,23 @@ class MDStabilityResult:
         return dict(self.__dict__)
 
 
+@dataclass
+class _Runaway:
+    """md_stability's own observer: the temperature of each step, then an energy runaway (checked after the basic
+    blow-up checks, which name a non-finite value or a runaway temperature first)."""
+
+    e0: float  # eV/atom at the start
+    max_rise: float  # eV/atom
+    temperatures: list[float] = field(default_factory=list)
+
+    def __call__(self, watch: MDWatch) -> None:
+        self.temperatures.append(watch.work.get_temperature())
+        if blowup_reason(watch.work, watch.calc, watch.temperature, watch.settings) is None:
+            rise = watch.calc.results["energy"] / len(watch.work) - self.e0
+            if rise > self.max_rise:
+                raise BlowUp(f"potential energy {rise:.2f} eV/atom above the start (> {self.max_rise:g})")
+
+
 def md_stability(
     atoms: Atoms,
     calculator: Calculator,
@@ -57,18 +94,7 @@ def md_stability(
     check_interval: int = 10,
     seed: int = 0,
 ) -> MDStabilityResult:
-    """Run NVT (``temperature_k`` K, ``time_ps`` ps) from the crystal ``atoms`` with ``calculator`` and report how it ended."""
-    from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
-    from mlip_autopipec.explore.md import (
-        MDCondition,
-        _blowup,
-        _dynamics,
-        _thermalize,
-        bare_copy,
-        closest_pair,
-        supercell_for_md,
-    )
-
+    """Run NVT (``temperature_k`` K, ``time_ps`` ps) from the crystal ``atoms`` with ``calculator``; how did it end?"""
     if not (math.isfinite(temperature_k) and temperature_k > 0 and time_ps > 0):
         raise PropertyError(
             f"MD stability needs a positive temperature (K) and time (ps), got {temperature_k}, {time_ps}"
@@ -80,58 +106,44 @@ def md_stability(
         min_distance_fraction=min_distance_fraction,
         max_temperature_ratio=max_temperature_ratio,
         md_min_atoms=min_atoms,
+        sample_interval=check_interval,
+        gamma_select=1.0,
+        gamma_halt=math.inf if gamma_halt is None else gamma_halt,
+        n_rattled_copies=0,
+        blowup_candidates=0,
     )
     condition = MDCondition("nvt", float(temperature_k))
     work = supercell_for_md(bare_copy(atoms), min_atoms)
     vel_rng, dyn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     work.calc = calculator
-    _thermalize(work, condition.temperature, vel_rng)
-    e0 = work.get_potential_energy() / len(work)
-    dyn = _dynamics(work, "nvt", condition, settings, dyn_rng)
-
-    stop: Reason = "completed"
-    reason = f"ran all {n_steps} steps ({time_ps:g} ps)"
-    steps = 0
-    max_gamma: float | None = None
-    temperatures = []
-    try:
-        for _ in dyn.irun(n_steps):
-            steps = dyn.nsteps
-            if steps == 0:
-                continue
-            temperatures.append(work.get_temperature())
-            bad = _blowup(work, calculator, condition.temperature, settings)
-            if bad is None:
-                rise = calculator.results["energy"] / len(work) - e0
-                if rise > max_energy_rise_ev_per_atom:
-                    bad = f"potential energy {rise:.2f} eV/atom above the start (> {max_energy_rise_ev_per_atom:g})"
-            if bad is None and steps % check_interval == 0:
-                pair = closest_pair(work, min_distance_fraction)
-                if pair is not None:
-                    bad = f"atoms {pair[0]} and {pair[1]} at {pair[2]:.2f} Å"
-            if bad is not None:
-                stop, reason = "blowup", f"blow-up at step {steps}: {bad}"
-                break
-            gammas = calculator.results.get("gamma")
-            if gammas is not None and len(gammas):
-                g = float(np.max(gammas))
-                max_gamma = g if max_gamma is None else max(max_gamma, g)
-                if gamma_halt is not None and g >= gamma_halt:
-                    stop, reason = "gamma", f"γ = {g:.3g} ≥ gamma_halt {gamma_halt:g} at step {steps}"
-                    break
-    except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as err:
-        stop, reason = "blowup", f"blow-up at step {steps}: {type(err).__name__}: {err}"
+    thermalize(work, condition.temperature, vel_rng)
+    runaway = _Runaway(work.get_potential_energy() / len(work), max_energy_rise_ev_per_atom)
+    watch = MDWatch(
+        work,
+        calculator,
+        settings,
+        condition.temperature,
+        provenance={},
+        rattle_rng=np.random.default_rng(seed),  # unused: no rattled copies at a γ halt
+        max_gamma=-math.inf,
+        reason=f"ran all {n_steps} steps ({time_ps:g} ps)",
+        has_gamma=calculator.results.get("gamma") is not None,
+    )
+    observers: list[Observer] = [(runaway, 1), (check_blowup, 1)]
+    if watch.has_gamma:
+        observers.append((halt_on_gamma, 1))
+    run_watched(md_dynamics(work, "nvt", condition, settings, dyn_rng), watch, observers, check_start=False)
     return MDStabilityResult(
-        completed=stop == "completed",
-        stop=stop,
-        reason=reason,
-        steps=int(steps),
+        completed=watch.stop == "completed",
+        stop=watch.stop,
+        reason=watch.reason,
+        steps=int(watch.step),
         n_steps=n_steps,
         temperature_k=float(temperature_k),
         time_ps=float(time_ps),
         n_atoms=len(work),
-        max_gamma=max_gamma,
-        mean_temperature_k=float(np.mean(temperatures)) if temperatures else float("nan"),
+        max_gamma=watch.max_gamma if math.isfinite(watch.max_gamma) else None,
+        mean_temperature_k=float(np.mean(runaway.temperatures)) if runaway.temperatures else float("nan"),
     )
 
 
