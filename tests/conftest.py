@@ -1,22 +1,26 @@
-"""Shared fixtures: small seed crystals, temporary work directories, tool availability."""
+"""Shared fixtures: small seed crystals, temporary work directories, tool availability, one tiny real ACE fit."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
 from ase.build import bulk
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from mlip_autopipec.trainer import PacemakerProfile
+    from mlip_autopipec.trainer.pace import TrainingResult
 
 # Property tests draw the same examples on every run (set HYPOTHESIS_PROFILE=explore to draw new ones),
 # so a CI run can never turn red on a new random draw.
 settings.register_profile("repeatable", derandomize=True, deadline=None)
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
-
-import sys
-from pathlib import Path
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -170,3 +174,103 @@ def cu_fcc():
 @pytest.fixture
 def si_diamond():
     return bulk("Si", "diamond", a=5.43)
+
+
+# ---------------------------------------------------------------- one tiny real ACE potential for the session
+
+#: The shared fit's settings: a few functions and iterations, a fit that clearly learns (~2 meV/atom), ~25 s.
+CU_FIT = dict(
+    cutoff=5.0,
+    number_of_functions_per_element=10,
+    nradmax_by_orders=[8, 3, 2],
+    lmax_by_orders=[0, 2, 1],
+    max_num_epochs=100,
+    energy_weight=0.95,
+    force_weight=0.05,
+    display_step=25,
+    test_size=0.1,
+    evaluator="tensorpot",
+)
+
+
+def pacemaker_profile() -> PacemakerProfile:
+    """pacemaker's profile; skips when pacemaker or pace_yaml2yace is missing (fails under CI=true)."""
+    from mlip_autopipec.trainer import PacemakerProfile
+
+    profile = PacemakerProfile()
+    for program in ("pacemaker", "pace_yaml2yace"):
+        if profile.find(program) is None:
+            require_executable(program)
+    return profile
+
+
+def write_dataset(path: Path, structures, drop: tuple[str, ...] = ()) -> Path:
+    """``structures`` (with energies and forces) as pacemaker's dataset, without the columns in ``drop``."""
+    import pandas as pd
+
+    rows = [
+        {
+            "ase_atoms": atoms,
+            "energy": atoms.get_potential_energy(),
+            "forces": atoms.get_forces(),
+            "energy_corrected": atoms.get_potential_energy(),
+            "name": f"cu_{i}",
+        }
+        for i, atoms in enumerate(structures)
+    ]
+    pd.DataFrame(rows).drop(columns=list(drop)).to_pickle(path, compression="gzip", protocol=4)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cu_structures():
+    """20 rattled, isotropically strained 32-atom fcc Cu cells labelled with EMT."""
+    import numpy as np
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(0)
+    structures = []
+    for i in range(20):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+        atoms.set_cell(atoms.cell * (1 + rng.uniform(-0.04, 0.04)), scale_atoms=True)
+        atoms.rattle(0.05, seed=i)
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        structures.append(atoms)
+    return structures
+
+
+class CuFit(NamedTuple):
+    """The session's fit: pacemaker's result, the progress it reported, the dataset it was trained on."""
+
+    result: TrainingResult
+    reports: list
+    dataset: Path
+
+
+@pytest.fixture(scope="session")
+def cu_fit(cu_structures, tmp_path_factory) -> CuFit:
+    """One real pacemaker fit (:data:`CU_FIT`) to :func:`cu_structures`, shared by every test that needs a working
+    tiny potential rather than a fit of its own.  Read it only: copy a file or folder of it before changing it."""
+    from mlip_autopipec.config import TrainingConfig
+    from mlip_autopipec.trainer import PacemakerRunner
+
+    profile = pacemaker_profile()
+    tmp = tmp_path_factory.mktemp("cu_fit")
+    dataset = write_dataset(tmp / "cu.pckl.gzip", cu_structures)
+    reports: list = []
+    result = PacemakerRunner(TrainingConfig(**CU_FIT), profile, on_progress=reports.append).train(dataset, tmp / "gen0")
+    return CuFit(result, reports, dataset)
+
+
+@pytest.fixture(scope="session")
+def cu_active_set(cu_fit) -> Path:
+    """The active set (.asi, beside the potential) of :func:`cu_fit` on its training data (real pace_activeset)."""
+    from mlip_autopipec.explore import build_active_set
+    from mlip_autopipec.trainer import PacemakerProfile
+
+    if PacemakerProfile().find("pace_activeset") is None:
+        require_executable("pace_activeset")
+    return build_active_set(cu_fit.result.potential_yaml, cu_fit.dataset)

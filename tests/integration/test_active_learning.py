@@ -401,8 +401,8 @@ def test_stop_rules_budget_and_convergence(al_run, tmp_path):
 
 
 def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
-    """refit_max_epochs: generation 3 refits with 4 iterations; the run converges in generation 4 and hands on one
-    more fit with final_max_epochs (16), continued from that refit on the same data; a rerun reuses it."""
+    """refit_max_epochs: generation 3 refits with 2 iterations; the run converges in generation 4 and hands on one
+    more fit with final_max_epochs (6), continued from that refit on the same data; a rerun reuses it."""
     from mlip_autopipec.pipeline.fits import latest_fit
 
     workdir = tmp_path / "copy"
@@ -413,8 +413,8 @@ def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
     # quiet_generations 2, generation 3 still labels and refits, and generation 4 converges (fit targets off)
     al_cfg = cfg.active_learning.model_copy(
         update=dict(
-            refit_max_epochs=4,
-            final_max_epochs=16,
+            refit_max_epochs=2,
+            final_max_epochs=6,
             max_generations=5,
             gamma_select=1.0,
             gamma_halt=1e6,
@@ -443,17 +443,17 @@ def test_short_refits_end_with_one_full_fit(al_run, tmp_path):
     assert al.stop_reason.startswith("converged: fit targets not set; exploration quiet"), al.stop_reason
     g3 = al.generation(3)
     assert g3.labelled, g3.max_gamma
-    assert g3.fit_max_epochs == 4 and maxiter(g3.fit_dir) == 4
+    assert g3.fit_max_epochs == 2 and maxiter(g3.fit_dir) == 2
     assert al.generation(4).step == "explored"  # converged before selecting: no refit in generation 4
-    assert al.final is not None and al.final.start_dir == g3.fit_dir and al.final.max_epochs == 16
+    assert al.final is not None and al.final.start_dir == g3.fit_dir and al.final.max_epochs == 6
     assert final.output_dir == al.final.fit_dir and final.output_dir.name.startswith("final-")
-    assert maxiter(final.output_dir) == 16
+    assert maxiter(final.output_dir) == 6
     assert (final.output_dir / "initial_potential.yaml").read_bytes() == (
         g3.fit_dir / "output_potential.yaml"
     ).read_bytes()
     assert al.final.validation_force_rmse_mev_per_angstrom is not None
     assert latest_fit(workdir).output_dir == final.output_dir
-    assert any(line.strip().startswith("final fit: 16 iterations") for line in status_lines(workdir))
+    assert any(line.strip().startswith("final fit: 6 iterations") for line in status_lines(workdir))
 
     fits = _oracle_and_fit_dirs(workdir)
     again, al_again, pacemaker_s = run()
@@ -536,6 +536,29 @@ def test_a_work_directory_of_the_previous_layout_resumes(al_run, tmp_path):
     assert "active learning:" in "\n".join(status_lines(workdir))
     _rerun_elsewhere(al_run, workdir, fit_records_rewritten=False)
     assert json.loads((workdir / "state.json").read_text())["schema_version"] == 1
+
+
+def test_a_new_split_refits_on_it_without_oracle_calls(al_run, tmp_path):
+    """Issue 22 item 6, on a copy of the finished run with another split_seed: the labelled rows are split anew in
+    place, no oracle call is made, and the potential handed on is a new fit on the new split, not a fit recorded
+    under the old one (the generations' refits were trained with the old validation rows among their training
+    data)."""
+    from mlip_autopipec.pipeline.fits import fit_key, latest_fit
+
+    workdir = tmp_path / "resplit"
+    shutil.copytree(al_run["workdir"], workdir)
+    cfg = al_run["config"]
+    cfg = cfg.model_copy(update={"workdir": workdir, "database": cfg.database.model_copy(update={"split_seed": 1})})
+    rows, (oracle_dirs, fit_dirs) = _rows(workdir), _oracle_and_fit_dirs(workdir)
+    summary = run_pipeline(cfg, progress=False)
+    now = _rows(workdir)
+    assert now.pop("validation") != rows.pop("validation")  # split anew
+    assert now == rows and _oracle_and_fit_dirs(workdir)[0] == oracle_dirs  # nothing labelled again
+    data = workdir / "data"
+    fitted = f"fit-{fit_key(cfg.training, data / 'train.pckl.gzip', data / 'validation.pckl.gzip')}"
+    assert latest_fit(workdir).output_dir.name == fitted and fitted not in fit_dirs  # a new fit, on the new split
+    assert summary.potential.yace.parent == workdir / "fits" / fitted and summary.timings.pacemaker_s > 0
+    assert _al(workdir).initial.fit_dir == workdir / "fits" / fitted
 
 
 # --------------------------------------------------------------------------- resume: kills, deleted files

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import tiny_config
-from test_safety import EXE, QUICK_TRAINING, assert_one_sentence, calls, slow_config, start_run, wait_for
+from test_safety import EXE, assert_one_sentence, calls, slow_config, start_run, wait_for
 
 from mlip_autopipec.database import DatabaseManager
 
@@ -254,17 +253,15 @@ AL = {
 }
 
 
-def test_force_starts_the_records_afresh_and_names_no_fit_from_before(tmp_path):
+def test_force_starts_the_records_afresh_and_names_no_fit_from_before(finished, tmp_path):
     """Row 1: a finished active-learning work directory, the generator's seed changed, `run --force`: the cold start
     and active learning run anew; no fit from before is named in the new report or records; the old database and
-    records are moved aside beside it, not deleted."""
+    records are moved aside beside it, not deleted.  The work directory is a copy of the finished cold start, which
+    goes on with active learning first (a config that adds active learning invalidates nothing)."""
+    _root, cu, cfg_path = finished
     workdir = tmp_path / "w"
-    cfg = tiny_config(workdir, training=dict(QUICK_TRAINING), active_learning=dict(AL))
-    cfg["generator"]["pool_size"] = 10
-    cfg["report"] = {
-        "eos": False,
-        "properties": {"elastic": False, "vacancy": False, "surfaces": [], "phonons": False, "md_stability": None},
-    }
+    shutil.copytree(cu, workdir, ignore=shutil.ignore_patterns(".run.lock", "*.run-lock"))
+    cfg = {**yaml.safe_load(cfg_path.read_text()), "workdir": str(workdir), "active_learning": dict(AL)}
     path = tmp_path / "cfg.yaml"
     proc = run_cli("run", config_file(path, cfg), "--no-progress")
     assert proc.returncode == 0, proc.stderr

@@ -33,7 +33,8 @@ COMMON = textwrap.dedent(
 
     def structures(n, offset):
         # one-atom cells, all different: cheap to write, so a batch can pass ASE's 5000-row commit point
-        return [Atoms("Cu", positions=[[0.001 * (i + offset), 0.0, 0.0]], cell=[3.0, 3.0, 3.0], pbc=True) for i in range(n)]
+        cell = [3.0, 3.0, 3.0]
+        return [Atoms("Cu", positions=[[0.001 * (i + offset), 0.0, 0.0]], cell=cell, pbc=True) for i in range(n)]
 
     def park_after(n_rows):
         # Report when the n-th row of the batch has been written, then wait to be killed.

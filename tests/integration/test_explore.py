@@ -297,7 +297,7 @@ def test_selection_is_bounded_and_skips_known_structures(tiny_fit, active_set, h
     first = select_candidates(hot_candidates, potential, active_set, 3)
     assert 1 <= len(first.selected) <= 3 and not first.batched
     assert first.n_candidates == len(hot_candidates) and first.n_excluded == 0
-    assert all(hot_candidates[i] is s for i, s in zip(first.indices, first.selected))
+    assert all(hot_candidates[i] is s for i, s in zip(first.indices, first.selected, strict=True))
     known = [first.selected[0]]
     asked = []
 

@@ -19,7 +19,7 @@ def test_generated_structures_are_stored_with_their_provenance(tmp_path):
         assert db.count(status="pending") == 10
         assert db.add_structures(pool, StructureMetadata(source="initial_random")) == ids  # a rerun adds nothing
         assert db.count() == 10
-        for sid, atoms in zip(ids, pool):
+        for sid, atoms in zip(ids, pool, strict=True):
             stored, meta = db.get(sid)
             assert meta.provenance["operation"] == atoms.info["operation"]
             assert stored.get_volume() == atoms.get_volume()

@@ -129,7 +129,8 @@ def test_killing_a_worker_mid_calculation_does_not_sink_the_run(client, tmp_path
 
     def kill_the_other_worker(outcome):
         if not killed:
-            # Both workers run 0.5 s calculations in step; 0.25 s after a result the other worker is half-way through one.
+            # Both workers run 0.5 s calculations in step;
+            # 0.25 s after a result the other worker is half-way through one.
             time.sleep(0.25)
             victim = next(p for p in pids if outcome.worker.rsplit(":", 1)[1] != str(p))
             os.kill(victim, signal.SIGKILL)
@@ -225,7 +226,8 @@ if __name__ == "__main__":  # Dask's spawned workers re-import this script
     folder = Path(sys.argv[1])
     oracle = make_oracle(ASEOracleConfig(calculator="mlip_autopipec.oracle.testing.SlowEMT",
                                          kwargs={"delay_s": 0.3, "log_file": str(folder / "calls.log")}))
-    label_pending(DatabaseManager(folder / "pool.db"), oracle, LocalComputeConfig(n_workers=2), workdir=folder / "runs", progress=False)
+    db = DatabaseManager(folder / "pool.db")
+    label_pending(db, oracle, LocalComputeConfig(n_workers=2), workdir=folder / "runs", progress=False)
 """
 
 

@@ -118,7 +118,8 @@ def test_summary_has_the_properties_of_the_seed(finished_run):
 
 
 def test_index_html_in_a_real_browser(finished_run, tmp_path):
-    """chromium renders report/index.html from the file system: no console error, every image decoded, a non-blank page."""
+    """chromium renders report/index.html from the file system: no console error, every image decoded,
+    a non-blank page."""
     import base64
     import re
 
@@ -249,7 +250,7 @@ def test_kill_during_labelling_then_resume(tmp_path):
             "calculator": "mlip_autopipec.oracle.testing.SlowEMT",
             "kwargs": {"delay_s": 0.4, "log_file": str(calls)},
         },
-        training={**TINY_TRAINING, "evaluator": "pyace", "max_num_epochs": 10},
+        training={**TINY_TRAINING, "evaluator": "pyace", "max_num_epochs": 4},
     )
     cfg["generator"]["pool_size"] = 20
     # the report's properties are not this test's subject (with SlowEMT's 0.4 s per call they cost ~20 s)

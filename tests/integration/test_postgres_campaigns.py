@@ -195,7 +195,8 @@ def test_two_campaigns_adding_and_labelling_at_once_lose_nothing_and_duplicate_n
     try:
         with con.cursor() as cur:
             cur.execute(
-                "SELECT table_schema, COUNT(*) FROM information_schema.tables WHERE table_name='systems' GROUP BY 1 ORDER BY 1"
+                "SELECT table_schema, COUNT(*) FROM information_schema.tables WHERE table_name='systems' "
+                "GROUP BY 1 ORDER BY 1"
             )
             assert cur.fetchall() == [("cu_one", 1), ("cu_two", 1)]  # nothing in public, one table set per campaign
             cur.execute("SELECT (SELECT COUNT(*) FROM cu_one.systems), (SELECT COUNT(*) FROM cu_two.systems)")
@@ -229,10 +230,11 @@ def tiny_config(workdir: Path, bare_url: str, **database) -> dict:
             "number_of_functions_per_element": 10,
             "nradmax_by_orders": [6, 3],
             "lmax_by_orders": [0, 2],
-            "max_num_epochs": 30,
+            "max_num_epochs": 10,
             "batch_size": 100,
             "test_size": 0,
             "seed": 1,
+            "evaluator": "pyace",  # a real fit, without TensorFlow's graph builds: the fit is not this test's subject
         },
     }
 
@@ -337,7 +339,8 @@ def test_a_writer_held_up_past_busy_timeout_gets_a_sentence_and_a_dropped_connec
                 cur.execute("SELECT pg_advisory_unlock_all()")
                 # the server drops the manager's connection (a restart, an idle timeout)
                 cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
         finally:
             other.close()

@@ -109,7 +109,8 @@ def test_credentials_can_come_from_the_environment_not_the_url(pg_url, monkeypat
 
     parts = urlsplit(pg_url)
     assert parts.password
-    # a URL without the password, as a committed config would hold it; libpq takes the password from PGPASSWORD (or ~/.pgpass)
+    # a URL without the password, as a committed config would hold it;
+    # libpq takes the password from PGPASSWORD (or ~/.pgpass)
     bare = urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port}"))
     monkeypatch.setenv("PGPASSWORD", parts.password)
     with DatabaseManager(bare) as db:
@@ -171,8 +172,9 @@ def test_split_is_stable_as_data_grows_and_across_connections(pg_url):
         first = {sid: "validation" for sid in db.ids(label="validation")} | {
             sid: "train" for sid in db.ids(label="train")
         }
-        with pytest.raises(DatabaseError, match="split is already set"):
-            db.assign_split(0.5, seed=7)
+        again = db.assign_split(0.25, seed=7)  # the same setting again draws nothing new
+        assert (again.train, again.validation) == (counts.train, counts.validation)
+        assert set(db.ids(label="validation")) == {sid for sid, lab in first.items() if lab == "validation"}
     with DatabaseManager(pg_url) as db:  # another connection: the stored split applies to new structures
         assert db.split_settings() == (0.25, 7)
         db.add_structures(pool[200:], META)
@@ -192,7 +194,7 @@ def test_export_and_reload(db, tmp_path, name):
     assert db.save_dataset(path) == 4
     back = DatabaseManager.load_dataset(path)
     assert len(back) == 4
-    for sid, atoms in zip(ids, back):
+    for sid, atoms in zip(ids, back, strict=True):
         ref = db.get(sid)[0]
         assert abs(atoms.get_potential_energy() - ref.get_potential_energy()) < 1e-9
         np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), atol=1e-9)
@@ -217,7 +219,8 @@ KILL_CHILD = textwrap.dedent(
     PostgreSQLDatabase.managed_connection = lambda self, commit_frequency=5000: managed(self, commit_frequency=every)
 
     def structures(n, offset):
-        return [Atoms("Cu", positions=[[0.001 * (i + offset), 0.0, 0.0]], cell=[3.0, 3.0, 3.0], pbc=True) for i in range(n)]
+        cell = [3.0, 3.0, 3.0]
+        return [Atoms("Cu", positions=[[0.001 * (i + offset), 0.0, 0.0]], cell=cell, pbc=True) for i in range(n)]
 
     db = DatabaseManager(os.environ["PG_URL"])
     db.add_structures(structures(40, 0), {"source": "committed"})

@@ -9,11 +9,7 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from conftest import require_executable
-from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
-from mlip_autopipec.database.formats import ExportRecord, write_pacemaker
-from mlip_autopipec.explore import build_active_set
 from mlip_autopipec.report.properties import (
     CachedCalculator,
     compute_properties,
@@ -22,45 +18,18 @@ from mlip_autopipec.report.properties import (
     properties_summary,
     property_table,
 )
-from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
 from mlip_autopipec.trainer.pyace_import import import_pyace_calculator
 
 pytestmark = pytest.mark.slow
 
-FIT = dict(
-    cutoff=5.0,
-    number_of_functions_per_element=10,
-    nradmax_by_orders=[8, 3, 2],
-    lmax_by_orders=[0, 2, 1],
-    max_num_epochs=60,
-    display_step=30,
-    test_size=0.0,
-    evaluator="tensorpot",  # 27 s against pyace's 74 s for this fit (measured)
-    seed=1,
-)
 CONFIG = ReportPropertiesConfig(surfaces=["111"], md_stability=None)
 
 
-@pytest.fixture(scope="module")
-def potential(tmp_path_factory):
-    """(.yace, .yaml, .asi) of a tiny real fit to 20 strained, rattled 32-atom EMT copper cells."""
-    for program in ("pacemaker", "pace_yaml2yace", "pace_activeset"):
-        if PacemakerProfile().find(program) is None:
-            require_executable(program)
-    tmp = tmp_path_factory.mktemp("ace")
-    rng = np.random.default_rng(0)
-    records = []
-    for i in range(20):
-        atoms = bulk("Cu", "fcc", a=3.59 * rng.uniform(0.97, 1.03), cubic=True).repeat(2)
-        atoms.rattle(0.06, seed=i)
-        atoms.calc = EMT()
-        e, f, s = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
-        atoms.calc = None
-        records.append(ExportRecord(atoms, e, f, s, f"cu{i}", {}))
-    data = tmp / "train.pckl.gzip"
-    write_pacemaker(data, records, None)
-    result = PacemakerRunner(TrainingConfig(**FIT), show_progress=False).train(data, tmp / "fit")
-    return result.potential_yace, result.potential_yaml, build_active_set(result.potential_yaml, data)
+@pytest.fixture
+def potential(cu_fit, cu_active_set):
+    """(.yace, .yaml, .asi) of the session's tiny real fit to 20 strained, rattled 32-atom EMT copper cells
+    (tests/conftest.py::cu_fit)."""
+    return cu_fit.result.potential_yace, cu_fit.result.potential_yaml, cu_active_set
 
 
 def test_potential_side_properties_and_their_errors(potential, tmp_path):
@@ -90,7 +59,7 @@ def test_md_stability_with_the_active_set(potential):
     start = bulk("Cu", "fcc", a=3.59, cubic=True)
     calm = md_stability(start, calc, temperature_k=300, time_ps=0.1, min_atoms=32, gamma_halt=50.0)
     assert calm.completed and calm.max_gamma is not None and calm.max_gamma < 50.0
-    # far hotter than the data (rattle 0.06 Å): the atoms leave the trained region and γ climbs past a low halt
+    # far hotter than the data (rattle 0.05 Å): the atoms leave the trained region and γ climbs past a low halt
     hot = md_stability(
         start, calc, temperature_k=3000, time_ps=1.0, min_atoms=32, gamma_halt=1.5, max_temperature_ratio=10
     )
@@ -100,7 +69,8 @@ def test_md_stability_with_the_active_set(potential):
 
 
 def test_report_per_seed_eos_properties_and_counts(potential, tmp_path):
-    """Two bulk phases and a slab seed: an EOS and properties for each bulk phase (none for the slab), parity by seed."""
+    """Two bulk phases and a slab seed: an EOS and properties for each bulk phase (none for the slab),
+    parity by seed."""
     from types import SimpleNamespace
 
     from mlip_autopipec.config.schemas.pipeline import PipelineConfig

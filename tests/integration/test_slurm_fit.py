@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from test_slurm_labelling import slurm_jobs
-from test_train_pacemaker import cu_structures, pacemaker_profile, write_dataset  # noqa: F401  (fixture)
 
-from conftest import require_slurm
+from conftest import pacemaker_profile, require_slurm, write_dataset
 from mlip_autopipec.compute.models import SlurmComputeConfig, step_compute_config
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
@@ -32,7 +31,7 @@ SMALL = dict(
     number_of_functions_per_element=8,
     nradmax_by_orders=[5, 2, 1],
     lmax_by_orders=[0, 1, 1],
-    max_num_epochs=40,
+    max_num_epochs=12,  # ~0.8 s each here: time enough to cancel the job mid-fit, and a short fit in its replacement
     display_step=5,
     test_size=0,
     evaluator="pyace",

@@ -55,7 +55,8 @@ FINAL_STATES = {
 def slurm_jobs(name: str, settle_s: float = 60.0) -> list[dict[str, str]]:
     """The scheduler's records of every job called ``name``, oldest first (``scontrol show jobs``, one line each).
 
-    Waits up to ``settle_s`` for the jobs to reach a final state (a cancelled job is COMPLETING while its processes exit).
+    Waits up to ``settle_s`` for the jobs to reach a final state (a cancelled job is COMPLETING while its
+    processes exit).
     """
     deadline = time.monotonic() + settle_s
     while True:

@@ -4,7 +4,7 @@ The driver (this process) only submits, waits and writes the database.  Each
 step's jobs carry the step's default name (mlip-label, mlip-fit, mlip-explore)
 and write their output to the test's own log folder, which is how the test
 finds them in the scheduler's record (``scontrol show jobs``; without
-accounting, ``sacct`` is empty).  Kept small: 10 structures, a 12-epoch fit,
+accounting, ``sacct`` is empty).  Kept small: 10 structures, 4-iteration fits,
 one active-learning generation of two 30-step trajectories.
 """
 
@@ -74,7 +74,7 @@ def test_labelling_fit_and_exploration_all_run_as_slurm_jobs(tmp_path):
             "number_of_functions_per_element": 8,
             "nradmax_by_orders": [5, 2, 1],
             "lmax_by_orders": [0, 1, 1],
-            "max_num_epochs": 12,
+            "max_num_epochs": 4,  # a real fit in a batch job; how well it fits is not this test's subject
             "batch_size": 100,
             "test_size": 0,
             "evaluator": "pyace",

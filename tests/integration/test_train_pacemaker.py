@@ -1,86 +1,24 @@
-"""Real pacemaker fits on a tiny EMT copper dataset (about 40 s in all on 2 cores)."""
+"""Real pacemaker fits on a tiny EMT copper dataset: the session's shared fit (tests/conftest.py::cu_fit), a
+continued fit and a failing one."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
-from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
-from conftest import require_executable
+from conftest import CU_FIT, pacemaker_profile, write_dataset
 from mlip_autopipec.config import TrainingConfig
 from mlip_autopipec.exceptions import TrainerError
 from mlip_autopipec.trainer import PacemakerProfile, PacemakerRunner
 
 pytestmark = pytest.mark.slow
 
-# a few functions and iterations: enough for a fit that clearly learns, small enough for ~25 s
-TINY = dict(
-    cutoff=5.0,
-    number_of_functions_per_element=10,
-    nradmax_by_orders=[8, 3, 2],
-    lmax_by_orders=[0, 2, 1],
-    max_num_epochs=100,
-    energy_weight=0.95,
-    force_weight=0.05,
-    display_step=25,
-    test_size=0.1,
-    evaluator="tensorpot",
-)
+TINY = CU_FIT  # the session's shared fit (tests/conftest.py::cu_fit) has these settings
 
 
-def pacemaker_profile() -> PacemakerProfile:
-    profile = PacemakerProfile()
-    for program in ("pacemaker", "pace_yaml2yace"):
-        if profile.find(program) is None:
-            require_executable(program)  # skips here, fails under CI=true
-    return profile
-
-
-def write_dataset(path: Path, structures, drop: tuple[str, ...] = ()) -> Path:
-    rows = []
-    for i, atoms in enumerate(structures):
-        rows.append(
-            {
-                "ase_atoms": atoms,
-                "energy": atoms.get_potential_energy(),
-                "forces": atoms.get_forces(),
-                "energy_corrected": atoms.get_potential_energy(),
-                "name": f"cu_{i}",
-            }
-        )
-    pd.DataFrame(rows).drop(columns=list(drop)).to_pickle(path, compression="gzip", protocol=4)
-    return path
-
-
-@pytest.fixture(scope="module")
-def cu_structures():
-    """20 rattled, isotropically strained 32-atom fcc Cu cells labelled with EMT."""
-    rng = np.random.default_rng(0)
-    structures = []
-    for i in range(20):
-        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
-        atoms.set_cell(atoms.cell * (1 + rng.uniform(-0.04, 0.04)), scale_atoms=True)
-        atoms.rattle(0.05, seed=i)
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        structures.append(atoms)
-    return structures
-
-
-@pytest.fixture(scope="module")
-def fit(cu_structures, tmp_path_factory):
-    profile = pacemaker_profile()
-    tmp = tmp_path_factory.mktemp("fit")
-    dataset = write_dataset(tmp / "cu.pckl.gzip", cu_structures)
-    reports = []
-    result = PacemakerRunner(TrainingConfig(**TINY), profile, on_progress=reports.append).train(dataset, tmp / "gen0")
-    return result, reports, dataset
+@pytest.fixture
+def fit(cu_fit):
+    return cu_fit.result, cu_fit.reports, cu_fit.dataset
 
 
 def test_real_fit_gives_a_working_yace(fit, cu_structures):

@@ -47,7 +47,7 @@ def test_round_trip_positions_numbers_cell(tmp_path):
     with DatabaseManager(tmp_path / "rt.db") as db:
         ids = db.add_structures(structures, META)
     with DatabaseManager(tmp_path / "rt.db") as db:  # a fresh connection reads what was committed
-        for sid, original in zip(ids, structures):
+        for sid, original in zip(ids, structures, strict=True):
             back, meta = db.get(sid)
             np.testing.assert_array_equal(back.positions, original.positions)
             np.testing.assert_array_equal(back.numbers, original.numbers)
@@ -410,7 +410,8 @@ def test_database_is_plain_ase(tmp_path):
 
 
 def test_postgresql_url_goes_to_ase(monkeypatch):
-    """A PostgreSQL URL is handed to ase.db.connect (no second backend); without ASE's backend package, a clear error."""
+    """A PostgreSQL URL is handed to ase.db.connect (no second backend); without ASE's backend package,
+    a clear error."""
     import sys
 
     monkeypatch.setitem(sys.modules, "ase_db_backends", None)  # as if not installed: importing it raises ImportError

@@ -50,7 +50,7 @@ def test_rattled_copies_are_seeded_bare_and_rattled(cu_fcc):
     a = rattled_copies(atoms, 3, 0.05, np.random.default_rng(7), 0.5)
     b = rattled_copies(atoms, 3, 0.05, np.random.default_rng(7), 0.5)
     assert len(a) == 3
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.positions, y.positions)
         assert x.calc is None and x.info == {}
         disp = x.positions - atoms.positions

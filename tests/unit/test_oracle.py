@@ -162,7 +162,7 @@ def test_kpoint_mesh_spacing_never_exceeds_kspacing(a, stretch, kspacing):
     atoms.set_cell(atoms.cell * np.array(stretch)[:, None], scale_atoms=True)
     mesh = kpoint_mesh(atoms, kspacing)
     lengths = 2 * math.pi * np.linalg.norm(atoms.cell.reciprocal(), axis=1)
-    for n, length in zip(mesh, lengths):
+    for n, length in zip(mesh, lengths, strict=True):
         assert n >= 1
         assert length / n <= kspacing + 1e-9  # fine enough
         assert n == 1 or length / (n - 1) > kspacing - 1e-9  # and the coarsest mesh that is

@@ -29,7 +29,8 @@ import json, os, re, sys
 args = sys.argv[1:]
 inp = open(args[args.index("-in") + 1]).read()
 with open({log!r}, "a") as log:
-    log.write(json.dumps({{"argv": sys.argv, "cwd": os.getcwd(), "omp": os.environ.get("OMP_NUM_THREADS"), "input": inp}}) + "\\n")
+    call = {{"argv": sys.argv, "cwd": os.getcwd(), "omp": os.environ.get("OMP_NUM_THREADS"), "input": inp}}
+    log.write(json.dumps(call) + "\\n")
 maxstep = int(re.search(r"electron_maxstep\\s*=\\s*(\\d+)", inp).group(1))
 name = "qe_si2_not_converged.pwo" if maxstep < {converge_from} else "qe_si2_converged.pwo"
 sys.stdout.write(open(os.path.join({data!r}, name)).read())

@@ -46,7 +46,7 @@ def a0() -> float:
         atoms = bulk("Cu", "fcc", a=3.59 * x)
         atoms.calc = EMT()
         cells.append((atoms.get_volume(), atoms.get_potential_energy()))
-    v0, _e0, _b = EquationOfState(*zip(*cells)).fit()
+    v0, _e0, _b = EquationOfState(*zip(*cells, strict=True)).fit()
     return float((4 * v0) ** (1 / 3))
 
 
@@ -82,7 +82,8 @@ def test_elastic_constants_agree_with_the_energy_curvature(oracle, a0):
     c44 = _curvature(a0, lambda e: np.array([[0, 0, 0], [0, 0, e / 2], [0, e / 2, 0]]))
     assert c.crystal_system == "cubic"
     print(
-        f"\nC11 {c.c11:.2f}/{c11:.2f}, C12 {c.c12:.2f}/{c11_plus_c12 - c11:.2f}, C44 {c.c44:.2f}/{c44:.2f} GPa (ours/reference)"
+        f"\nC11 {c.c11:.2f}/{c11:.2f}, C12 {c.c12:.2f}/{c11_plus_c12 - c11:.2f}, C44 {c.c44:.2f}/{c44:.2f} GPa "
+        "(ours/reference)"
     )
     assert c.c11 == pytest.approx(c11, rel=0.02)
     assert c.c12 == pytest.approx(c11_plus_c12 - c11, rel=0.02)

@@ -85,7 +85,8 @@ def test_a_misspelt_step_compute_is_an_error_naming_the_field(tmp_path):
 
     path = tmp_path / "c.yaml"
     path.write_text(
-        "structure: {element: Cu, lattice: fcc, a: 3.61}\ncompute_fit: {type: slurm, cores: 2, memory: 4GiB, gres: gpu}\n"
+        "structure: {element: Cu, lattice: fcc, a: 3.61}\n"
+        "compute_fit: {type: slurm, cores: 2, memory: 4GiB, gres: gpu}\n"
     )
     with pytest.raises(ConfigurationError, match="compute_fit"):
         load_config(path)
@@ -129,11 +130,15 @@ def test_the_slurm_example_loads_and_validates_without_a_cluster():
 
 
 def test_the_driver_draws_a_remote_fits_progress_from_its_log_also_when_the_fit_starts_again(tmp_path, monkeypatch):
-    """follow_fit_log reads pacemaker's log as it grows; a log that shrinks (a fit run again in a new job) is read afresh."""
+    """follow_fit_log reads pacemaker's log as it grows; a log that shrinks (a fit run again in a new job)
+    is read afresh."""
     from mlip_autopipec.pipeline import fits
 
     log_path = tmp_path / "pacemaker.log"
-    line = "2026-01-01 - pyace.metrics_aggregator - INFO - Iteration   #{i}   (10 evals):     Loss: 1.0e-03 | RMSE Energy(low): 1.00 (1.00) meV/at | Forces(low): 2.00 (2.00) meV/A | Time/eval: 1.00 mcs/at\n"
+    line = (
+        "2026-01-01 - pyace.metrics_aggregator - INFO - Iteration   #{i}   (10 evals):     Loss: 1.0e-03 | "
+        "RMSE Energy(low): 1.00 (1.00) meV/at | Forces(low): 2.00 (2.00) meV/A | Time/eval: 1.00 mcs/at\n"
+    )
     writes = [line.format(i=1), line.format(i=2), None, line.format(i=1)]  # None: the log starts again
     seen: list[int] = []
 
