@@ -66,7 +66,7 @@ CONFIG = {
         "number_of_functions_per_element": 8,
         "nradmax_by_orders": [5, 2, 1],
         "lmax_by_orders": [0, 1, 1],
-        "max_num_epochs": 12,
+        "max_num_epochs": 6,
         "batch_size": 100,
         "test_size": 0,
         "evaluator": "pyace",
@@ -373,7 +373,7 @@ def test_stop_rules_budget_and_convergence(al_run, tmp_path):
     assert len(al.generations) == 2 and final.output_dir == fit.output_dir
 
     # a tiny potential may heat a trajectory past the blow-up limits: widen them, this checks the γ rule
-    # Convergence also needs an adequate fit and `quiet_generations` quiet generations in a row: this 12-epoch
+    # Convergence also needs an adequate fit and `quiet_generations` quiet generations in a row: this 6-epoch
     # potential is far from the default targets (25 meV/Å, 5 meV/atom), so they are switched off and one quiet
     # generation suffices; gamma_select that high keeps sampled frames out, so nothing is labelled (the fit-side
     # and streak rules are unit-tested in tests/unit/test_campaign_exploration.py)

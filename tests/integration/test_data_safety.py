@@ -54,7 +54,7 @@ def fit_dirs(workdir: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A finished cold start (Cu, SlowEMT logging every call to ``root/calls.log``, a real pacemaker fit), run by
-    the command line: ``(root, workdir, config file)``."""
+    the command line: ``(root, workdir, config file)``.  A test that runs in it works on a copy of it."""
     root = tmp_path_factory.mktemp("finished")
     cfg = slow_config(root, root / "cu", pool=10, delay_s=0.0)
     proc = run_cli("run", str(cfg), "--no-progress")

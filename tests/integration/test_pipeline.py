@@ -28,10 +28,11 @@ TINY_TRAINING = {
     "number_of_functions_per_element": 10,
     "nradmax_by_orders": [6, 3],
     "lmax_by_orders": [0, 2],
-    "max_num_epochs": 30,
+    "max_num_epochs": 12,
     "batch_size": 100,
     "test_size": 0,
     "seed": 1,
+    "evaluator": "pyace",
 }
 
 
@@ -77,7 +78,7 @@ def test_end_to_end_report(finished_run):
         assert math.isfinite(val[key]) and val[key] >= 0
     eos = on_disk["eos"]
     assert math.isfinite(eos["lattice_constant_error_percent"]) and math.isfinite(eos["bulk_modulus_error_percent"])
-    assert abs(eos["lattice_constant_error_percent"]) < 5  # even a 30-iteration fit gets the lattice roughly right
+    assert abs(eos["lattice_constant_error_percent"]) < 5  # even a 12-iteration fit gets the lattice roughly right
     counts = on_disk["counts"]
     n_property = on_disk["properties"]["oracle_calls"]  # the oracle's property results are rows of their own
     assert counts["by_source"]["initial_random (generation 0)"] == 24
@@ -107,7 +108,7 @@ def test_summary_has_the_properties_of_the_seed(finished_run):
     )
     assert set(props["surface_energy_j_per_m2"]) == {"111", "100", "110"}
     assert all(0.5 < p["oracle"] < 2.0 for p in props["surface_energy_j_per_m2"].values())
-    # EMT copper's phonons reach ~7 THz; this small fit is ~0.26 THz off, and 0 would mean it met the oracle itself
+    # EMT copper's phonons reach ~7 THz; this small fit is ~0.14 THz off, and 0 would mean it met the oracle itself
     assert 0.0 < props["phonons"]["frequency_rmse_thz"] < 1.5
     md = props["md_stability"]
     assert isinstance(md["completed"], bool) and md["steps"] > 0 and md["reason"]

@@ -24,7 +24,7 @@ def test_si_qe_example_reduced(tmp_path):
             "generator": cfg.generator.model_copy(update={"pool_size": 10, "eos_fraction": 0.6}),
             "oracle": cfg.oracle.model_copy(update={"ecutwfc": 15.0, "kspacing": 0.4}),
             "training": cfg.training.model_copy(
-                update={"number_of_functions_per_element": 8, "max_num_epochs": 15, "evaluator": "pyace"}
+                update={"number_of_functions_per_element": 8, "max_num_epochs": 6, "evaluator": "pyace"}
             ),
         }
     )

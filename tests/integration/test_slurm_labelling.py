@@ -195,14 +195,15 @@ def test_a_job_cancelled_mid_labelling_is_replaced_and_costs_no_structure(job_na
 
 
 def test_a_job_reaching_its_walltime_is_replaced_and_the_run_finishes(job_name, tmp_path):
-    # walltime 1 min: the worker leaves after 50 s (default margin, 10 s), a new job takes over.
-    db, ids = make_db(tmp_path / "pool.db", 28)
+    # walltime 1 min with a 30 s margin: the worker leaves after 30 s (half the walltime, the least it serves), a new
+    # job takes over; 18 structures x 2 s outlast it.  (The default margin, 10 s here, is unit-tested in test_compute.)
+    db, ids = make_db(tmp_path / "pool.db", 18)
     written: Counter = Counter()
 
     def on_outcome(outcome) -> None:
         written[outcome.structure_id] += 1
 
-    cfg = compute(job_name, tmp_path, cores=1, processes=1, memory="1GiB", walltime="00:01:00")
+    cfg = compute(job_name, tmp_path, cores=1, processes=1, memory="1GiB", walltime="00:01:00", lifetime_margin_s=30)
     start = time.monotonic()
     summary = label_pending(
         db, slow_emt(tmp_path / "calls.log", 2.0), cfg, workdir=tmp_path / "runs", progress=False, callback=on_outcome
@@ -220,15 +221,15 @@ def test_a_job_reaching_its_walltime_is_replaced_and_the_run_finishes(job_name, 
     assert first["TimeLimit"] == "00:01:00" and run_seconds(first["RunTime"]) < 60, first
     by_job = Counter(rec.label_info["oracle_job"].removeprefix("slurm:") for rec in db.select())
     assert len(by_job) >= 2, by_job
-    print(f"28 structures x 2 s through 1-minute jobs: {took:.1f} s, jobs {dict(by_job)}")
+    print(f"18 structures x 2 s through 1-minute jobs leaving after 30 s: {took:.1f} s, jobs {dict(by_job)}")
 
 
 def test_jobs_that_cannot_start_end_the_run_with_an_error_naming_their_logs(job_name, tmp_path):
     from mlip_autopipec.exceptions import OracleError
 
     db, ids = make_db(tmp_path / "pool.db", 2)
-    cfg = compute(job_name, tmp_path, python=str(tmp_path / "no-such-python"), start_timeout_s=20)
-    with pytest.raises(OracleError, match="no Dask worker connected within start_timeout_s=20") as err:
+    cfg = compute(job_name, tmp_path, python=str(tmp_path / "no-such-python"), start_timeout_s=8)
+    with pytest.raises(OracleError, match="no Dask worker connected within start_timeout_s=8") as err:
         label_pending(db, EMTOracleConfig(), cfg, workdir=tmp_path / "runs", progress=False)
     assert str((tmp_path / "joblogs").resolve()) in str(err.value)
     assert (
