@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
-from mlip_autopipec.config.schemas.foundation_weights import DEFAULT_VERSIONS, shipped_weights
+from mlip_autopipec.config.schemas.foundation import FoundationModelFields
 
 DEFAULT_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 
@@ -240,7 +240,7 @@ class ASEOracleConfig(_OracleBase):
         return v
 
 
-class FoundationModelOracleConfig(_OracleBase):
+class FoundationModelOracleConfig(_OracleBase, FoundationModelFields):
     """A universal interatomic potential whose weights ship inside its Python package (CHGNet, SevenNet).
 
     Labels with no DFT at all: an ACE distilled from it reproduces the foundation model.  Only weights inside the
@@ -250,34 +250,6 @@ class FoundationModelOracleConfig(_OracleBase):
     type: Literal["foundation_model"] = Field(
         "foundation_model", description="Oracle kind: a foundation model shipped inside its Python wheel."
     )
-    name: Literal["chgnet", "sevenn"] = Field(
-        description="Which model: 'chgnet' (CHGNet, package chgnet) or 'sevenn' (SevenNet, package sevenn)."
-    )
-    model_version: str = Field(
-        "",
-        description="The model version as its package names it; empty: the one it ships and loads by default, "
-        "'0.3.0' for chgnet (also shipped: '0.2.0', 'r2scan'), '7net-0' (SevenNet-0, 11 July 2024) for sevenn "
-        "(also shipped: '7net-0_22may2024', '7net-l3i5'). A version the package would download is refused.",
-    )
-    threads: int = Field(
-        1,
-        ge=1,
-        le=256,
-        description="torch threads of each worker process (torch.set_num_threads); keep workers × threads within "
-        "the cores of a node.",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_version(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("model_version") and data.get("name") in DEFAULT_VERSIONS:
-            return {**data, "model_version": DEFAULT_VERSIONS[data["name"]]}
-        return data
-
-    @model_validator(mode="after")
-    def _check_shipped(self) -> FoundationModelOracleConfig:
-        shipped_weights(self.name, self.model_version)  # ValueError in one sentence naming the model and version
-        return self
 
 
 def _oracle_tag(value: Any) -> str | None:

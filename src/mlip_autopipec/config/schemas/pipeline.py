@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from mlip_autopipec.compute.models import ComputeConfig, LocalComputeConfig, step_compute_config
 from mlip_autopipec.config.schemas.active_learning import ActiveLearningConfig
 from mlip_autopipec.config.schemas.base import StrictModel
+from mlip_autopipec.config.schemas.foundation import FoundationModelConfig
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 from mlip_autopipec.config.schemas.oracle import EMTOracleConfig, OracleConfig
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
@@ -165,6 +166,11 @@ class PipelineConfig(StrictModel):
     report: ReportConfig = Field(default_factory=ReportConfig, description="Validation and the quality bar.")
     active_learning: ActiveLearningConfig | None = Field(
         None, description="Active learning after the first fit; null: stop after the first fit."
+    )
+    foundation_model: FoundationModelConfig | None = Field(
+        None,
+        description="A foundation model (CHGNet, SevenNet) shipped inside its wheel that works before the oracle: "
+        "explores, labels candidates as a teacher and chooses what the oracle computes; null: no foundation model.",
     )
 
     @model_validator(mode="before")
