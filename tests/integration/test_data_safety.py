@@ -207,7 +207,8 @@ def fill(folder: Path) -> Path:
 
 def test_a_full_disk_stops_the_run_and_leaves_the_structures_pending(small_disk, tmp_path):
     """Row 3: the disk fills while labelling: one sentence, no structure marked failed, each finished and stored
-    result kept; after freeing space the same command labels only what was never stored."""
+    result kept; after freeing space the same command labels only what was never stored.  Row 13: when the disk
+    fills again while pacemaker fits, the run stops in one sentence; pacemaker's traceback stays in its log."""
     workdir = small_disk / "w"
     cfg = slow_config(tmp_path, workdir, pool=30, delay_s=0.3)
     proc = start_run("run", str(cfg), "--no-progress")
@@ -226,13 +227,21 @@ def test_a_full_disk_stops_the_run_and_leaves_the_structures_pending(small_disk,
     assert len(stored) >= 4 and pending and len(stored) + len(pending) == 30
     n_started = len(calls(tmp_path, "start"))
 
-    filler.unlink()  # space freed: the same command again
-    proc2 = run_cli("run", str(cfg), "--no-progress")
-    assert proc2.returncode == 0, proc2.stderr
+    filler.unlink()  # space freed: the same command again, and the disk fills again while pacemaker fits
+    proc2 = start_run("run", str(cfg), "--no-progress")
+    try:
+        wait_for(lambda: any((workdir / "fits").glob("*/pacemaker.log")), timeout=300, what="the fit's start")
+        fill(small_disk)
+        out, err = proc2.communicate(timeout=300)
+    finally:
+        stop(proc2)
     again = calls(tmp_path, "start")[n_started:]
     assert sorted(again) == sorted(f"structure_{i}" for i in pending)  # only what was never stored
     with DatabaseManager(workdir / "structures.db", read_only=True) as db:
         assert db.count(status="labelled") == 30 and db.count(status="failed") == 0
+    assert proc2.returncode == 2, err  # pacemaker's traceback (if it wrote one) stays in its log
+    print(assert_one_sentence(err, str(workdir), "is full"))
+    assert "Logging error" not in err and "matplotlib" not in err
 
 
 # --------------------------------------------------------------------------- row 1: --force starts afresh

@@ -507,3 +507,28 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
     labelled = {f"structure_{i}" for i in db.ids(status="labelled")}
     print(f"finished before the signal: {len(finished)}, in all: {len(calls(tmp_path, 'done'))}; stored: {labelled}")
     assert len(finished) >= 2 and finished <= labelled  # each result that finished on a worker is stored (row 11)
+
+
+def test_kill_9_of_the_driver_leaves_no_worker_and_nothing_on_the_terminal(tmp_path):
+    """Issue 22, row 13: `kill -9 PID` of the driver alone while its workers calculate: the workers exit within
+    seconds and nothing follows on the terminal (no heartbeat traceback, no resource-tracker warning)."""
+    cfg = slow_config(tmp_path, tmp_path / "w", pool=8, delay_s=30.0)
+    err_file = tmp_path / "stderr.txt"
+    with open(err_file, "w") as err_out:
+        proc = subprocess.Popen([EXE, "run", str(cfg), "--no-progress"], stdout=subprocess.DEVNULL, stderr=err_out)
+    try:
+        wait_for(lambda: len(calls(tmp_path, "start")) >= 2, what="two calculations running")
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) >= 2
+        time.sleep(1.0)  # a worker heartbeat (every 0.5–1 s) has happened since they started
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), timeout=20, what="workers gone")
+        time.sleep(2.0)  # anything a dying worker would print has been printed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err_file.read_text()
+    after_start = err.split("step label: start", 1)[1]
+    assert after_start.strip() == "", err  # the killed run says nothing more; nor do its workers

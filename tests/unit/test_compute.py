@@ -345,3 +345,26 @@ def test_an_interrupt_gives_running_tasks_a_grace_salvages_what_ended_and_cancel
     # (err keeps run_tasks' frame, and its futures, alive: only a cancel removes them from the scheduler)
     _wait_until(lambda: not any(_scheduler_keys(threads_client, f"{n}-") for n in waiting), "c, d, e cancelled")
     assert err.type is KeyboardInterrupt
+
+
+def _worker_setup() -> tuple[bool, bool, bool]:
+    import logging
+    import signal
+
+    record = logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, "", None, None)
+    worker_log = logging.getLogger("distributed.worker")
+    record.msg = "Failed to communicate with scheduler during heartbeat."
+    heartbeat_kept = worker_log.filter(record)
+    record.msg = "Compute Failed"
+    other_kept = worker_log.filter(record)
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, bool(heartbeat_kept), bool(other_kept)
+
+
+def test_local_workers_ignore_ctrl_c_and_drop_only_the_lost_scheduler_heartbeat_record():
+    from distributed import Client
+
+    from mlip_autopipec.config import LocalComputeConfig
+
+    with make_cluster(LocalComputeConfig(n_workers=1)) as cluster, Client(cluster) as client:
+        ((ignores_sigint, heartbeat_kept, other_kept),) = client.run(_worker_setup).values()
+    assert ignores_sigint and not heartbeat_kept and other_kept

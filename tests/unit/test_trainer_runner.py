@@ -177,7 +177,7 @@ def test_metrics_from_log_and_test_predictions_when_tables_lack_them(tmp_path, d
 def test_nonzero_exit_reports_directory_message_and_log_tail_once(tmp_path, dataset, bin_dir, yaml2yace, caplog):
     body = replay("pacemaker_broken_dataset.log", potential=False, tables=False) + "exit 1\n"
     out = tmp_path / "fit"
-    with caplog.at_level(logging.INFO, logger="mlip_autopipec"), pytest.raises(TrainerError) as err:
+    with caplog.at_level(logging.DEBUG, logger="mlip_autopipec"), pytest.raises(TrainerError) as err:
         PacemakerRunner(TrainingConfig(**CONFIG), profile_with(bin_dir, yaml2yace, body)).train(dataset, out)
     text = str(err.value)
     assert text == (
@@ -185,11 +185,13 @@ def test_nonzero_exit_reports_directory_message_and_log_tail_once(tmp_path, data
         "ValueError: Column `forces` not found in dataset"
     )  # one sentence: whoever prints it (driver log, CLI) does not repeat the log's tail
     log_lines = (DATA / "pacemaker_broken_dataset.log").read_text().rstrip().splitlines()
-    (tail_record,) = [
-        r.getMessage() for r in caplog.records if log_lines[-1] in r.getMessage()
-    ]  # the tail, logged once
-    assert tail_record.startswith(f"pacemaker: last 30 lines of {out.absolute() / 'pacemaker.log'}:")
-    assert log_lines[-30] in tail_record and log_lines[-31] not in tail_record.split(":\n", 1)[1]
+    (tail_record,) = [r for r in caplog.records if log_lines[-1] in r.getMessage()]  # the tail, logged once
+    assert tail_record.levelno == logging.DEBUG  # in the run log; on the terminal only with --verbose
+    message = tail_record.getMessage()
+    assert message.startswith(f"last 30 lines of the program's output (log {out.absolute() / 'pacemaker.log'}):")
+    assert log_lines[-30] in message and log_lines[-31] not in message.split(":\n", 1)[1]
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not any("Traceback" in m for m in shown)  # pacemaker's traceback never reaches the terminal
 
 
 def test_no_potential_is_an_error_even_with_a_stale_one(tmp_path, dataset, bin_dir, yaml2yace):

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -63,15 +64,18 @@ JOBQUEUE_CONFIG = {"distributed.deploy.lost-worker-timeout": "3s"}
 ADAPT_INTERVAL_S = 1.0
 
 
-#: Preload script (run in each local worker process as it starts, also a restarted one): Ctrl-C in the terminal
-#: reaches the whole process group, and only the driver should act on it (it stores finished results, then
-#: closes the cluster); a worker that took it would print a KeyboardInterrupt traceback and lose its result.
-#: It also quiets the workers' "Async instruction ... ended with CancelledError" warnings, which a stopping run's
-#: cancelled calculations would print.
-WORKER_IGNORES_SIGINT = (
-    "import logging as _l, signal as _s\n_s.signal(_s.SIGINT, _s.SIG_IGN)\n"
-    "_l.getLogger('distributed.worker.state_machine').setLevel(_l.ERROR)\n"
-)
+#: Preload module of each local worker process (its one job: see :mod:`mlip_autopipec.compute.worker_preload`).
+WORKER_PRELOAD = "mlip_autopipec.compute.worker_preload"
+
+#: After a kill -9 of the driver, multiprocessing's resource tracker (a child process started with this process's
+#: warning options) would warn of "leaked semaphore objects" on the terminal; it cleans them up either way.
+QUIET_RESOURCE_TRACKER = "ignore:resource_tracker:UserWarning"
+
+
+def _quiet_resource_tracker() -> None:
+    """Pass :data:`QUIET_RESOURCE_TRACKER` to the resource tracker, started with the first local cluster."""
+    if QUIET_RESOURCE_TRACKER not in sys.warnoptions:
+        sys.warnoptions.append(QUIET_RESOURCE_TRACKER)
 
 
 @contextlib.contextmanager
@@ -111,6 +115,7 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
         remember_environment_before_dask(
             [*(dask.config.get("distributed.nanny.pre-spawn-environ") or {}), "PYTHONHASHSEED"]
         )
+        _quiet_resource_tracker()
         with _sigint_ignored():  # inherited by the worker processes started now
             return LocalCluster(
                 n_workers=config.n_workers or default_n_workers(),
@@ -119,7 +124,7 @@ def _make_cluster(config: LocalComputeConfig | SlurmComputeConfig | PBSComputeCo
                 memory_limit=config.memory_limit,
                 # ":0": a free port; None would still try 8787 and warn "Port 8787 is already in use" on every run
                 dashboard_address=":8787" if config.dashboard else ":0",
-                preload=[*(dask.config.get("distributed.worker.preload") or []), WORKER_IGNORES_SIGINT],
+                preload=[*(dask.config.get("distributed.worker.preload") or []), WORKER_PRELOAD],
             )
     if isinstance(config, (SlurmComputeConfig, PBSComputeConfig)):
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlip_autopipec.exceptions import TrainerError
-from mlip_autopipec.trainer.parsing import tail
+from mlip_autopipec.trainer.failure import program_error
 from mlip_autopipec.trainer.profile import PacemakerProfile
 
 LOG_NAME = "pace_activeset.log"
@@ -90,7 +90,8 @@ def build_active_set(
     Q3 + 1.5 IQR rule) enter the active set; ``all_atoms`` takes every atom.
     ``memory_limit`` in MB, ``timeout`` in seconds.  The tool's output goes to
     ``pace_activeset.log`` beside the potential.  Failures raise
-    :class:`TrainerError` naming the potential and showing the output's tail.
+    :class:`TrainerError` naming the potential in one sentence with the program's own
+    error line (the output's tail goes to the run log).
     ``profile`` is the trainer's :class:`PacemakerProfile` (its ``pace_activeset``
     entry and environment); default: the program beside the running Python, then on PATH.
     """
@@ -130,15 +131,15 @@ def build_active_set(
         hint = ""
         if _UNDER_DETERMINED in output:
             hint = (
-                "\n(an element has fewer atomic environments in the training data than basis functions per element: "
-                "give it more structures (a seed's weight or repeat) or lower training.number_of_functions_per_element)"
+                "an element has fewer atomic environments in the training data than basis functions per element: "
+                "give it more structures (a seed's weight or repeat) or lower training.number_of_functions_per_element"
             )
         if _BATCH_NEEDS_ALL_ATOMS in output:
             hint = (
-                "\n(the memory limit forces batches, which pace_activeset allows only with all_atoms=True: "
-                "raise the limit or set all_atoms)"
+                "the memory limit forces batches, which pace_activeset allows only with all_atoms=True: "
+                "raise the limit or set all_atoms"
             )
-        raise TrainerError(f"{run.failure()}, building the active set of {potential}:\n{tail(output)}{hint}")
+        raise program_error(f"{run.failure()}, building the active set of {potential}", log_path, output, hint=hint)
     if not asi.is_file():
-        raise TrainerError(f"pace_activeset finished but wrote no active set {asi}; log {log_path}:\n{tail(output)}")
+        raise program_error(f"pace_activeset finished but wrote no active set {asi}", log_path, output)
     return asi

@@ -23,7 +23,7 @@ from pathlib import Path
 from ase import Atoms
 
 from mlip_autopipec.exceptions import StructureError, TrainerError
-from mlip_autopipec.trainer.parsing import tail
+from mlip_autopipec.trainer.failure import program_error
 from mlip_autopipec.trainer.profile import PacemakerProfile
 from mlip_autopipec.trainer.pyace_import import import_quietly
 
@@ -244,10 +244,11 @@ def _select_with_pace_select(
         run = profile.run("pace_select", args, cwd=folder, log_path=log_path, timeout_s=timeout)
         output = log_path.read_text(errors="replace") if log_path.is_file() else ""
         where = f"in {folder}" if workdir is not None else "(temporary folder)"
+        kept_log = log_path if workdir is not None else None  # a temporary folder's log goes with it
         if not run.ok:
-            raise TrainerError(f"{run.failure()}, selecting among {len(pool)} candidates:\n{tail(output)}")
+            raise program_error(f"{run.failure()}, selecting among {len(pool)} candidates", kept_log, output)
         selected_path = folder / SELECTED_FILE
         if not selected_path.is_file():
-            raise TrainerError(f"pace_select finished without writing {SELECTED_FILE} {where}:\n{tail(output)}")
+            raise program_error(f"pace_select finished without writing {SELECTED_FILE} {where}", kept_log, output)
         chosen = pd.read_pickle(selected_path)
         return [int(i) for i in chosen["candidate_index"]]

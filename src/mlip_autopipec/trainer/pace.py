@@ -35,9 +35,10 @@ from mlip_autopipec.launch import ProgramRun
 from mlip_autopipec.progress import progress_bar
 from mlip_autopipec.trainer import template
 from mlip_autopipec.trainer.dataset import dataset_elements
+from mlip_autopipec.trainer.failure import program_error
 from mlip_autopipec.trainer.follow import LogFollower
 from mlip_autopipec.trainer.lock import FitFolderLock
-from mlip_autopipec.trainer.parsing import FitProgress, ProgressParser, TrainingMetrics, parse_error, tail
+from mlip_autopipec.trainer.parsing import FitProgress, ProgressParser, TrainingMetrics
 from mlip_autopipec.trainer.profile import PacemakerProfile
 from mlip_autopipec.trainer.pyace_import import import_acebbasisset
 from mlip_autopipec.trainer.template import INPUT_NAME, LOG_NAME, POTENTIAL_YACE, POTENTIAL_YAML
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[FitProgress], None]
 
-_TAIL_LINES = 30
 
 
 class TrainingResult(BaseModel):
@@ -219,12 +219,7 @@ class PacemakerRunner:
                 run.failure()
                 or f"pace_yaml2yace finished in {output_dir} but wrote no {POTENTIAL_YACE} (log {log_path})"
             )
-            raise _failed(
-                f"pace_yaml2yace could not convert {potential_yaml}: {why}: "
-                f"{parse_error(text) or 'no error message found'}",
-                log_path,
-                text,
-            )
+            raise program_error(f"pace_yaml2yace could not convert {potential_yaml}: {why}", log_path, text)
         return potential_yace
 
 
@@ -252,16 +247,15 @@ def _warn_without_test_set(config: TrainingConfig, test_dataset_path: Path | Non
 
 
 def _check_fit(run: ProgramRun, output_dir: Path) -> None:
-    """:class:`TrainerError` when pacemaker failed or wrote no potential (the log's tail goes to the log)."""
+    """:class:`TrainerError` when pacemaker failed or wrote no potential (the log's tail goes to the run log)."""
     log_path = output_dir / LOG_NAME
     log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
     if not run.ok:
         failure = run.failure() or "pacemaker failed"
-        if run.returncode > 0 and not run.timed_out:  # pacemaker's own error message up front
-            failure += f": {parse_error(log_text) or 'no error message found'}"
-        raise _failed(failure, log_path, log_text)
+        own_error = run.returncode > 0 and not run.timed_out  # pacemaker's own error message up front
+        raise program_error(failure, log_path, log_text, own_error=own_error)
     if not (output_dir / POTENTIAL_YAML).is_file():
-        raise _failed(
+        raise program_error(
             f"pacemaker finished in {output_dir} but wrote no {POTENTIAL_YAML} (log {log_path})", log_path, log_text
         )
 
@@ -296,20 +290,6 @@ def _log_done(result: TrainingResult) -> None:
         m.train_force_rmse_mev_per_a,
         test,
     )
-
-
-def _failed(sentence: str, log_path: Path, log_text: str) -> TrainerError:
-    """The error for a failed fit: the log's tail goes to the log once, here; the message stays one sentence.
-
-    Callers print or log the message (the driver's "run stopped", the CLI's "error:"), so a
-    tail inside it would be shown once per caller.
-    """
-    last = tail(log_text, _TAIL_LINES)
-    if last.strip():
-        log.error("pacemaker: last %d lines of %s:\n%s", _TAIL_LINES, log_path, last)
-    else:
-        log.error("pacemaker: %s is empty (the program wrote nothing)", log_path)
-    return TrainerError(sentence)
 
 
 def _describe(report: FitProgress) -> str:
