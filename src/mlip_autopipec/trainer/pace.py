@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[FitProgress], None]
 
 
-
 class TrainingResult(BaseModel):
     """What a finished fit produced (all paths absolute)."""
 
