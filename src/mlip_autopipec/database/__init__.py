@@ -19,6 +19,7 @@ One job per module:
 ``queries``        filters, ids, counts, structures as records
 ``insert``         validating and adding structures, finding duplicates
 ``labels``         labels, failures and the train/validation split
+``teacher``        teacher rows: a foundation model's labels, apart from the oracle's
 ``export``         labelled rows to the writers of ``formats``
 ``formats``        pacemaker ``.pckl.gzip`` and extended XYZ, written atomically, read back
 ``metadata``       :class:`StructureMetadata` and provenance checks

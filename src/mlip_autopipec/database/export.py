@@ -17,7 +17,7 @@ from mlip_autopipec.exceptions import DatabaseError
 
 def export_records(store: Storage, ids: list[int], sel: list[Any]) -> Iterator[formats.ExportRecord]:
     """The rows of ``ids`` as :class:`formats.ExportRecord` (structure, labels, metadata in ``info``)."""
-    for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in store.raw_rows(ids, sel):
+    for sid, z, pos, cell, pbc, energy, forces, stress, magmoms, kvp, data in store.raw_rows(ids, sel):
         source = kvp.get(KEY_SOURCE, "unknown")
         info: dict[str, Any] = {
             "db_id": int(sid),
@@ -35,6 +35,7 @@ def export_records(store: Storage, ids: list[int], sel: list[Any]) -> Iterator[f
             stress=None if stress is None else np.array(stress, dtype=float),
             name=f"{source}/{sid}",
             info=info,
+            magmoms=None if magmoms is None else np.array(magmoms, dtype=float),
         )
 
 

@@ -37,7 +37,8 @@ _EXTXYZ_LABEL_SEP = ","
 
 
 class ExportRecord(NamedTuple):
-    """One labelled structure on its way to a file (energy in eV, forces in eV/Å, stress in eV/Å^3, Voigt)."""
+    """One labelled structure on its way to a file (energy in eV, forces in eV/Å, stress in eV/Å^3, Voigt;
+    the final magnetic moments per atom in μB when the oracle was spin-polarised)."""
 
     atoms: Atoms
     energy: float
@@ -45,6 +46,7 @@ class ExportRecord(NamedTuple):
     stress: np.ndarray | None
     name: str
     info: dict[str, Any]
+    magmoms: np.ndarray | None = None
 
 
 def dataset_format(path: str | os.PathLike) -> str:
@@ -216,7 +218,9 @@ def write_extxyz(path: str | os.PathLike, records: Iterable[ExportRecord]) -> in
         for rec in records:
             atoms = rec.atoms
             atoms.info = _extxyz_info(rec.info)
-            atoms.calc = SinglePointCalculator(atoms, energy=rec.energy, forces=rec.forces, stress=rec.stress)
+            atoms.calc = SinglePointCalculator(
+                atoms, energy=rec.energy, forces=rec.forces, stress=rec.stress, magmoms=rec.magmoms
+            )
             count += 1
             yield atoms
 

@@ -12,7 +12,14 @@ from ase.db.row import AtomsRow
 
 from mlip_autopipec.database.fingerprint import content_hash, fingerprint, fingerprint_window, same_structure
 from mlip_autopipec.database.labels import split_label, write_labels
-from mlip_autopipec.database.metadata import PROPERTY, TRAIN, VALIDATION, StructureMetadata, normalize_provenance
+from mlip_autopipec.database.metadata import (
+    PROPERTY,
+    TEACHER,
+    TRAIN,
+    VALIDATION,
+    StructureMetadata,
+    normalize_provenance,
+)
 from mlip_autopipec.database.schema import (
     KEY_FINGERPRINT,
     KEY_GENERATION,
@@ -23,8 +30,10 @@ from mlip_autopipec.database.schema import (
     LABELLED,
     PENDING,
 )
+from mlip_autopipec.database.schema import TEACHER as TEACHER_STATUS
 from mlip_autopipec.database.storage import Storage
 from mlip_autopipec.database.validation import attached_results, check_structure
+from mlip_autopipec.exceptions import StructureError
 
 _OPTIONAL_ARRAYS = ("initial_magmoms", "initial_charges", "masses", "tags", "momenta")
 
@@ -43,13 +52,13 @@ class Prepared(NamedTuple):
 
 def base_kvp(meta: StructureMetadata) -> tuple[dict[str, Any], bool]:
     """The key-value pairs a metadata record gives every row, and whether it sets a split label
-    (a 'property' structure counts as set: it never gets one)."""
+    (a 'property' or 'teacher' structure counts as set: it never gets one)."""
     kvp: dict[str, Any] = {KEY_SOURCE: meta.source, KEY_GENERATION: meta.generation}
     if meta.parent_id is not None:
         kvp[KEY_PARENT] = meta.parent_id
     for label in meta.labels:
         kvp[LABEL_PREFIX + label] = True
-    return kvp, (TRAIN in meta.labels or VALIDATION in meta.labels or PROPERTY in meta.labels)
+    return kvp, any(label in meta.labels for label in (TRAIN, VALIDATION, PROPERTY, TEACHER))
 
 
 def prepare(
@@ -58,6 +67,9 @@ def prepare(
     """Validate ``atoms`` (:class:`StructureError` naming ``where``) and build its row; writes nothing."""
     check_structure(atoms, where)
     results = attached_results(atoms, where)
+    teacher = bool(base[0].get(LABEL_PREFIX + TEACHER))
+    if teacher and results is None:
+        raise StructureError(f"{where}: a 'teacher' structure is stored with its teacher's labels; it has none")
     if atoms.info:
         provenance = normalize_provenance(dict(atoms.info), f"{where}: atoms.info")
         provenance.update(meta.provenance)
@@ -84,7 +96,7 @@ def prepare(
         if results[2] is not None:
             row["stress"] = results[2]
     kvp = dict(base[0])
-    kvp[KEY_STATUS] = LABELLED if results is not None else PENDING
+    kvp[KEY_STATUS] = TEACHER_STATUS if teacher else LABELLED if results is not None else PENDING
     fp = fingerprint(numbers_, positions, cell)
     kvp[KEY_FINGERPRINT] = fp
     data = {"provenance": provenance} if provenance else {}
@@ -92,11 +104,15 @@ def prepare(
 
 
 def find_duplicate(store: Storage, p: Prepared, tolerance: float) -> int | None:
-    """The id of the stored structure ``p`` duplicates, or ``None``."""
+    """The id of the stored structure ``p`` duplicates, or ``None``.  A teacher row only duplicates a teacher row
+    (the oracle computes the same geometry as a row of its own, and never reuses a teacher's labels)."""
     r = p.row
+    teacher = bool(p.kvp.get(LABEL_PREFIX + TEACHER))
     for cid, (z, pos, cell, pbc) in store.duplicate_candidates(p.fp - p.window, p.fp + p.window):
         if same_structure(r["numbers"], r["positions"], r["cell"], r["pbc"], z, pos, cell, pbc, tolerance):
-            return cid
+            found = store.row(cid)
+            if found is not None and bool(found.get(LABEL_PREFIX + TEACHER)) == teacher:
+                return cid
     return None
 
 
@@ -107,7 +123,7 @@ def insert(store: Storage, p: Prepared, split: dict[str, Any] | None, tolerance:
     if existing is not None:
         if p.results is not None:
             row = store.db.get(id=existing)
-            if row.get(KEY_STATUS) != LABELLED:
+            if row.get(KEY_STATUS) not in (LABELLED, TEACHER_STATUS):
                 write_labels(store, row, *p.results, info=None)
         return existing
     kvp = p.kvp

@@ -10,23 +10,38 @@ from ase.db.row import AtomsRow
 
 from mlip_autopipec.database import queries
 from mlip_autopipec.database.fingerprint import content_hash
-from mlip_autopipec.database.metadata import PROPERTY, TRAIN, VALIDATION, normalize_provenance
+from mlip_autopipec.database.metadata import PROPERTY, TEACHER, TRAIN, VALIDATION, normalize_provenance
 from mlip_autopipec.database.schema import FAILED, KEY_STATUS, LABEL_PREFIX, LABELLED, PENDING, SplitCounts, check_id
 from mlip_autopipec.database.storage import Storage
-from mlip_autopipec.database.validation import check_results
+from mlip_autopipec.database.validation import MagneticMoments, check_magnetic_moments, check_results
 from mlip_autopipec.exceptions import DatabaseError
 
 
 def write_labels(
-    store: Storage, row: AtomsRow, energy: float, forces: np.ndarray, stress: np.ndarray | None, info: dict | None
+    store: Storage,
+    row: AtomsRow,
+    energy: float,
+    forces: np.ndarray,
+    stress: np.ndarray | None,
+    info: dict | None,
+    moments: MagneticMoments | None = None,
 ) -> None:
-    """Store checked labels on ``row``; its status becomes ``labelled`` (inside a write transaction)."""
+    """Store checked labels on ``row``; its status becomes ``labelled`` (inside a write transaction).
+
+    ``moments`` (μB) go to ASE's ``magmoms`` / ``magmom`` columns (``row.toatoms()`` gives them back);
+    labels without moments clear earlier ones."""
     columns = vars(row)  # ASE keeps a row's columns as plain attributes
     columns.update(energy=energy, forces=forces, _constrained_forces=None)
     if stress is not None:
         columns["stress"] = stress
     else:
         columns.pop("stress", None)
+    for name in ("magmoms", "magmom"):
+        value = getattr(moments, name) if moments is not None else None
+        if value is None:
+            columns.pop(name, None)
+        else:
+            columns[name] = value
     kvp = row.key_value_pairs
     kvp[KEY_STATUS] = LABELLED
     data = dict(row.data)
@@ -38,14 +53,24 @@ def write_labels(
 
 
 def set_labels(
-    store: Storage, structure_id: Any, energy: float, forces: Any, stress: Any, info: dict[str, Any] | None
+    store: Storage,
+    structure_id: Any,
+    energy: float,
+    forces: Any,
+    stress: Any,
+    info: dict[str, Any] | None,
+    magmoms: Any = None,
+    magmom: Any = None,
 ) -> None:
     sid = check_id(structure_id)
     label_info = normalize_provenance(dict(info), f"structure id {sid}: info") if info else None
     with store.write_tx():
         row = queries.row(store, sid)
+        if row.get(LABEL_PREFIX + TEACHER):
+            raise DatabaseError(f"{store.location}: structure id {sid} is a teacher row; it keeps its teacher's labels")
         e, f, s = check_results(energy, forces, stress, row.natoms, f"structure id {sid}")
-        write_labels(store, row, e, f, s, label_info)
+        moments = check_magnetic_moments(magmoms, magmom, row.natoms, f"structure id {sid}")
+        write_labels(store, row, e, f, s, label_info, moments)
 
 
 def mark_failed(store: Storage, structure_id: Any, reason: str) -> None:
@@ -153,8 +178,8 @@ def assign_split(store: Storage, validation_fraction: float, seed: int) -> Split
             store.store_settings(settings)
         todo = [
             (row.id, content_hash(row.numbers, row.positions, row.cell, row.pbc, wanted["seed"]))
-            for row in store.db.select(  # property rows: never split
-                f"-{LABEL_PREFIX}{TRAIN},-{LABEL_PREFIX}{VALIDATION},-{LABEL_PREFIX}{PROPERTY}",
+            for row in store.db.select(  # property and teacher rows: never split
+                f"-{LABEL_PREFIX}{TRAIN},-{LABEL_PREFIX}{VALIDATION},-{LABEL_PREFIX}{PROPERTY},-{LABEL_PREFIX}{TEACHER}",
                 columns=["id", "numbers", "positions", "cell", "pbc"],
                 include_data=False,
             )

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ase import Atoms
 
-from mlip_autopipec.database import campaigns, export, formats, insert, labels, ownership, queries
+from mlip_autopipec.database import campaigns, export, formats, insert, labels, ownership, queries, teacher
 from mlip_autopipec.database.location import database_file
 from mlip_autopipec.database.metadata import StructureMetadata
 from mlip_autopipec.database.ownership import Origin
@@ -237,16 +237,19 @@ class DatabaseManager:
         forces: Any,
         stress: Any = None,
         info: dict[str, Any] | None = None,
+        magmoms: Any = None,
+        magmom: float | None = None,
     ) -> None:
         """Store the reference energy (eV), forces (eV/Å, shape (natoms, 3)) and optional stress
         (eV/Å^3, 6 Voigt components or 3x3) of a structure; its status becomes ``labelled``.
 
         ``info`` (e.g. wall time, attempts, code version) is kept with the
-        labels.  A failed structure may be labelled (a rerun healed it); a
-        labelled one is relabelled.  Raises :class:`StructureError` for invalid
-        labels and :class:`DatabaseError` for an unknown id; nothing is stored then.
+        labels; so are the final magnetic moments of a spin-polarised calculation (μB): ``magmoms`` per atom and
+        ``magmom`` of the cell, in ASE's columns (``row.toatoms().get_magnetic_moments()``).  A failed structure
+        may be labelled (a rerun healed it); a labelled one is relabelled.  Raises :class:`StructureError` for
+        invalid labels and :class:`DatabaseError` for an unknown id; nothing is stored then.
         """
-        labels.set_labels(self._storage, structure_id, energy, forces, stress, info)
+        labels.set_labels(self._storage, structure_id, energy, forces, stress, info, magmoms, magmom)
 
     @_guarded("recording a failure")
     def mark_failed(self, structure_id: int, reason: str) -> None:
@@ -361,6 +364,31 @@ class DatabaseManager:
         """
         refs = self.reference_energies if reference_energies is None else dict(reference_energies)
         return export.save_dataset(self._storage, filepath, refs, source, generation, label, ids)
+
+    # ----------------------------------------------------------- teacher rows (a foundation model's labels)
+    @_guarded("adding teacher rows")
+    def add_teacher_rows(
+        self,
+        atoms_list: Sequence[Atoms],
+        metadata: Sequence[StructureMetadata],
+        label_info: Sequence[dict[str, Any]],
+    ) -> list[int]:
+        """Store structures labelled by a foundation model as *teacher* rows (status and label ``teacher``, see
+        :mod:`.teacher`), in one transaction; ``metadata`` from :func:`.teacher.teacher_metadata`; ``label_info`` per
+        structure (``teacher_wall_time_s``).  Teacher rows are never split, exported as oracle data or oracle calls."""
+        return teacher.add_teacher_rows(self._storage, atoms_list, metadata, label_info, self.duplicate_tolerance)
+
+    @_guarded("counting the teacher's calls")
+    def teacher_calls(self) -> teacher.TeacherCalls:
+        """The teacher labels stored (``calls``), their summed wall time (``wall_time_s``, s) and the model
+        (``name``, ``version``) that made them; zero calls when there is no teacher row."""
+        return teacher.teacher_calls(self._storage)
+
+    @_guarded("exporting the teacher rows")
+    def save_teacher_dataset(self, filepath: str | os.PathLike, ids: Sequence[int] | None = None) -> int:
+        """Write the teacher rows (or those of ``ids``) with the teacher's labels to ``filepath`` (format by suffix),
+        for a fit to the teacher only; return how many."""
+        return teacher.save_teacher_dataset(self._storage, filepath, self.reference_energies, ids)
 
     @staticmethod
     def load_dataset(filepath: str | os.PathLike) -> list[Atoms]:

@@ -23,6 +23,9 @@ VALIDATION = "validation"
 SPLIT_LABELS = (TRAIN, VALIDATION)
 #: Structures computed for the report's property comparison: never given a train/validation split, never trained on.
 PROPERTY = "property"
+#: Structures labelled by a foundation model as a teacher (status ``teacher``): never split, never exported as oracle
+#: data, never the duplicate of an oracle row (see :mod:`mlip_autopipec.database.teacher`).
+TEACHER = "teacher"
 
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -146,8 +149,11 @@ class StructureMetadata(StrictModel):
     def _one_split(self) -> StructureMetadata:
         if TRAIN in self.labels and VALIDATION in self.labels:
             raise ValueError("a structure cannot carry both the 'train' and the 'validation' label")
-        if PROPERTY in self.labels and (TRAIN in self.labels or VALIDATION in self.labels):
-            raise ValueError(
-                "a 'property' structure is never trained on: it cannot carry the 'train' or 'validation' label"
-            )
+        for role in (PROPERTY, TEACHER):
+            if role in self.labels and (TRAIN in self.labels or VALIDATION in self.labels):
+                raise ValueError(
+                    f"a {role!r} structure is never trained on: it cannot carry the 'train' or 'validation' label"
+                )
+        if PROPERTY in self.labels and TEACHER in self.labels:
+            raise ValueError("a structure is a 'property' or a 'teacher' structure, not both")
         return self

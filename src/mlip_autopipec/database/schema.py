@@ -3,7 +3,8 @@
 One row per structure.  Searchable metadata lives in ASE key-value pairs:
 
 * ``source`` (text), ``generation`` (int), ``status`` (``pending`` /
-  ``labelled`` / ``failed``), ``parent_id`` (int, when set);
+  ``labelled`` / ``failed``, or ``teacher`` for a foundation model's label,
+  see :mod:`.teacher`), ``parent_id`` (int, when set);
 * one boolean key ``label_<name>`` per label (``label_train``,
   ``label_validation``, ...), so selecting a label is an indexed key lookup;
 * ``fingerprint`` (float): the duplicate index of :mod:`.fingerprint`.
@@ -30,7 +31,9 @@ from mlip_autopipec.database.metadata import StructureMetadata
 from mlip_autopipec.exceptions import DatabaseError, StructureError
 
 PENDING, LABELLED, FAILED = "pending", "labelled", "failed"
-STATUSES = (PENDING, LABELLED, FAILED)
+#: a row labelled by a foundation model as a teacher (label ``teacher``): never the oracle's, never split or exported
+TEACHER = "teacher"
+STATUSES = (PENDING, LABELLED, FAILED, TEACHER)
 
 KEY_SOURCE = "source"
 KEY_GENERATION = "generation"

@@ -71,8 +71,8 @@ _PBC_BITS = np.array([1, 2, 4])
 
 # (numbers, positions, cell, pbc) of a stored structure
 Geometry = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-# (id, numbers, positions, cell, pbc, energy, forces, stress, key_value_pairs, data)
-RawRow = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any, Any, Any, dict, dict]
+# (id, numbers, positions, cell, pbc, energy, forces, stress, magmoms, key_value_pairs, data)
+RawRow = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any, Any, Any, Any, dict, dict]
 
 
 def explain(location: str, exc: BaseException, doing: str, busy_timeout: float | None = None) -> DatabaseError:
@@ -316,6 +316,7 @@ class Storage(ABC):
                 row.get("energy"),
                 row.get("forces"),
                 row.get("stress"),
+                row.get("magmoms"),
                 row.key_value_pairs,
                 dict(row.data),
             )
@@ -583,14 +584,14 @@ class PostgreSQLStorage(Storage):
     def raw_rows(self, ids: list[int], sel: list[Any]) -> Iterator[RawRow]:
         decode = self.db.decode
         query = (
-            "SELECT id, numbers, positions, cell, pbc, energy, forces, stress, key_value_pairs, data "
+            "SELECT id, numbers, positions, cell, pbc, energy, forces, stress, magmoms, key_value_pairs, data "
             "FROM systems WHERE id BETWEEN %s AND %s ORDER BY id"
         )
         for chunk, wanted in _chunks(ids):
             with self.raw.cursor() as cur:
                 cur.execute(query, (chunk[0], chunk[-1]))
                 found = cur.fetchall()
-            for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in found:
+            for sid, z, pos, cell, pbc, energy, forces, stress, magmoms, kvp, data in found:
                 if sid not in wanted:
                     continue
                 yield (
@@ -602,6 +603,7 @@ class PostgreSQLStorage(Storage):
                     energy,
                     None if forces is None else np.array(forces, dtype=float).reshape(-1, 3),
                     None if stress is None else np.array(stress, dtype=float),
+                    None if magmoms is None else np.array(magmoms, dtype=float),
                     kvp if isinstance(kvp, dict) else json.loads(kvp),
                     {} if data is None else decode(data if not isinstance(data, str) else json.loads(data)),
                 )
@@ -706,11 +708,11 @@ class SQLiteStorage(Storage):
         db = self.db
         deblob, decode = db.deblob, db.decode
         query = (
-            "SELECT id, numbers, positions, cell, pbc, energy, forces, stress, key_value_pairs, data "
+            "SELECT id, numbers, positions, cell, pbc, energy, forces, stress, magmoms, key_value_pairs, data "
             "FROM systems WHERE id BETWEEN ? AND ? ORDER BY id"
         )
         for chunk, wanted in _chunks(ids):
-            for sid, z, pos, cell, pbc, energy, forces, stress, kvp, data in self.raw.execute(
+            for sid, z, pos, cell, pbc, energy, forces, stress, magmoms, kvp, data in self.raw.execute(
                 query, (chunk[0], chunk[-1])
             ).fetchall():
                 if sid not in wanted:
@@ -724,6 +726,7 @@ class SQLiteStorage(Storage):
                     energy,
                     deblob(forces, shape=(-1, 3)),
                     deblob(stress),
+                    deblob(magmoms),
                     json.loads(kvp),
                     {} if data is None or data == "null" else decode(data),
                 )

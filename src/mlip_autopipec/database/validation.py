@@ -7,8 +7,9 @@ reductions, a few microseconds per structure.
 
 from __future__ import annotations
 
+import math
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from ase import Atoms
@@ -136,3 +137,33 @@ def attached_results(atoms: Atoms, where: str) -> tuple[float, np.ndarray, np.nd
             f"{where}: the attached calculator has results but no {missing}; a labelled structure needs both"
         )
     return check_results(results["energy"], results["forces"], results.get("stress"), len(atoms), where)
+
+
+class MagneticMoments(NamedTuple):
+    """Checked final magnetic moments (μB): per atom (shape (natoms,)) and of the cell; either may be None."""
+
+    magmoms: np.ndarray | None
+    magmom: float | None
+
+
+def check_magnetic_moments(magmoms: Any, magmom: Any, natoms: int, where: str) -> MagneticMoments | None:
+    """Return the moments as a ``(natoms,)`` array and a float, or None when neither is given.
+
+    Raises :class:`StructureError` for anything non-finite or of the wrong shape.
+    """
+    if magmoms is None and magmom is None:
+        return None
+    m = None
+    if magmoms is not None:
+        try:
+            m = np.array(magmoms, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise StructureError(f"{where}: magnetic moments are not a numeric array: {exc}") from None
+        if m.shape != (natoms,) or not np.isfinite(m).all():
+            raise StructureError(f"{where}: magnetic moments must be {natoms} finite numbers (μB), got {m.tolist()}")
+    total = None
+    if magmom is not None:
+        if isinstance(magmom, (bool, np.bool_)) or not isinstance(magmom, numbers.Real) or not math.isfinite(magmom):
+            raise StructureError(f"{where}: the cell's magnetic moment must be a finite number (μB), got {magmom!r}")
+        total = float(magmom)
+    return MagneticMoments(m, total)
