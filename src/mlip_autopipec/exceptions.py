@@ -59,6 +59,11 @@ class PropertyError(MlipAutopipecError):
     (a relaxation that does not converge, a crystal the property does not apply to)."""
 
 
+class OracleBudgetExhausted(PropertyError):
+    """The property step reached ``report.properties.max_oracle_calls``: the property it was computing, and the
+    ones after it, are skipped."""
+
+
 __all__ = [
     "MlipAutopipecError",
     "ConfigurationError",
@@ -68,6 +73,7 @@ __all__ = [
     "OracleError",
     "TrainerError",
     "PropertyError",
+    "OracleBudgetExhausted",
     "WorkdirError",
     "Interrupted",
 ]

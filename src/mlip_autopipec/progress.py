@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import statistics
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -50,3 +51,29 @@ def progress_bar(description: str, total: int | None = None, enabled: bool = Tru
             log.info("%s: %d/%s %s", description, done, tot or "?", extra)
 
     yield update_plain
+
+
+def time_left_s(remaining: int, call_times_s: Sequence[float], parallel: int) -> float | None:
+    """Estimated wall time (s) until ``remaining`` calls are done: remaining × the median of the finished calls'
+    wall times (``call_times_s``) / the calls running at once (``parallel`` worker slots, at most ``remaining``).
+
+    None before the first call has finished (nothing to estimate from); 0 when nothing remains.  The median,
+    not the mean, so one slow call (a healed SCF) does not swing the estimate; queue waits for batch jobs are
+    not in it.
+    """
+    if remaining <= 0:
+        return 0.0
+    if not call_times_s:
+        return None
+    return remaining * float(statistics.median(call_times_s)) / max(1, min(parallel, remaining))
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` for a person: '42 s', '3.5 min', '2.1 h', '1.5 d'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -11,6 +11,7 @@ from conftest import require_executable
 from mlip_autopipec.config import load_config
 from mlip_autopipec.database import DatabaseManager
 from mlip_autopipec.pipeline import run_pipeline
+from mlip_autopipec.pipeline.status import status_lines
 
 pytestmark = [pytest.mark.slow, pytest.mark.qe]
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +45,9 @@ def test_si_qe_example_reduced(tmp_path):
     assert math.isfinite(summary.eos.oracle.bulk_modulus_gpa)
     # PBE silicon with this small basis: B of order 80-100 GPa
     assert 20 < summary.eos.oracle.bulk_modulus_gpa < 200
+    # the cost in sight: summary.json's oracle_cost, and `status` prints it (one pw.x rank: core-hours = hours)
+    cost = summary.oracle_cost
+    assert (cost.oracle, cost.calls, cost.cores_per_call) == ("espresso", 10, 1) and cost.median_s > 0
+    assert cost.core_hours == pytest.approx(cost.total_s / 3600)
+    lines = status_lines(tmp_path / "si")
+    assert f"  espresso: 10 calls, {cost.failed} failed; median {cost.median_s:.3g} s per call" in "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -392,7 +393,7 @@ def test_ase_oracle_points_file_calculators_at_the_structure_folder(tmp_path):
     assert done.split()[2] == str(tmp_path / "structure_9") and (tmp_path / "structure_9").is_dir()
 
 
-# --- GPAW (not installed here: the error path and the parameters) -----------
+# --- GPAW: its parameters and a missing install (real runs: tests/integration/test_oracle_gpaw.py) ---
 
 
 def test_gpaw_parameters_use_plane_waves_and_the_shared_kpoint_density(tmp_path):
@@ -409,14 +410,9 @@ def test_gpaw_parameters_use_plane_waves_and_the_shared_kpoint_density(tmp_path)
     assert params["txt"] == str(tmp_path / "gpaw.txt")
 
 
-def test_gpaw_missing_is_an_oracle_error_with_install_advice(si_diamond):
-    try:
-        import gpaw  # noqa: F401
-
-        pytest.skip("GPAW is installed here; the error path cannot be shown")
-    except ImportError:
-        pass
+def test_gpaw_missing_is_an_oracle_error_with_install_advice(si_diamond, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gpaw", None)  # GPAW is installed here: make its import fail as without it
     oracle = oracle_from({"type": "gpaw"})
     assert isinstance(oracle, GPAWOracle)
-    with pytest.raises(OracleError, match=r"GPAW is not installed.*mlip-autopipec\[gpaw\]"):
+    with pytest.raises(OracleError, match=r"GPAW is not installed.*scripts/setup.sh.*\.\[gpaw\]"):
         oracle.label(si_diamond)

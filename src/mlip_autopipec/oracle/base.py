@@ -43,7 +43,8 @@ class AttemptRecord:
 @dataclass(frozen=True)
 class LabelResult:
     """A labelled structure: energy (eV), forces (eV/Å, shape (n, 3)), stress (eV/Å³, Voigt xx yy zz yz xz xy,
-    as ASE; None for a cell that is not periodic along all three axes)."""
+    as ASE; None for a cell that is not periodic along all three axes); for a spin-polarised calculation the final
+    magnetic moments (μB): per atom ``magmoms`` (shape (n,)) and of the cell ``magmom``, else None."""
 
     energy: float
     forces: np.ndarray
@@ -52,6 +53,8 @@ class LabelResult:
     wall_time_s: float = 0.0
     attempts: list[AttemptRecord] = field(default_factory=list)
     directory: str | None = None
+    magmoms: np.ndarray | None = None
+    magmom: float | None = None
 
     def info(self) -> dict[str, Any]:
         """Provenance for the database row: what ran, how long, how many attempts."""
@@ -125,26 +128,19 @@ def check_plausible(result: LabelResult, n_atoms: int, max_force: float, max_abs
 
 
 def kpoint_mesh(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
-    """Monkhorst-Pack mesh for ``kspacing`` (Å⁻¹) with VASP's convention.
+    """Monkhorst-Pack mesh for ``kspacing`` (Å⁻¹): ASE's ``kptdensity2monkhorstpack`` at a density of
+    1 / ``kspacing`` points per Å⁻¹, not rounded up to even numbers.
 
-    n_i = max(1, ceil(2π·|b_i| / kspacing)) with b_i the rows of
-    ``atoms.cell.reciprocal()`` (reciprocal vectors without the 2π), and 1 along
-    non-periodic axes.  Computed from each cell, so strained cells get the same
-    sampling density.
+    n_i = ceil(2π·|b_i| / kspacing) with b_i the rows of ``atoms.cell.reciprocal()`` (without the 2π; VASP's
+    KSPACING convention), and 1 along non-periodic axes.  Computed from each cell, so strained cells get the
+    same sampling density.
     """
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
     if kspacing <= 0:
         raise OracleError(f"kspacing must be positive, got {kspacing} Å⁻¹")
-    if not atoms.pbc.any():
-        return (1, 1, 1)
-    recip = atoms.cell.reciprocal()
-    mesh = []
-    for i in range(3):
-        if not atoms.pbc[i]:
-            mesh.append(1)
-            continue
-        length = float(np.linalg.norm(recip[i]))
-        mesh.append(max(1, math.ceil(2.0 * math.pi * length / kspacing - 1e-9)))
-    return (mesh[0], mesh[1], mesh[2])
+    mesh = kptdensity2monkhorstpack(atoms, kptdensity=1.0 / kspacing, even=False)
+    return (int(mesh[0]), int(mesh[1]), int(mesh[2]))
 
 
 def fully_periodic(atoms: Atoms) -> bool:

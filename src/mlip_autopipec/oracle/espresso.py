@@ -7,6 +7,11 @@ pw.x runs; ASE's ``EspressoTemplate`` writes ``espresso.pwi`` and reads
 says whether the SCF converged.  A non-converged SCF is retried with the next
 rung of the healing ladder (:mod:`mlip_autopipec.oracle.healing`), each try in
 its own folder ``<directory>/attempt_<n>``; every attempt is recorded.
+
+Magnetism: the config's ``magnetic_moments`` (μB per element) become the atoms' initial magnetic
+moments, divided by each pseudopotential's valence charge (:mod:`~mlip_autopipec.oracle.qe_magnetism`);
+ASE's writer then turns on ``nspin`` 2 and writes ``starting_magnetization`` per species.  The final
+moments (μB, per site and of the cell) come back with the labels.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.espresso import Espresso, EspressoProfile
 
@@ -36,7 +42,8 @@ from mlip_autopipec.oracle.base import (
     results_from_calculator,
 )
 from mlip_autopipec.oracle.healing import ScfSettings, healing_overrides, merge_namelists
-from mlip_autopipec.oracle.qe_output import parse_pw_output, pw_output_tail
+from mlip_autopipec.oracle.qe_magnetism import parse_magnetic_moments, starting_magnetization, upf_valence
+from mlip_autopipec.oracle.qe_output import PwStatus, parse_pw_output, pw_output_tail
 
 INPUT_NAME = "espresso.pwi"
 OUTPUT_NAME = "espresso.pwo"
@@ -133,6 +140,19 @@ def _read_text(path: Path) -> str:
         return ""
 
 
+def _failure_reason(error: BaseException | None, status: PwStatus, text: str) -> str:
+    """Why an attempt that did not just miss SCF convergence failed, from its error and its output."""
+    if isinstance(error, LabelFailed):
+        return error.reason
+    if isinstance(error, PwRunFailed) and error.run.killed_by is not None:
+        return str(error)  # the signal, not what pw.x had time to write
+    if isinstance(error, PwRunFailed):
+        return status.describe() + f"; {error}"
+    if not text.strip():
+        return f"pw.x wrote no output; {type(error).__name__}: {error}"
+    return status.describe() + (f"; {type(error).__name__}: {error}" if error is not None else "")
+
+
 class EspressoOracle(Oracle):
     """Labels with pw.x: one SCF with forces and stress, healed on non-convergence, each attempt recorded."""
 
@@ -176,11 +196,31 @@ class EspressoOracle(Oracle):
         if atoms.cell.rank < 3:
             raise LabelFailed("pw.x needs a cell with three non-zero vectors (give non-periodic axes a vacuum box)")
 
+    def initial_moments(self, atoms: Atoms) -> np.ndarray | None:
+        """Each atom's initial moment as pw.x's fraction of its species' valence charge; None when unpolarised."""
+        if not self.config.spin_polarised():
+            return None
+        pseudo_dir = Path(self.profile().pseudo_dir)
+        fraction: dict[str, float] = {}
+        for el in sorted(set(atoms.get_chemical_symbols())):
+            moment = self.config.magnetic_moments.get(el, 0.0)
+            valence = upf_valence(pseudo_dir / self.config.pseudopotentials[el])
+            if abs(moment) > valence:
+                raise LabelFailed(
+                    f"magnetic_moments.{el} = {moment} μB exceeds the {valence:g} valence electrons of "
+                    f"{self.config.pseudopotentials[el]}"
+                )
+            fraction[el] = starting_magnetization(moment, valence)
+        return np.array([fraction[el] for el in atoms.get_chemical_symbols()], dtype=float)
+
     def _compute(self, atoms: Atoms, directory: Path | None) -> LabelResult:
         if directory is None:
             with tempfile.TemporaryDirectory(prefix="mlip_pw_") as tmp:
                 return replace(self._compute(atoms, Path(tmp)), directory=None)  # the folder is gone afterwards
         self._check_inputs(atoms)
+        moments = self.initial_moments(atoms)
+        if moments is not None:
+            atoms.set_initial_magnetic_moments(moments)
         for stale in directory.glob("attempt_*"):
             shutil.rmtree(stale, ignore_errors=True)
         base = scf_settings(base_input_data(self.config))
@@ -216,6 +256,7 @@ class EspressoOracle(Oracle):
                 attempts.append(
                     AttemptRecord(number, settings, f"converged in {status.n_iterations} SCF iterations", elapsed)
                 )
+                magnetism = parse_magnetic_moments(text, len(atoms))
                 return LabelResult(
                     energy=energy,
                     forces=forces,
@@ -223,6 +264,8 @@ class EspressoOracle(Oracle):
                     command=command,
                     attempts=attempts,
                     directory=str(run_dir),
+                    magmoms=magnetism.magmoms,
+                    magmom=magnetism.magmom,
                 )
             if status.converged is False:
                 attempts.append(
@@ -231,16 +274,7 @@ class EspressoOracle(Oracle):
                     )
                 )
                 continue
-            if isinstance(error, LabelFailed):
-                reason = error.reason
-            elif isinstance(error, PwRunFailed) and error.run.killed_by is not None:
-                reason = str(error)  # the signal, not what pw.x had time to write
-            elif isinstance(error, PwRunFailed):
-                reason = status.describe() + f"; {error}"
-            elif not text.strip():
-                reason = f"pw.x wrote no output; {type(error).__name__}: {error}"
-            else:
-                reason = status.describe() + (f"; {type(error).__name__}: {error}" if error is not None else "")
+            reason = _failure_reason(error, status, text)
             attempts.append(AttemptRecord(number, settings, f"failed: {reason}", elapsed))
             raise LabelFailed(
                 f"pw.x failed on attempt {number}: {reason}",

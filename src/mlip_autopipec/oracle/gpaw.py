@@ -1,8 +1,13 @@
-"""Plane-wave GPAW as an oracle (an optional extra: ``pip install 'mlip-autopipec[gpaw]'``).
+"""Plane-wave GPAW as an oracle (the extra ``gpaw``, which ``scripts/setup.sh`` builds and installs).
 
 GPAW is imported only when a calculation runs, so the package works without
 it; a missing GPAW is an :class:`OracleError` with install advice.  The k-point
-mesh follows the same density convention as the espresso oracle.
+mesh follows the same density convention as the espresso oracle.  Its PAW
+setups come from the ``gpaw-data`` package, which GPAW finds by itself.
+
+Magnetism: the config's ``magnetic_moments`` (μB per element) become the atoms'
+initial magnetic moments, which make GPAW spin-polarised; the final moments
+(μB, per atom and of the cell) come back with the labels.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 
 from mlip_autopipec.config.schemas.oracle import GPAWOracleConfig
@@ -26,9 +32,9 @@ from mlip_autopipec.oracle.base import (
 
 GPAW_TXT = "gpaw.txt"
 INSTALL_ADVICE = (
-    "GPAW is not installed in this environment: install the optional extra with `pip install 'mlip-autopipec[gpaw]'` "
-    "(GPAW needs libxc and a C compiler; see https://gpaw.readthedocs.io/install.html), then run `gpaw install-data` "
-    "for the PAW setups, or use the espresso oracle"
+    "GPAW is not installed in this environment: `bash scripts/setup.sh` builds it (as root it installs Debian's "
+    "libxc-dev, libopenblas-dev and libopenmpi-dev first), or by hand: apt-get install libxc-dev libopenblas-dev "
+    "libopenmpi-dev, then `pip install -e '.[gpaw]'` (gpaw and its PAW setups, gpaw-data); or use the espresso oracle"
 )
 
 
@@ -54,8 +60,23 @@ def gpaw_parameters(config: GPAWOracleConfig, atoms: Atoms, directory: Path | No
     return params
 
 
+def initial_moments(config: GPAWOracleConfig, atoms: Atoms) -> np.ndarray | None:
+    """Each atom's initial magnetic moment (μB) from ``magnetic_moments``; None when no element has one."""
+    if not config.spin_polarised():
+        return None
+    return np.array([config.magnetic_moments.get(el, 0.0) for el in atoms.get_chemical_symbols()], dtype=float)
+
+
+def final_moments(atoms: Atoms) -> tuple[np.ndarray | None, float | None]:
+    """The final moments (μB) per atom and of the cell from the attached GPAW calculator; None if unpolarised."""
+    calc = atoms.calc
+    if calc is None or calc.get_number_of_spins() != 2:
+        return None, None
+    return np.array(calc.get_magnetic_moments(), dtype=float), float(calc.get_magnetic_moment())
+
+
 class GPAWOracle(Oracle):
-    """Labels with GPAW in plane-wave mode; energy, forces and (fully periodic cells) stress."""
+    """Labels with GPAW in plane-wave mode; energy, forces, (fully periodic cells) stress, and magnetic moments."""
 
     kind = "gpaw"
     config: GPAWOracleConfig
@@ -63,9 +84,13 @@ class GPAWOracle(Oracle):
     def _compute(self, atoms: Atoms, directory: Path | None) -> LabelResult:
         GPAW = import_gpaw()
         params = gpaw_parameters(self.config, atoms, directory)
+        moments = initial_moments(self.config, atoms)
+        if moments is not None:
+            atoms.set_initial_magnetic_moments(moments)
         atoms.calc = GPAW(**params)
         try:
             energy, forces, stress = results_from_calculator(atoms, fully_periodic(atoms))
+            magmoms, magmom = final_moments(atoms)
         except Exception as err:
             text = (
                 Path(params["txt"]).read_text(errors="replace")
@@ -81,4 +106,6 @@ class GPAWOracle(Oracle):
             stress=stress,
             command=f"gpaw.GPAW({params})",
             directory=str(directory) if directory else None,
+            magmoms=magmoms,
+            magmom=magmom,
         )

@@ -67,7 +67,7 @@ from mlip_autopipec.config.schemas.oracle import OracleConfig
 from mlip_autopipec.exceptions import DatabaseError, OracleError, StorageError, StructureError
 from mlip_autopipec.oracle.base import AttemptRecord, LabelFailed, LabelResult, Oracle
 from mlip_autopipec.oracle.factory import make_oracle
-from mlip_autopipec.progress import progress_bar
+from mlip_autopipec.progress import format_duration, progress_bar, time_left_s
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -179,7 +179,15 @@ def _write(db: DatabaseManager, outcome: LabelOutcome, oracle: Oracle) -> LabelO
         if res.attempts:
             info["oracle_attempt_log"] = [a.as_dict() for a in res.attempts]
         try:
-            db.set_labels(outcome.structure_id, res.energy, res.forces, stress=res.stress, info=info)
+            db.set_labels(
+                outcome.structure_id,
+                res.energy,
+                res.forces,
+                stress=res.stress,
+                info=info,
+                magmoms=res.magmoms,
+                magmom=res.magmom,
+            )
             return outcome
         except StorageError:
             raise  # a full disk, a read-only database, a lost server: not the structure's fault; it stays pending
@@ -195,6 +203,37 @@ def _write(db: DatabaseManager, outcome: LabelOutcome, oracle: Oracle) -> LabelO
     return outcome
 
 
+def call_time_s(outcome: LabelOutcome) -> float | None:
+    """The wall time (s) ``outcome``'s call took: its result's, else the sum of its attempts' (None: unknown, e.g.
+    a task Dask gave up)."""
+    if outcome.result is not None:
+        return outcome.result.wall_time_s
+    return sum(a.wall_time_s for a in outcome.attempts) if outcome.attempts else None
+
+
+class WorkerSlots:
+    """How many calls run at once: the threads of the client's Dask workers, asked at most every ``every_s``
+    seconds (a batch-job cluster grows and shrinks while it labels)."""
+
+    def __init__(self, client: Client, every_s: float = 10.0) -> None:
+        self.client, self.every_s = client, every_s
+        self.value, self.asked = 1, -math.inf
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now - self.asked >= self.every_s:
+            self.asked = now
+            try:
+                self.value = max(1, sum(self.client.nthreads().values()))
+            except Exception as err:  # best effort: the estimate keeps the last count
+                _log.debug("labelling: the workers could not be counted: %s", err)
+        return self.value
+
+
+def _one_slot() -> int:
+    return 1
+
+
 @dataclass
 class LabellingSession:
     """The bookkeeping of one :func:`label_pending` call: its tasks, each outcome written and tallied once,
@@ -207,7 +246,9 @@ class LabellingSession:
     allowed_failures: int
     update: Callable[..., None]  # the progress bar's update(done, extra=...)
     callback: Callable[[LabelOutcome], None] | None = None
+    slots: Callable[[], int] = _one_slot  # calls running at once (worker threads), for the time-left estimate
     summary: LabellingSummary = field(init=False)
+    call_times_s: list[float] = field(init=False, default_factory=list)
     n_salvaged: int = field(init=False, default=0)
     _recorded: set[int] = field(init=False, default_factory=set)
 
@@ -242,10 +283,19 @@ class LabellingSession:
             self.summary.labelled.append(sid)
         else:
             self.summary.failed[sid] = outcome.reason or "unknown failure"
-        self.update(
-            self.summary.n_done, extra=f"failed {len(self.summary.failed)}, remaining {self.summary.n_remaining}"
-        )
+        seconds = call_time_s(outcome)
+        if seconds is not None:
+            self.call_times_s.append(seconds)
+        self.update(self.summary.n_done, extra=self.progress_text())
         return outcome
+
+    def progress_text(self) -> str:
+        """The progress line's tail: failed, remaining and the time left (from the calls finished so far,
+        :func:`~mlip_autopipec.progress.time_left_s`)."""
+        remaining = self.summary.n_remaining
+        text = f"failed {len(self.summary.failed)}, remaining {remaining}"
+        left = time_left_s(remaining, self.call_times_s, self.slots()) if remaining else None
+        return text if left is None else f"{text}, about {format_duration(left)} left"
 
     def on_done(self, done: Done[LabelOutcome]) -> bool:
         """:func:`~mlip_autopipec.compute.tasks.run_tasks`' ``on_done``: record, tell the caller, and stop once
@@ -300,7 +350,8 @@ def label_pending(
         Stop with :class:`OracleError` once failures exceed this share of the
         pending structures; default the oracle configuration's.
     progress:
-        Show a progress bar (done, failed, remaining, time left).
+        Show a progress bar (done, failed, remaining, and the time left: remaining × the median wall time of the
+        calls finished so far / the Dask worker threads, at most the remaining calls).
     callback:
         Called in the driver with each :class:`LabelOutcome` after it is written
         (not for the results salvaged while the run stops).
@@ -332,7 +383,7 @@ def label_pending(
         progress_bar(f"labelling ({oracle.kind})", total=len(pending), enabled=progress) as update,
         dask_client(compute) as client,
     ):
-        session = LabellingSession(db, oracle, root, pending, allowed_failures, update, callback)
+        session = LabellingSession(db, oracle, root, pending, allowed_failures, update, callback, WorkerSlots(client))
         update(0, extra=f"failed 0, remaining {len(pending)}")
         try:
             run_tasks(client, session.tasks(), session.on_done, max_in_flight=max_in_flight, salvage=session.salvage)

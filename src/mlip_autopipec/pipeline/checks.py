@@ -27,6 +27,13 @@ def check_oracle(cfg: PipelineConfig, elements: list[str]) -> str:
     Returns a note; raises :class:`ConfigurationError` naming the field.
     """
     oracle = cfg.oracle
+    foreign = sorted(set(getattr(oracle, "magnetic_moments", {})) - set(elements))
+    if foreign:
+        raise ConfigurationError(
+            f"oracle.magnetic_moments: {', '.join(foreign)} "
+            f"{'is not an element' if len(foreign) == 1 else 'are not elements'} of the campaign (its elements: "
+            f"{', '.join(elements)})"
+        )
     if oracle.type == "emt":
         from mlip_autopipec.oracle.emt import EMT_ELEMENTS
 

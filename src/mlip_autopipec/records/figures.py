@@ -73,6 +73,11 @@ class PropertiesFigures(_Model):
     failures: dict[str, str] = Field(
         default_factory=dict, description="Properties that could not be computed, with why."
     )
+    skipped: list[str] = Field(
+        default_factory=list,
+        description="Properties skipped because report.properties.max_oracle_calls was reached (a rerun with a larger "
+        "bound computes them).",
+    )
     oracle_calls: int = Field(0, description="Oracle calls this report made for the seed (0 on a rerun: cached).")
     oracle_cached: int = Field(0, description="Oracle results found in the database instead.")
     seconds: float = Field(0.0, description="Wall time of the seed's properties (s).")

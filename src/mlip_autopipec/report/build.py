@@ -15,7 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig, ReportConfig
+from mlip_autopipec.config.schemas.structure import SeedConfig
 from mlip_autopipec.database import STATUSES, DatabaseManager
+from mlip_autopipec.records.cost import label_calls, oracle_costs, run_cores
 from mlip_autopipec.records.figures import (
     DatabaseCounts,
     EOSFigures,
@@ -25,6 +27,7 @@ from mlip_autopipec.records.figures import (
     ReportFigures,
     ValidationFigures,
 )
+from mlip_autopipec.report.properties.plan import OracleBudget, PlannedPart, plan_lines, property_plan
 from mlip_autopipec.report.seeds import (
     bulk_seeds,
     formation_energies,
@@ -105,11 +108,12 @@ def build_figures(
 
     properties_by_seed: dict[str, PropertiesFigures] = {}
     if cfg.report.properties.any:
+        budget = log_property_plan(cfg, db, seeds)
         for seed in seeds:
             t0 = time.perf_counter()
             try:
                 properties_by_seed[str(seed.name)] = seed_properties(
-                    cfg, seed, db, fit.potential_yace, fit.potential_yaml, workdir, out
+                    cfg, seed, db, fit.potential_yace, fit.potential_yaml, workdir, out, budget
                 )
             except Exception as err:  # one seed's failure leaves the rest of the report
                 log.warning("report: no properties of seed %s: %s", seed.name, err)
@@ -132,6 +136,22 @@ def build_figures(
         quality_bar=quality_bar(validation, eos, cfg.report),
         report_seconds=seconds,
     )
+
+
+def log_property_plan(cfg: PipelineConfig, db: DatabaseManager, seeds: list[SeedConfig]) -> OracleBudget:
+    """Log the property step's plan (its oracle calls, their cells, a time estimate from the calls measured so
+    far) before it spends anything; return the bound on its calls (``report.properties.max_oracle_calls``)."""
+    pcfg = cfg.report.properties
+    parts: list[PlannedPart] = []
+    for seed in seeds:
+        try:
+            parts += property_plan(str(seed.name), seed_lattice(seed)[0], pcfg)
+        except Exception as err:  # a forecast only: the seed's properties are computed (or fail) as before
+            log.warning("report: no property plan of seed %s: %s", seed.name, err)
+    cost = oracle_costs(label_calls(db.select(status="labelled")), 0, cfg.oracle.type, run_cores(cfg))[0]
+    for line in plan_lines(parts, cost, pcfg.max_oracle_calls):
+        log.info("%s", line)
+    return OracleBudget(pcfg.max_oracle_calls)
 
 
 def quality_bar(validation: ValidationFigures, eos: EOSFigures | None, targets: ReportConfig) -> QualityBar:

@@ -27,6 +27,7 @@ from mlip_autopipec.records.figures import FormationFigures, FormationPoint, Pro
 
 if TYPE_CHECKING:
     from mlip_autopipec.report.properties import CachedCalculator, MDStabilityResult
+    from mlip_autopipec.report.properties.plan import OracleBudget
     from mlip_autopipec.report.properties.store import DatabaseStore
 
 log = logging.getLogger("mlip_autopipec")
@@ -72,18 +73,23 @@ def eos_structures(db: DatabaseManager, seed: SeedConfig, first_seed: str) -> li
 
 
 def _cached_oracle(
-    cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, folder: Path
+    cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, folder: Path, budget: OracleBudget | None = None
 ) -> tuple[CachedCalculator, DatabaseStore]:
     """The oracle as an ASE calculator whose results are kept in (and first looked up in) ``db``, and its store.
 
-    ``folder``: where a file-based oracle runs (EMT writes no files)."""
+    ``folder``: where a file-based oracle runs (EMT writes no files); ``budget``: the bound on its calls (cached
+    results are free)."""
     from mlip_autopipec.oracle.factory import make_oracle
     from mlip_autopipec.report.properties import CachedCalculator, OracleCalculator
+    from mlip_autopipec.report.properties.plan import BudgetedCalculator
     from mlip_autopipec.report.properties.store import DatabaseStore
 
     store = DatabaseStore(db, str(seed.name or "seed"))
     run_in = None if cfg.oracle.type == "emt" else folder
-    return CachedCalculator(OracleCalculator(make_oracle(cfg.oracle), run_in), store), store
+    oracle: Calculator = OracleCalculator(make_oracle(cfg.oracle), run_in)
+    if budget is not None:
+        oracle = BudgetedCalculator(oracle, budget)
+    return CachedCalculator(oracle, store), store
 
 
 def seed_eos_structures(cfg: PipelineConfig, seed: SeedConfig, db: DatabaseManager, workdir: Path) -> list[Atoms]:
@@ -135,9 +141,10 @@ def seed_properties(
     potential_yaml: Path,
     workdir: Path,
     out: Path,
+    budget: OracleBudget | None = None,
 ) -> PropertiesFigures:
     """Every switched-on property of the bulk ``seed``: oracle side cached in ``db``, potential side with
-    PyACECalculator.
+    PyACECalculator (the properties the oracle's side skipped past ``budget`` are skipped there too).
 
     Draws ``phonons_<seed>.png`` under ``out`` when phonons are on.
     """
@@ -148,13 +155,13 @@ def seed_properties(
     t0 = time.perf_counter()
     pcfg = cfg.report.properties
     atoms, _v, _a = seed_lattice(seed)
-    oracle_calc, store = _cached_oracle(cfg, seed, db, workdir / "properties" / str(seed.name))
+    oracle_calc, store = _cached_oracle(cfg, seed, db, workdir / "properties" / str(seed.name), budget)
     try:
         oracle = compute_properties(atoms, oracle_calc, pcfg, stage=store.stage)
     finally:
         store.flush()
     pace = import_pyace_calculator()
-    potential = compute_properties(atoms, pace(str(potential_yace)), pcfg)
+    potential = compute_properties(atoms, pace(str(potential_yace)), pcfg, skip=oracle.skipped)
     md = None
     if pcfg.md_stability is not None:
         md = _md_stability(

@@ -11,11 +11,12 @@ field type, or validate a mapping at the door with
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from mlip_autopipec.config.schemas.base import StrictModel, resolve_path
 from mlip_autopipec.config.schemas.foundation import FoundationModelFields
@@ -55,12 +56,45 @@ class EMTOracleConfig(_OracleBase):
     type: Literal["emt"] = Field("emt", description="Oracle kind: ASE's EMT calculator.")
 
 
+class _MagneticFields(StrictModel):
+    """An initial magnetic moment per element, for the DFT oracles (pw.x, GPAW)."""
+
+    magnetic_moments: dict[str, float] = Field(
+        default_factory=dict,
+        description="Initial magnetic moment per element (μB per atom), e.g. {'Ni': 0.6}; elements not named start "
+        "at 0. Any non-zero moment makes the calculation spin-polarised (pw.x: nspin 2 and starting_magnetization "
+        "per species, the moment as a fraction of the pseudopotential's valence charge; GPAW: the atoms' initial "
+        "magnetic moments). The final moments (μB) are stored with the labels: per atom (magmoms) and of the cell "
+        "(magmom). Keys must be elements of the campaign. Default: none (spin-unpolarised).",
+        # left out of a dump when empty: the oracle section (and its fingerprint, recorded in the origin of every
+        # database made before this field existed) reads as it did, so such a pw.x or GPAW run is not refused
+        exclude_if=lambda moments: not moments,
+    )
+
+    @field_validator("magnetic_moments")
+    @classmethod
+    def _check_moments(cls, v: dict[str, float]) -> dict[str, float]:
+        from ase.data import atomic_numbers
+
+        bad = [el for el in v if el not in atomic_numbers]
+        if bad:
+            raise ValueError(f"not chemical symbols: {bad}")
+        infinite = [el for el, m in v.items() if not math.isfinite(m)]
+        if infinite:
+            raise ValueError(f"the moments of {infinite} are not finite numbers")
+        return v
+
+    def spin_polarised(self) -> bool:
+        """Whether any element starts with a non-zero moment."""
+        return any(m != 0.0 for m in self.magnetic_moments.values())
+
+
 _QE_NAMELISTS = ("control", "system", "electrons", "ions", "cell")
 # Parameters the espresso oracle sets itself; an override in input_data would break it.
 _QE_RESERVED = {"calculation", "tprnfor", "tstress", "pseudo_dir", "outdir", "prefix", "ntyp", "nat", "ibrav"}
 
 
-class EspressoOracleConfig(_OracleBase):
+class EspressoOracleConfig(_MagneticFields, _OracleBase):
     """Quantum ESPRESSO ``pw.x`` through ASE's Espresso calculator: one SCF per structure, forces and stress on."""
 
     type: Literal["espresso"] = Field("espresso", description="Oracle kind: Quantum ESPRESSO pw.x.")
@@ -175,6 +209,24 @@ class EspressoOracleConfig(_OracleBase):
             out[key] = {p.lower(): val for p, val in params.items()}
         return out
 
+    @model_validator(mode="after")
+    def _check_magnetism(self) -> EspressoOracleConfig:
+        unknown = sorted(el for el in self.magnetic_moments if el not in self.pseudopotentials)
+        if unknown:
+            raise ValueError(
+                f"magnetic_moments: {unknown} have no pseudopotential (oracle.pseudopotentials has "
+                f"{sorted(self.pseudopotentials)})"
+            )
+        system = self.input_data.get("system", {})
+        if self.magnetic_moments and any(k.startswith("starting_magnetization") for k in system):
+            raise ValueError(
+                "input_data.system: give starting magnetisations as magnetic_moments (μB per element), not "
+                "starting_magnetization, when magnetic_moments is set"
+            )
+        if self.spin_polarised() and system.get("nspin", 2) == 1:
+            raise ValueError("input_data.system.nspin is 1, but magnetic_moments asks for a spin-polarised run")
+        return self
+
     def resolve_paths(self, base: Path) -> EspressoOracleConfig:
         """A copy whose relative ``pseudo_dir`` is taken relative to ``base`` (the config file's folder)."""
         return self.model_copy(update={"pseudo_dir": resolve_path(self.pseudo_dir, base)})
@@ -186,8 +238,8 @@ class EspressoOracleConfig(_OracleBase):
         return DEFAULT_PSEUDO_DIR if DEFAULT_PSEUDO_DIR.is_dir() else None
 
 
-class GPAWOracleConfig(_OracleBase):
-    """Plane-wave GPAW (an optional extra: ``pip install mlip-autopipec[gpaw]``), with the same k-point convention."""
+class GPAWOracleConfig(_MagneticFields, _OracleBase):
+    """Plane-wave GPAW (the extra ``gpaw``, which scripts/setup.sh installs), with the same k-point convention."""
 
     type: Literal["gpaw"] = Field("gpaw", description="Oracle kind: GPAW in plane-wave mode.")
     ecut: float = Field(400.0, gt=0, description="Plane-wave cutoff (eV).")

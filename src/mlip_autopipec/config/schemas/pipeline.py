@@ -13,7 +13,7 @@ from mlip_autopipec.config.schemas.base import StrictModel
 from mlip_autopipec.config.schemas.foundation import FoundationModelConfig
 from mlip_autopipec.config.schemas.generator import GeneratorConfig
 from mlip_autopipec.config.schemas.oracle import EMTOracleConfig, OracleConfig
-from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
+from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig, report_with_cost_defaults
 from mlip_autopipec.config.schemas.structure import SeedConfig, StructureConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
 
@@ -189,6 +189,16 @@ class PipelineConfig(StrictModel):
             spec = structure.model_dump(exclude_unset=True) if isinstance(structure, StructureConfig) else structure
             data = {**data, "seeds": [spec]}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _property_defaults_by_cost(cls, data: Any) -> Any:
+        """With a DFT oracle, the report's costly properties (vacancy, surfaces, phonons) are off unless set."""
+        if not isinstance(data, dict):
+            return data
+        report = data.get("report", {})
+        filled = report_with_cost_defaults(report, data.get("oracle"))
+        return data if filled is report else {**data, "report": filled}
 
     @model_validator(mode="after")
     def _unique_seed_names(self) -> PipelineConfig:

@@ -1,16 +1,20 @@
 """Which materials properties the report computes with the oracle and with the potential (``report.properties``).
 
-The defaults keep the Cu/EMT example within a few extra minutes; with a DFT
-oracle every property costs oracle calls (counted and cached, see
-:mod:`mlip_autopipec.report.properties`), so switch off what you do not need.
+Every property costs oracle calls (counted and cached, see :mod:`mlip_autopipec.report.properties`), so the
+defaults follow the oracle's cost (:func:`report_with_cost_defaults`): with a cheap oracle (EMT, a foundation
+model: :data:`CHEAP_ORACLES`) every property is on, which keeps the Cu/EMT example within a few extra minutes;
+with a DFT oracle (pw.x, GPAW, any ASE calculator) only the cheap ones (the equation of state, the elastic
+constants of the seed cell, the MD stability run with the potential alone): the vacancy, surfaces and phonons
+(relaxed supercells and slabs of tens of atoms) run when switched on.  ``max_oracle_calls`` bounds the step.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from mlip_autopipec.config.schemas.base import StrictModel
 
@@ -108,6 +112,13 @@ class ReportPropertiesConfig(StrictModel):
     md_stability: MDStabilityConfig | None = Field(
         default_factory=MDStabilityConfig, description="NVT stability run with the potential; null: not run."
     )
+    max_oracle_calls: int | None = Field(
+        None,
+        ge=0,
+        description="Most oracle calls the property step makes (all bulk seeds together; results cached in the "
+        "database are free). Past it the remaining properties are skipped, with a log line and a note in the "
+        "report; the calls made are kept, so a rerun with a larger bound goes on from there. null: no bound.",
+    )
 
     @field_validator("surfaces")
     @classmethod
@@ -132,6 +143,47 @@ class ReportPropertiesConfig(StrictModel):
         return self.elastic or self.vacancy or bool(self.surfaces) or self.phonons or self.md_stability is not None
 
 
+#: oracle kinds whose calls cost next to nothing: every property is on by default
+CHEAP_ORACLES = frozenset({"emt", "foundation_model"})
+
+#: with any other oracle (DFT), these properties run only when the config switches them on
+COSTLY_PROPERTY_DEFAULTS: dict[str, Any] = {"vacancy": False, "surfaces": [], "phonons": False}
+
+
+def _oracle_type(oracle: Any) -> str:
+    """The ``type`` of a raw ``oracle`` section (a mapping, a model or None; no type: EMT)."""
+    if isinstance(oracle, dict):
+        return str(oracle.get("type", "emt"))
+    return str(getattr(oracle, "type", "emt"))
+
+
+def _with_costly_defaults(props: Any) -> Any:
+    """The raw ``properties`` (a mapping or a model) with :data:`COSTLY_PROPERTY_DEFAULTS` where not given."""
+    defaults = {k: list(v) if isinstance(v, list) else v for k, v in COSTLY_PROPERTY_DEFAULTS.items()}
+    if isinstance(props, ReportPropertiesConfig):
+        unset = {k: v for k, v in defaults.items() if k not in props.model_fields_set}
+        return props.model_copy(update=unset) if unset else props
+    if isinstance(props, dict):
+        return {**defaults, **props}
+    return props  # not a section: validation names the error
+
+
+def report_with_cost_defaults(report: Any, oracle: Any) -> Any:
+    """The raw ``report`` section (a mapping or a model) with the property defaults of the ``oracle``'s cost:
+    with a DFT oracle, :data:`COSTLY_PROPERTY_DEFAULTS` for each of those fields the config does not set; the
+    same object with a cheap oracle (:data:`CHEAP_ORACLES`).  Applied before validation, so the validated (and
+    recorded) config states every property explicitly."""
+    if _oracle_type(oracle) in CHEAP_ORACLES:
+        return report
+    if isinstance(report, BaseModel):  # a validated ReportConfig
+        props = report.properties  # type: ignore[attr-defined]
+        filled = _with_costly_defaults(props)
+        return report if filled is props else report.model_copy(update={"properties": filled})
+    if isinstance(report, dict):
+        return {**report, "properties": _with_costly_defaults(report.get("properties", {}))}
+    return report  # not a section: validation names the error
+
+
 def parse_facet(facet: str) -> tuple[int, int, int]:
     """'111' -> (1, 1, 1); '1-10' -> (1, -1, 0)."""
     digits = re.findall(r"-?\d", facet)
@@ -143,4 +195,11 @@ def parse_facet(facet: str) -> tuple[int, int, int]:
     return hkl  # type: ignore[return-value]
 
 
-__all__ = ["MDStabilityConfig", "ReportPropertiesConfig", "parse_facet"]
+__all__ = [
+    "CHEAP_ORACLES",
+    "COSTLY_PROPERTY_DEFAULTS",
+    "MDStabilityConfig",
+    "ReportPropertiesConfig",
+    "parse_facet",
+    "report_with_cost_defaults",
+]

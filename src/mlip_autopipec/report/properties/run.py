@@ -11,13 +11,15 @@ Typical use (the lead's report step)::
     phonon_plot(oracle.phonons, potential.phonons, out / "phonons.png")
 
 A property that cannot be computed (a relaxation that does not converge, a
-compound for the vacancy) is recorded in ``failures`` and the others go on.
+compound for the vacancy) is recorded in ``failures`` and the others go on; past
+``report.properties.max_oracle_calls`` the remaining ones are recorded in ``skipped``
+(the plan and the bound: :mod:`.plan`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from mlip_autopipec.config.schemas.report_properties import ReportPropertiesConfig
-from mlip_autopipec.exceptions import MlipAutopipecError
+from mlip_autopipec.exceptions import MlipAutopipecError, OracleBudgetExhausted
 from mlip_autopipec.report.properties.bulk import relax_bulk
 from mlip_autopipec.report.properties.defects import (
     SurfaceResult,
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PropertyResults:
-    """What one calculator predicts for one bulk seed (None / absent: switched off or failed, see ``failures``)."""
+    """What one calculator predicts for one bulk seed (None / absent: switched off, failed (see ``failures``) or
+    skipped (``skipped``: past ``report.properties.max_oracle_calls``))."""
 
     bulk: Atoms
     elastic: ElasticConstants | None = None
@@ -50,10 +53,49 @@ class PropertyResults:
     surfaces: dict[str, SurfaceResult] = field(default_factory=dict)
     phonons: PhononResult | None = None
     failures: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def lattice_constants(self) -> list[float]:
         return [float(x) for x in self.bulk.cell.lengths()]
+
+
+def property_names(cfg: ReportPropertiesConfig) -> list[str]:
+    """The switched-on properties of the oracle, in the order they are computed: 'elastic', 'vacancy',
+    'surface <facet>' per facet, 'phonons' (each one's stage is its name with '_' for ' ')."""
+    return [
+        *(["elastic"] if cfg.elastic else []),
+        *(["vacancy"] if cfg.vacancy else []),
+        *(f"surface {facet}" for facet in cfg.surfaces),
+        *(["phonons"] if cfg.phonons else []),
+    ]
+
+
+def _compute(name: str, bulk: Atoms, calculator: Calculator, cfg: ReportPropertiesConfig) -> Any:
+    """The property ``name`` (of :func:`property_names`) of the relaxed ``bulk``."""
+    fmax, steps = cfg.relax_fmax_ev_per_angstrom, cfg.relax_max_steps
+    if name == "elastic":
+        return elastic_constants(bulk, calculator, cfg.elastic_strain, fmax, steps)
+    if name == "vacancy":
+        return vacancy_formation_energy(bulk, calculator, cfg.vacancy_min_atoms, fmax, steps)
+    if name == "phonons":
+        return phonons(
+            bulk,
+            calculator,
+            None,
+            cfg.phonon_supercell_min_length_angstrom,
+            cfg.phonon_displacement_angstrom,
+            cfg.phonon_mesh,
+        )
+    facet = name.removeprefix("surface ")
+    return surface_energy(bulk, calculator, facet, cfg.slab_min_thickness_angstrom, cfg.vacuum_angstrom, fmax, steps)
+
+
+def _store(out: PropertyResults, name: str, value: Any) -> None:
+    if name.startswith("surface "):
+        out.surfaces[name.removeprefix("surface ")] = value
+    else:
+        setattr(out, name, value)
 
 
 def compute_properties(
@@ -61,59 +103,47 @@ def compute_properties(
     calculator: Calculator,
     config: ReportPropertiesConfig | None = None,
     stage: Callable[[str], None] | None = None,
+    skip: Collection[str] = (),
 ) -> PropertyResults:
     """Relax the bulk ``atoms`` with ``calculator`` once, then compute every property ``config`` switches on.
 
     ``stage(name)`` is called before each part ('relax', 'elastic', 'vacancy', 'surface_111', 'phonons'),
-    e.g. :meth:`~.store.DatabaseStore.stage` to file the oracle's results under their property.
+    e.g. :meth:`~.store.DatabaseStore.stage` to file the oracle's results under their property.  Once the
+    calculator raises :class:`~mlip_autopipec.exceptions.OracleBudgetExhausted` (``max_oracle_calls``
+    reached), that property and every one after it are ``skipped``, with one log line; ``skip``: properties
+    (by name: 'elastic', 'vacancy', 'surface 111', 'phonons') skipped from the start (e.g. the potential's side
+    of those the oracle's skipped).
     """
     cfg = config or ReportPropertiesConfig()
-    fmax, steps = cfg.relax_fmax_ev_per_angstrom, cfg.relax_max_steps
     mark = stage or (lambda _name: None)
     mark("relax")
-    bulk = relax_bulk(atoms, calculator, fmax, steps)
-    out = PropertyResults(bulk)
-
-    def attempt(name: str, fn, *args, **kwargs) -> Any:
+    try:
+        out = PropertyResults(relax_bulk(atoms, calculator, cfg.relax_fmax_ev_per_angstrom, cfg.relax_max_steps))
+    except OracleBudgetExhausted as err:
+        out = PropertyResults(atoms.copy(), skipped=["relax"])
+        budget_note = str(err)
+    else:
+        budget_note = ""
+    for name in property_names(cfg):
+        if budget_note or name in skip:
+            out.skipped.append(name)
+            continue
+        mark(name.replace(" ", "_"))
         try:
-            return fn(*args, **kwargs)
+            _store(out, name, _compute(name, out.bulk, calculator, cfg))
+        except OracleBudgetExhausted as err:
+            out.skipped.append(name)
+            budget_note = str(err)
         except MlipAutopipecError as err:
-            log.warning("property %s of %s not computed: %s", name, bulk.get_chemical_formula(), err)
+            log.warning("property %s of %s not computed: %s", name, out.bulk.get_chemical_formula(), err)
             out.failures[name] = str(err)
-            return None
-
-    if cfg.elastic:
-        mark("elastic")
-        out.elastic = attempt("elastic", elastic_constants, bulk, calculator, cfg.elastic_strain, fmax, steps)
-    if cfg.vacancy:
-        mark("vacancy")
-        out.vacancy = attempt("vacancy", vacancy_formation_energy, bulk, calculator, cfg.vacancy_min_atoms, fmax, steps)
-    for facet in cfg.surfaces:
-        mark(f"surface_{facet}")
-        s = attempt(
-            f"surface {facet}",
-            surface_energy,
-            bulk,
-            calculator,
-            facet,
-            cfg.slab_min_thickness_angstrom,
-            cfg.vacuum_angstrom,
-            fmax,
-            steps,
-        )
-        if s is not None:
-            out.surfaces[facet] = s
-    if cfg.phonons:
-        mark("phonons")
-        out.phonons = attempt(
-            "phonons",
-            phonons,
-            bulk,
-            calculator,
-            None,
-            cfg.phonon_supercell_min_length_angstrom,
-            cfg.phonon_displacement_angstrom,
-            cfg.phonon_mesh,
+    if budget_note:
+        log.warning(
+            "report: %s: skipped %s of %s (the oracle's results so far are kept in the database: a rerun with a "
+            "larger bound goes on from there)",
+            budget_note,
+            ", ".join(out.skipped),
+            out.bulk.get_chemical_formula(),
         )
     mark("done")
     return out
@@ -135,7 +165,7 @@ def properties_summary(
 
     ``elastic_gpa.{C11,C12,C44}``, ``vacancy_formation_ev``, ``surface_energy_j_per_m2.{facet}``,
     ``phonons.frequency_rmse_thz``, ``md_stability.{completed,steps,reason}``; a property
-    missing on either side has None there.
+    missing on either side has None there; ``skipped``: the properties past ``max_oracle_calls``.
     """
     o = oracle or PropertyResults(Atoms())
     p = potential or PropertyResults(Atoms())
@@ -186,6 +216,9 @@ def properties_summary(
     failures = {f"oracle.{k}": v for k, v in o.failures.items()} | {f"potential.{k}": v for k, v in p.failures.items()}
     if failures:
         out["failures"] = failures
+    skipped = list(dict.fromkeys([*o.skipped, *p.skipped]))
+    if skipped:
+        out["skipped"] = skipped
     return out
 
 
@@ -217,4 +250,4 @@ def property_table(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-__all__ = ["PropertyResults", "compute_properties", "properties_summary", "property_table"]
+__all__ = ["PropertyResults", "compute_properties", "properties_summary", "property_names", "property_table"]
