@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--example",
         choices=list(EXAMPLES),
         default="cu-emt",
-        help="which example (default cu-emt; cuau-emt: Cu-Au alloys, phases, a surface)",
+        help="which example (default cu-emt; cuau-emt: Cu-Au alloys, phases, a surface; si-qe-al: pw.x active "
+        "learning; cuau-fm: Cu-Au guided by a foundation model)",
     )
     p.add_argument("-o", "--output", type=Path, default=None, help="file to write (default: print to stdout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")

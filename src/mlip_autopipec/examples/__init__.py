@@ -10,10 +10,16 @@ EXAMPLES = {
     "si-qe": "si_qe.yaml",
     "si-qe-slurm": "si_qe_slurm.yaml",
     "cuau-emt": "cuau_emt.yaml",
+    "si-qe-al": "si_qe_al.yaml",
+    "cuau-fm": "cuau_fm.yaml",
 }
 
 #: files an example reads, relative to its config (written beside it by ``init --example NAME -o FILE``)
-COMPANIONS = {"cuau-emt": ("cuau/Cu3Au_L12.cif",)}
+COMPANIONS = {
+    "cuau-emt": ("cuau/Cu3Au_L12.cif",),
+    "si-qe-al": ("si_qe_al/Si15_vacancy.cif",),
+    "cuau-fm": ("cuau/Cu3Au_L12.cif",),
+}
 
 
 def _filename(name: str) -> str:

@@ -36,6 +36,7 @@ from mlip_autopipec.pipeline import state as run_state
 from mlip_autopipec.pipeline.checks import preflight
 from mlip_autopipec.pipeline.cold_start import step_export, step_fit, step_generate, step_label, step_report, step_split
 from mlip_autopipec.pipeline.context import RunContext, database_location, open_database
+from mlip_autopipec.pipeline.guided_start import guided, step_guided_start
 from mlip_autopipec.pipeline.lock import LOCK_NAME, DatabaseFileLock, RunLock, RunLocks, make_folder
 from mlip_autopipec.pipeline.origin import check_origin, origin_here, origin_refusal
 from mlip_autopipec.records import RunSummary
@@ -214,8 +215,12 @@ def _run(
             "`mlip-autopipec run CONFIG --retry-failed` labels them again",
             ctx.db.count(status="failed"),
         )
-    with ctx.step("generate"):
-        step_generate(ctx)
+    if guided(config):
+        with ctx.step("foundation_model"):
+            step_guided_start(ctx)
+    else:
+        with ctx.step("generate"):
+            step_generate(ctx)
     with ctx.step("label"):
         step_label(ctx)
     if ctx.db.count(status="labelled") == 0:

@@ -40,9 +40,10 @@ INVALIDATING: dict[str, set[str]] = {
     "oracle": {"command", "env", "timeout_s", "keep_scratch", "max_failure_fraction", "max_attempts"},
     "database": {"validation_fraction", "split_seed"},  # a new split: the rows are split again in place
     "training": {"timeout_s", "display_step"},
+    "foundation_model": {"threads"},  # fingerprinted only when it explores (section_fingerprints)
 }
 #: sections whose data lives in the database: a change there means a new database
-DATA_SECTIONS = ("seeds", "generator", "oracle", "database")
+DATA_SECTIONS = ("seeds", "generator", "oracle", "database", "foundation_model")
 #: sections that shape the database's rows: recorded in the database itself (its origin)
 ORIGIN_SECTIONS = ("seeds", "generator", "oracle")
 #: what a work directory records about its data, moved aside with the database by --force (paths in the workdir)
@@ -60,6 +61,8 @@ def section_fingerprints(cfg: PipelineConfig) -> dict[str, str]:
     out = {}
     for section, ignored in INVALIDATING.items():
         value = dumped.get(section)
+        if section == "foundation_model" and not (value or {}).get("explore"):
+            value = None  # a model that does not explore leaves the data as it is without one
         if isinstance(value, dict):
             value = {k: v for k, v in value.items() if k not in ignored}
         out[section] = fingerprint(value)

@@ -19,7 +19,9 @@ from mlip_autopipec.pipeline.fits import latest_fit
 from mlip_autopipec.pipeline.lock import read_holder
 from mlip_autopipec.pipeline.state import read_state
 from mlip_autopipec.pipeline.summary import read_summary
+from mlip_autopipec.progress import format_duration
 from mlip_autopipec.records import ActiveLearningRecord, RunSummary
+from mlip_autopipec.records.cost import LabelCall, OracleCost, label_call, oracle_costs, run_cores
 from mlip_autopipec.trainer.pace import TrainingResult
 
 
@@ -60,7 +62,7 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
     """What ``mlip-autopipec status`` prints: who holds the work directory, its structures and failures, active
     learning's generations, the latest fit and the report's validation errors."""
     workdir = Path(workdir).absolute()
-    _cfg, db = open_workdir(workdir)
+    cfg, db = open_workdir(workdir)
     tally = tally_structures(db)
     state = read_state(workdir)
     return [
@@ -68,6 +70,8 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
         *holder_lines(workdir),
         *structure_lines(db, tally),
         *failure_lines(tally.failures, max_failures),
+        *teacher_lines(db),
+        *oracle_cost_lines(oracle_costs(tally.calls, len(tally.failures), cfg.oracle.type, run_cores(cfg))),
         *active_learning_lines(state.active_learning if state is not None else None),
         *fit_lines(latest_fit(workdir)),
         *validation_lines(read_summary(workdir), workdir),
@@ -77,11 +81,12 @@ def status_lines(workdir: Path, max_failures: int = 20) -> list[str]:
 @dataclass
 class StructureTally:
     """The database's structures counted in one pass: per (source, generation, status), per (seed, source,
-    generation), and the failed ones as ``(id, formula, reason)``."""
+    generation), the failed ones as ``(id, formula, reason)`` and the oracle calls behind the labels."""
 
     by_status: Counter[tuple[str, int, str]] = field(default_factory=Counter)
     by_seed: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     failures: list[tuple[int, str, str]] = field(default_factory=list)
+    calls: list[LabelCall] = field(default_factory=list)
 
 
 def tally_structures(db: DatabaseManager) -> StructureTally:
@@ -92,6 +97,9 @@ def tally_structures(db: DatabaseManager) -> StructureTally:
         tally.by_seed[(str(meta.provenance.get("seed") or "-"), meta.source, meta.generation)] += 1
         if rec.status == "failed":
             tally.failures.append((rec.id, rec.atoms.get_chemical_formula(), rec.failure_reason or ""))
+        call = label_call(rec)
+        if call is not None:
+            tally.calls.append(call)
     return tally
 
 
@@ -146,6 +154,31 @@ def failure_lines(failures: list[tuple[int, str, str]], max_failures: int) -> li
         "(earlier reasons stay in each structure's failure_history)"
     )
     return lines
+
+
+def oracle_cost_lines(costs: list[OracleCost]) -> list[str]:
+    """One line per oracle: labels done, failures, median and total wall time, core-hours (none: nothing labelled
+    or failed yet)."""
+    costs = [c for c in costs if c.calls or c.failed]
+    if not costs:
+        return []
+    lines = ["oracle cost (labels done):"]
+    for c in costs:
+        median = "n/a" if c.median_s is None else f"{c.median_s:.3g} s"
+        lines.append(
+            f"  {c.oracle}: {c.calls} calls, {c.failed} failed; median {median} per call, total "
+            f"{format_duration(c.total_s)}; {c.cores_per_call} core(s) per call: {c.core_hours:.3g} core-hours"
+        )
+    return lines
+
+
+def teacher_lines(db: DatabaseManager) -> list[str]:
+    """The foundation model's teacher labels, counted apart from the oracle's calls (none: no line)."""
+    taught = db.teacher_calls()
+    if not taught.calls:
+        return []
+    model = f"{taught.name} {taught.version}"
+    return [f"foundation model: {taught.calls} teacher labels, {taught.wall_time_s:.0f} s ({model})"]
 
 
 def _rmse_text(rmse: float | None) -> str:

@@ -19,8 +19,11 @@ from mlip_autopipec.records import (
     dump_record,
     migrate,
     read_record,
+    run_oracle_costs,
 )
 from mlip_autopipec.report.build import build_figures
+from mlip_autopipec.report.calls import oracle_calls
+from mlip_autopipec.report.foundation import foundation_model_summary
 from mlip_autopipec.report.render import write_pages
 from mlip_autopipec.trainer.pace import TrainingResult
 
@@ -36,12 +39,20 @@ def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
     for stale in out.glob("*.png"):
         stale.unlink()
     figures = build_figures(ctx.config, ctx.db, fit, out, ctx.workdir)
+    calls = oracle_calls(ctx.db)
+    costs = run_oracle_costs(ctx.config, ctx.db.select())  # the run's oracle first
+    teacher = ctx.db.teacher_calls()  # the guided cold start's teacher labels (calls, wall time); zero without
+    foundation = foundation_model_summary(ctx.config, ctx.db, figures, ctx.workdir, calls, teacher=teacher)
     summary = RunSummary(
         workdir=ctx.workdir,
         potential=PotentialFiles(yace=fit.potential_yace, yaml=fit.potential_yaml),
         fit=fit.metrics,
         timings=timings(ctx),
         active_learning=ctx.active_learning,
+        oracle_calls=calls,
+        foundation_model=foundation,
+        oracle_cost=costs[0],
+        other_oracle_costs=costs[1:],
         **dict(figures),
     )
     if ctx.active_learning is not None:

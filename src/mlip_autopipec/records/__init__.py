@@ -9,6 +9,8 @@ module                      one job
 ``records.run``             ``state.json`` (run state, active-learning generations), trajectories
 ``records.figures``         the report's figures (counts, validation, EOS, properties, quality bar)
 ``records.summary``         ``report/summary.json``: the run's summary the report renders
+``records.foundation``      ``oracle_calls`` and ``foundation_model`` of ``summary.json`` (a foundation model alone)
+``records.cost``            the oracle's cost: calls, failures, wall time, core-hours (pure, from ``label_info``)
 ==========================  ===========================================================================
 
 Layer: below ``report`` (which renders these models) and above ``trainer`` (``FitRecord`` is a
@@ -16,6 +18,7 @@ Layer: below ``report`` (which renders these models) and above ``trainer`` (``Fi
 """
 
 from mlip_autopipec.records.base import SCHEMA_VERSION, Record, WorkPath, dump_record, load_record, read_record
+from mlip_autopipec.records.cost import LabelCall, OracleCost, cores_per_call, oracle_costs, run_oracle_costs
 from mlip_autopipec.records.figures import (
     DatabaseCounts,
     ElasticFigures,
@@ -33,6 +36,7 @@ from mlip_autopipec.records.figures import (
     ValidationFigures,
 )
 from mlip_autopipec.records.fit import FitRecord, LatestFit
+from mlip_autopipec.records.foundation import FoundationModelSeed, FoundationModelSummary, OracleCalls, ThreeWay
 from mlip_autopipec.records.run import (
     STEPS,
     ActiveLearningRecord,
@@ -59,10 +63,15 @@ __all__ = [
     "FitRecord",
     "FormationFigures",
     "FormationPoint",
+    "FoundationModelSeed",
+    "FoundationModelSummary",
     "GenerationRecord",
     "InitialFit",
+    "LabelCall",
     "LatestFit",
     "MDStabilityFigures",
+    "OracleCalls",
+    "OracleCost",
     "PhononFigures",
     "PotentialFiles",
     "PropertiesFigures",
@@ -74,13 +83,17 @@ __all__ = [
     "RunState",
     "RunSummary",
     "Step",
+    "ThreeWay",
     "Timings",
     "TrajectoryRecord",
     "TrajectoryRecords",
     "ValidationErrors",
     "ValidationFigures",
     "WorkPath",
+    "cores_per_call",
     "dump_record",
     "load_record",
+    "oracle_costs",
     "read_record",
+    "run_oracle_costs",
 ]

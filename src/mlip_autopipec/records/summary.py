@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlip_autopipec.records.base import Record, WorkPath
+from mlip_autopipec.records.cost import OracleCost
 from mlip_autopipec.records.figures import ReportFigures
+from mlip_autopipec.records.foundation import FoundationModelSummary, OracleCalls
 from mlip_autopipec.records.run import ActiveLearningRecord
 from mlip_autopipec.trainer.parsing import TrainingMetrics
 
@@ -39,3 +41,17 @@ class RunSummary(Record, ReportFigures):
     fit: TrainingMetrics = Field(description="pacemaker's own figures of the final fit.")
     timings: Timings = Field(description="Where the time went.")
     active_learning: ActiveLearningRecord | None = Field(None, description="Active learning's record; null: not run.")
+    oracle_calls: OracleCalls | None = Field(
+        None, description="Oracle calls spent: on training and validation structures, on the report's properties."
+    )
+    foundation_model: FoundationModelSummary | None = Field(
+        None,
+        description="The run's foundation model (the foundation_model section, or the oracle of kind "
+        "foundation_model): its calls and how it alone compares with the oracle; null: none.",
+    )
+    oracle_cost: OracleCost | None = Field(
+        None, description="The run's oracle: labels done, failures, wall time and core-hours; null: none recorded."
+    )
+    other_oracle_costs: list[OracleCost] = Field(
+        default_factory=list, description="Any other oracle whose labels the database holds (e.g. a foundation model)."
+    )
