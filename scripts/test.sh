@@ -52,4 +52,6 @@ echo "[test] ruff check, ruff format --check, mypy" >&2
 "$root/.venv/bin/ruff" check --no-cache src tests benchmarks
 "$root/.venv/bin/ruff" format --check --no-cache src tests benchmarks
 "$root/.venv/bin/mypy" --no-incremental
-exec "$root/.venv/bin/python" -m pytest "$@"
+# The tests on 2 worker processes (pytest-xdist; tests/conftest.py groups them: one file per worker, the SLURM
+# tests one after another); MLIP_TEST_WORKERS=0 runs them in this process.
+exec "$root/.venv/bin/python" -m pytest -n "${MLIP_TEST_WORKERS:-2}" --dist loadgroup "$@"
