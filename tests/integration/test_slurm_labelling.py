@@ -228,8 +228,8 @@ def test_jobs_that_cannot_start_end_the_run_with_an_error_naming_their_logs(job_
     from mlip_autopipec.exceptions import OracleError
 
     db, ids = make_db(tmp_path / "pool.db", 2)
-    cfg = compute(job_name, tmp_path, python=str(tmp_path / "no-such-python"), start_timeout_s=8)
-    with pytest.raises(OracleError, match="no Dask worker connected within start_timeout_s=8") as err:
+    cfg = compute(job_name, tmp_path, python=str(tmp_path / "no-such-python"), start_timeout_s=15)
+    with pytest.raises(OracleError, match="no Dask worker connected within start_timeout_s=15") as err:
         label_pending(db, EMTOracleConfig(), cfg, workdir=tmp_path / "runs", progress=False)
     assert str((tmp_path / "joblogs").resolve()) in str(err.value)
     assert (

@@ -416,3 +416,18 @@ def test_gpaw_missing_is_an_oracle_error_with_install_advice(si_diamond, monkeyp
     assert isinstance(oracle, GPAWOracle)
     with pytest.raises(OracleError, match=r"GPAW is not installed.*scripts/setup.sh.*\.\[gpaw\]"):
         oracle.label(si_diamond)
+
+
+def test_an_oracle_labels_the_raw_forces_and_leaves_the_callers_constraints_alone():
+    """A relaxation on the driver hands the oracle Atoms with FixAtoms/FixSymmetry: the label is the raw forces
+    (the caller's Atoms applies its constraints), and the caller's constraints stay as they were."""
+    from ase.constraints import FixAtoms
+
+    free = bulk("Cu", "fcc", a=3.6, cubic=True)
+    free.rattle(0.1, seed=1)
+    fixed = free.copy()
+    fixed.set_constraint(FixAtoms([0]))
+    result = EMTOracle(EMTOracleConfig()).label(fixed)
+    assert np.abs(result.forces[0]).max() > 0.1
+    np.testing.assert_allclose(result.forces, EMTOracle(EMTOracleConfig()).label(free).forces)
+    assert len(fixed.constraints) == 1

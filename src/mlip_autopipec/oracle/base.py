@@ -171,7 +171,10 @@ class Oracle(ABC):
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        result = self._compute(atoms.copy(), path)
+        work = atoms.copy()
+        work.set_constraint()  # one point of a geometry: a relaxation's constraints (FixSymmetry) mean nothing here,
+        # the raw forces are the label (the caller's Atoms applies its constraints), and ASE's pw.x writer would warn
+        result = self._compute(work, path)
         result = replace(result, wall_time_s=time.perf_counter() - start)
         check_plausible(result, len(atoms), self.config.max_force, self.config.max_abs_energy_per_atom)
         return result
