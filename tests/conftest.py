@@ -274,18 +274,3 @@ def cu_active_set(cu_fit) -> Path:
     if PacemakerProfile().find("pace_activeset") is None:
         require_executable("pace_activeset")
     return build_active_set(cu_fit.result.potential_yaml, cu_fit.dataset)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Groups for pytest-xdist's ``--dist loadgroup`` (scripts/test.sh runs the suite on 2 worker processes): the
-    tests of one file run in one worker, so a module's fixtures are made once; the SLURM tests run one after another
-    (one node, and a walltime test must not wait behind another test's jobs); the tests of the shared session fit
-    (``cu_fit``) share a worker, so it is fitted once."""
-    for item in items:
-        if item.get_closest_marker("slurm") is not None:
-            group = "slurm"
-        elif {"cu_fit", "cu_active_set"} & set(getattr(item, "fixturenames", ())):
-            group = "cu_fit"
-        else:
-            group = item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))

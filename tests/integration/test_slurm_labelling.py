@@ -37,6 +37,7 @@ def job_name():
     name = f"mlip-test-{uuid.uuid4().hex[:8]}"
     yield name
     subprocess.run(["scancel", f"--name={name}"], capture_output=True, timeout=30)
+    slurm_jobs(name)  # wait until they have ended: a job still completing holds the node's cores from the next test
 
 
 FINAL_STATES = {
