@@ -1,4 +1,4 @@
-"""Set-up of each local Dask worker process, run as it starts (also a restarted one): Dask's ``preload`` of it.
+"""Set-up of each local Dask worker process, run as it starts (also a restarted one): a Dask ``preload`` module.
 
 * Ctrl-C in the terminal reaches the whole process group, and only the driver should act on it (it stores finished
   results, then closes the cluster); a worker that took it would print a KeyboardInterrupt traceback and lose its
@@ -35,4 +35,7 @@ def set_up_worker_process() -> None:
         worker_log.addFilter(LostSchedulerFilter())
 
 
-set_up_worker_process()  # Dask runs a preload module's top level in the worker process
+def dask_setup(worker: object) -> None:
+    """Dask's hook for a preload module, called in each worker process as it starts (importing the module alone
+    changes nothing in the importing process)."""
+    set_up_worker_process()
