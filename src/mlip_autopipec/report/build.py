@@ -93,7 +93,8 @@ def build_figures(
         for i, seed in enumerate(seeds):
             try:
                 _atoms, v_seed, a_seed = seed_lattice(seed)
-                comparison = compare_eos(seed_eos_structures(cfg, seed, db, workdir), calc, v_seed, a_seed)
+                structures = seed_eos_structures(cfg, seed, db, workdir)
+                comparison = compare_eos(structures, calc, v_seed, a_seed, energy_shift(fit.reference_energy))
                 figures = EOSFigures.model_validate(comparison.as_dict())
                 if i == 0:
                     plots.eos_plot(comparison, out, title=str(seed.name) if len(seeds) > 1 else "")

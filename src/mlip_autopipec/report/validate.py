@@ -204,14 +204,26 @@ def _energy_per_atom(atoms: Atoms, calculator: Calculator) -> float:
 
 
 def compare_eos(
-    structures: Sequence[Atoms], calculator: Calculator, seed_volume_per_atom: float, seed_lattice_constant: float
+    structures: Sequence[Atoms],
+    calculator: Calculator,
+    seed_volume_per_atom: float,
+    seed_lattice_constant: float,
+    energy_shift: Callable[[Atoms], float] | None = None,
 ) -> EOSComparison:
-    """Fit the oracle's and the potential's equations of state on the same clean, isotropically scaled cells."""
+    """Fit the oracle's and the potential's equations of state on the same clean, isotropically scaled cells.
+
+    ``energy_shift(atoms)`` (eV) is added to each prediction, as in :func:`predict` (the reference energies
+    pacemaker subtracted: without them a pw.x EOS lies ~100 eV/atom below the potential's)."""
     order = np.argsort([a.get_volume() / len(a) for a in structures])
     structures = [structures[i] for i in order]
     volumes = np.array([a.get_volume() / len(a) for a in structures])
     ref = np.array([a.get_potential_energy() / len(a) for a in structures])
-    pred = np.array([_energy_per_atom(atoms, calculator) for atoms in structures])
+    pred = np.array(
+        [
+            _energy_per_atom(atoms, calculator) + (energy_shift(atoms) / len(atoms) if energy_shift else 0.0)
+            for atoms in structures
+        ]
+    )
     oracle = fit_eos(volumes, ref, seed_volume_per_atom, seed_lattice_constant)
     try:
         potential, failure = fit_eos(volumes, pred, seed_volume_per_atom, seed_lattice_constant), None
