@@ -53,3 +53,18 @@ def test_the_pool_holds_small_cells_and_the_report_needs_no_equation_of_state_ca
     for seed in ("Si_diamond", "Si_vacancy"):  # the bulk seeds: >= 5 clean volumes each (report/seeds.MIN_EOS_POINTS)
         clean = [a for a in pool if a.info["seed"] == seed and a.info["operation"] == "eos"]
         assert len(clean) >= 5, seed
+
+
+def test_the_preflight_counts_equation_of_state_points_per_bulk_seed():
+    """The campaign-wide eos_fraction × pool_size said 'only 3' for this example, whose bulk seeds set 0.5 and 0.6
+    of their own shares; the note now names each bulk seed short of points (slabs have no EOS)."""
+    from mlip_autopipec.pipeline.checks import eos_notes
+
+    cfg = load_config(ROOT / "examples" / "si_qe_al.yaml")
+    assert eos_notes(cfg) == []
+    vacancy = cfg.seeds[1].model_copy(
+        update={"generator": cfg.seeds[1].generator.model_copy(update={"eos_fraction": 0.2})}
+    )
+    short = cfg.model_copy(update={"seeds": [cfg.seeds[0], vacancy, cfg.seeds[2]]})
+    (note,) = eos_notes(short)
+    assert "seed Si_vacancy: only 2 equation-of-state points" in note and "labels 7 volumes" in note

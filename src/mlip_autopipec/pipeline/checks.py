@@ -108,9 +108,29 @@ def preflight(cfg: PipelineConfig) -> list[str]:
         )
     if cfg.training.evaluator == "tensorpot" and not profile.has_tensorpotential():
         notes.append("training: tensorpotential is not installed, pacemaker will use the slower pyace backend")
-    n_eos = round(cfg.generator.eos_fraction * (cfg.generator.pool_size - cfg.generator.n_defect_structures))
-    if cfg.report.eos and n_eos < 5:
-        notes.append(
-            f"report: only {n_eos} equation-of-state points (eos_fraction × pool size); the EOS comparison needs 5"
-        )
+    notes.extend(eos_notes(cfg))
+    return notes
+
+
+def eos_notes(cfg: PipelineConfig) -> list[str]:
+    """A note per bulk seed whose share of the pool holds too few clean equation-of-state points for the report's
+    EOS fit: the report then labels volumes of its own with the oracle.  Counted per seed, with the seed's own
+    generator settings (its eos_fraction × its share of pool_size, as the generator plans them)."""
+    if not cfg.report.eos:
+        return []
+    from mlip_autopipec.generator.campaign import seed_generator_config, seed_shares
+    from mlip_autopipec.report.seeds import EOS_GRID_POINTS, MIN_EOS_POINTS, bulk_seeds
+
+    bulk = {seed.name for seed in bulk_seeds(cfg)}
+    notes = []
+    shares = seed_shares([seed.weight for seed in cfg.seeds], cfg.generator.pool_size)
+    for seed, share in zip(cfg.seeds, shares, strict=True):
+        gen = seed_generator_config(seed, cfg.generator)
+        n_eos = round(gen.eos_fraction * max(0, share - gen.n_defect_structures))
+        if seed.name in bulk and n_eos < MIN_EOS_POINTS:
+            notes.append(
+                f"report: seed {seed.name}: only {n_eos} equation-of-state points in the pool (its eos_fraction × its "
+                f"share); the EOS comparison needs {MIN_EOS_POINTS}, so the report labels {EOS_GRID_POINTS} volumes "
+                "with the oracle"
+            )
     return notes
