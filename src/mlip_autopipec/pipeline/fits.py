@@ -117,16 +117,19 @@ def fit_or_reuse(
     training: TrainingConfig | None = None,
     previous: TrainingResult | None = None,
     tag: str = "fit",
+    folder: Path | None = None,
 ) -> TrainingResult:
     """Run pacemaker on ``train``, or reuse the same fit (same settings, data, split and start).
 
-    ``previous``: continue from that fit's potential (active learning's refits).
+    ``previous``: continue from that fit's potential (active learning's refits).  ``folder``: where the fit's
+    folder lies (default ``fits/``; a fit elsewhere is never ``fits/latest.json``).
     Adds pacemaker's time to ``ctx.pacemaker_s``.
     """
     training = training or ctx.config.training
     if previous is not None and training.initial_potential is None:
         training = training.model_copy(update={"initial_potential": previous.potential_yaml})
-    fit_dir = ctx.workdir / FITS_DIR / f"{tag}-{fit_key(training, train, validation, previous, ctx.workdir)}"
+    folder = folder if folder is not None else ctx.workdir / FITS_DIR
+    fit_dir = folder / f"{tag}-{fit_key(training, train, validation, previous, ctx.workdir)}"
     result = load_fit(ctx.workdir, fit_dir)
     if result is not None:
         log.info("fit: reusing the finished fit in %s", fit_dir)

@@ -8,6 +8,9 @@ Steps, each safe to rerun and skipped when the database shows it done:
    Dask workers; the driver stores each job's labels as *teacher* rows (:mod:`mlip_autopipec.database.teacher`),
    each with its screening verdict in ``teacher_screen`` (:func:`~mlip_autopipec.explore.screening.screen`).  A
    job whose key (``teacher_task``) is in the database is not run again.
+   With ``explore_with_teacher_ace``, generation 0 follows (:func:`~.teacher_ace.step_teacher_ace`): an ACE fitted
+   to the screened teacher labels explores with MD and γ, and the frames γ flags are labelled by the model the
+   same way (:func:`label_teacher_jobs`), joining the candidates; no oracle call before the selection.
 2. :func:`step_select`: ``generator.pool_size`` of the candidates that passed the screening are chosen
    (:func:`~mlip_autopipec.explore.diversity.choose`) and added as pending rows of source ``fm_selected`` (their
    ``parent_id``: the teacher row), for the oracle to label like any starting pool.
@@ -19,26 +22,27 @@ exported as oracle data or counted as oracle calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from ase import Atoms
 
-from mlip_autopipec.config.schemas.foundation import FoundationModelConfig
-from mlip_autopipec.config.schemas.foundation_weights import package_version
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
-from mlip_autopipec.database import DatabaseManager, StructureMetadata
-from mlip_autopipec.database.teacher import KEY_WALL_TIME, teacher_metadata
+from mlip_autopipec.database import StructureMetadata
 from mlip_autopipec.exceptions import OracleError
-from mlip_autopipec.explore.screening import KEPT, distance_floor, screen, shortest_distance
-from mlip_autopipec.explore.teacher import TeacherLabel
+from mlip_autopipec.explore.screening import KEPT
 from mlip_autopipec.pipeline.context import RunContext
+from mlip_autopipec.pipeline.teacher_labels import (
+    GUIDED_DIR,
+    GUIDED_SOURCE,
+    TeacherTally,
+    done_tasks,
+    foundation_of,
+    label_teacher_jobs,
+    seed_floors,
+    store_teacher_labels,
+)
 
 log = logging.getLogger("mlip_autopipec")
 
-#: the source of the structures the guided cold start sends to the oracle
-GUIDED_SOURCE = "fm_selected"
-#: the work directory's folder of the selection's files (the basis, pace_select's log)
-GUIDED_DIR = "guided"
 #: provenance keys of a teacher row that belong to it only (not copied to the oracle's row)
 _TEACHER_ONLY = ("teacher_model", "teacher_model_version", "teacher_package", "teacher_screen")
 
@@ -48,59 +52,13 @@ def guided(config: PipelineConfig) -> bool:
     return config.foundation_model is not None and config.foundation_model.explore
 
 
-def _fm(config: PipelineConfig) -> FoundationModelConfig:
-    fm = config.foundation_model
-    if fm is None:
-        raise OracleError("the guided cold start needs a foundation_model section")
-    return fm
-
-
-def seed_floors(config: PipelineConfig) -> dict[str, float]:
-    """The shortest distance (Å) each seed's candidates may have (:func:`~.screening.distance_floor`)."""
-    from mlip_autopipec.generator.seed import build_seed
-
-    fm = _fm(config)
-    floors = {}
-    for seed in config.seeds:
-        crystal = build_seed(seed.model_copy(update={"repeat": (1, 1, 1)}))
-        floors[str(seed.name)] = distance_floor(fm, shortest_distance(crystal))
-    return floors
-
-
-def store_teacher_labels(
-    db: DatabaseManager, labels: Sequence[TeacherLabel], fm: FoundationModelConfig, floors: dict[str, float]
-) -> int:
-    """Store one job's labels as teacher rows (one transaction), each screened; return how many passed."""
-    package = f"{fm.name} {package_version(fm.name)}"
-    metas, infos, kept = [], [], 0
-    floor_default = min(floors.values())
-    for label in labels:
-        floor = floors.get(str(label.provenance.get("seed")), floor_default)
-        verdict = screen(label.atoms, label.atoms.get_forces(), fm.max_force, floor)
-        kept += verdict == KEPT
-        metas.append(
-            teacher_metadata({**label.provenance, "teacher_screen": verdict}, fm.name, fm.model_version, package)
-        )
-        infos.append({KEY_WALL_TIME: round(label.wall_time_s, 4)})
-    if labels:
-        db.add_teacher_rows([label.atoms for label in labels], metas, infos)
-    return kept
-
-
-def done_tasks(db: DatabaseManager) -> set[str]:
-    """The keys of the teacher jobs whose labels the database holds."""
-    return {str(rec.metadata.provenance.get("teacher_task")) for rec in db.select(status="teacher")}
-
-
 def step_teacher(ctx: RunContext) -> None:
     """Label the candidates with the model on the Dask workers and store them as teacher rows (skipped once the
     selection is made; a rerun runs only the jobs with nothing stored)."""
     from mlip_autopipec.compute.cluster import dask_client
-    from mlip_autopipec.compute.tasks import Done, Task, run_tasks
-    from mlip_autopipec.explore.teacher import exploration_settings, run_job, teacher_jobs, teacher_model
-    from mlip_autopipec.progress import progress_bar
+    from mlip_autopipec.explore.teacher import teacher_jobs
 
-    fm = _fm(ctx.config)
+    fm = foundation_of(ctx.config)
     if ctx.db.count(source=GUIDED_SOURCE):
         log.info("foundation model: the selection is made, teacher labels skipped")
         return
@@ -109,41 +67,14 @@ def step_teacher(ctx: RunContext) -> None:
     if not jobs:
         log.info("foundation model: every candidate has its teacher label, skipped")
         return
-    floors, model, settings = seed_floors(ctx.config), teacher_model(fm), exploration_settings(ctx.config)
-    tasks = [Task(f"teacher-{job.key}", run_job, (job, model, settings, fm.md_frames)) for job in jobs]
-    tally = {"jobs": 0, "labels": 0, "kept": 0}
-    failed: dict[str, str] = {}
-    with (
-        progress_bar(f"teacher ({fm.name})", total=len(tasks), enabled=ctx.progress) as update,
-        dask_client(ctx.config.compute_for("explore")) as client,
-    ):
-
-        def on_done(finished: Done[list[TeacherLabel]]) -> None:
-            key = jobs[finished.index].key
-            try:
-                labels = finished.result()
-            except Exception as err:  # a job the model cannot run: its candidates are left out (a rerun tries again)
-                failed[key] = f"{type(err).__name__}: {err}"
-                log.warning("foundation model: job %s failed: %s", key, failed[key])
-                labels = []
-            tally["kept"] += store_teacher_labels(ctx.db, labels, fm, floors)
-            tally["jobs"] += 1
-            tally["labels"] += len(labels)
-            update(tally["jobs"], extra=f"labels {tally['labels']}, screened out {tally['labels'] - tally['kept']}")
-
-        run_tasks(client, tasks, on_done)
-    if failed and len(failed) == len(jobs):
-        key, reason = next(iter(failed.items()))
-        raise OracleError(
-            f"foundation model {fm.name} {fm.model_version}: every one of {len(jobs)} teacher jobs "
-            f"failed; the first ({key}): {reason}"
-        )
+    with dask_client(ctx.config.compute_for("explore")) as client:
+        tally = label_teacher_jobs(ctx, client, jobs, f"teacher ({fm.name})")
     log.info(
         "foundation model: %d jobs (%d failed), %d teacher labels, %d passed the screening (%s %s)",
-        tally["jobs"],
-        len(failed),
-        tally["labels"],
-        tally["kept"],
+        tally.jobs,
+        len(tally.failed),
+        tally.labels,
+        tally.kept,
         fm.name,
         fm.model_version,
     )
@@ -158,7 +89,7 @@ def step_select(ctx: RunContext) -> None:
     source ``fm_selected`` (skipped when the database holds them)."""
     from mlip_autopipec.explore.diversity import choose
 
-    fm = _fm(ctx.config)
+    fm = foundation_of(ctx.config)
     have = ctx.db.count(source=GUIDED_SOURCE)
     if have:
         log.info("selection: the database holds the %d structures chosen for the oracle, skipped", have)
@@ -193,15 +124,22 @@ def step_select(ctx: RunContext) -> None:
 
 
 def step_guided_start(ctx: RunContext) -> None:
-    """The guided cold start's own steps: teacher labels, then the selection (then the cold start's labelling)."""
+    """The guided cold start's own steps: teacher labels, the teacher ACE's exploration when asked
+    (``explore_with_teacher_ace``, :mod:`.teacher_ace`), then the selection (then the cold start's labelling)."""
+    from mlip_autopipec.pipeline.teacher_ace import step_teacher_ace
+
     step_teacher(ctx)
+    step_teacher_ace(ctx)
     step_select(ctx)
 
 
 __all__ = [
+    "GUIDED_DIR",
     "GUIDED_SOURCE",
+    "TeacherTally",
     "done_tasks",
     "guided",
+    "label_teacher_jobs",
     "seed_floors",
     "step_guided_start",
     "step_select",

@@ -177,8 +177,12 @@ def teacher_lines(db: DatabaseManager) -> list[str]:
     taught = db.teacher_calls()
     if not taught.calls:
         return []
+    from mlip_autopipec.pipeline.teacher_labels import teacher_ace_frames
+
     model = f"{taught.name} {taught.version}"
-    return [f"foundation model: {taught.calls} teacher labels, {taught.wall_time_s:.0f} s ({model})"]
+    frames = teacher_ace_frames(db)
+    ace = f"; {frames} of them frames the teacher ACE flagged, its fit and MD included" if frames else ""
+    return [f"foundation model: {taught.calls} teacher labels, {taught.wall_time_s:.0f} s ({model}){ace}"]
 
 
 def _rmse_text(rmse: float | None) -> str:

@@ -11,6 +11,7 @@ import yaml
 
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.pipeline.context import RunContext
+from mlip_autopipec.pipeline.teacher_labels import teacher_ace_frames
 from mlip_autopipec.records import (
     ActiveLearningRecord,
     PotentialFiles,
@@ -43,6 +44,8 @@ def build_report(ctx: RunContext, fit: TrainingResult) -> RunSummary:
     costs = run_oracle_costs(ctx.config, ctx.db.select())  # the run's oracle first
     teacher = ctx.db.teacher_calls()  # the guided cold start's teacher labels (calls, wall time); zero without
     foundation = foundation_model_summary(ctx.config, ctx.db, figures, ctx.workdir, calls, teacher=teacher)
+    if foundation is not None and foundation.role == "teacher":
+        foundation = foundation.model_copy(update={"teacher_ace_frames": teacher_ace_frames(ctx.db)})
     summary = RunSummary(
         workdir=ctx.workdir,
         potential=PotentialFiles(yace=fit.potential_yace, yaml=fit.potential_yaml),

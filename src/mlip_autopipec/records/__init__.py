@@ -11,6 +11,7 @@ module                      one job
 ``records.summary``         ``report/summary.json``: the run's summary the report renders
 ``records.foundation``      ``oracle_calls`` and ``foundation_model`` of ``summary.json`` (a foundation model alone)
 ``records.cost``            the oracle's cost: calls, failures, wall time, core-hours (pure, from ``label_info``)
+``records.teacher_ace``     ``guided/teacher_ace/exploration.json``: the teacher ACE's fit, MD and labels
 ==========================  ===========================================================================
 
 Layer: below ``report`` (which renders these models) and above ``trainer`` (``FitRecord`` is a

@@ -106,6 +106,11 @@ class FoundationModelSummary(_Model):
         "oracle, its labels of training and validation structures (oracle_calls.training).",
     )
     wall_time_s: float = Field(0.0, description="Wall time of those calls, summed over the workers (s).")
+    teacher_ace_frames: int = Field(
+        0,
+        description="Of the teacher labels, frames the teacher ACE's MD flagged by γ before any oracle call "
+        "(foundation_model.explore_with_teacher_ace); its fit and MD time is in wall_time_s.",
+    )
     validation: ValidationFigures | None = Field(
         None,
         description="The foundation model alone against the oracle on the labelled validation split; null as the "

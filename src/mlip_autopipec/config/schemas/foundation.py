@@ -119,10 +119,26 @@ class FoundationModelConfig(FoundationModelFields):
         "calls, fps 3.7 and 4.5, a random draw 4.3-7.8 and 5.2-6.0.",
     )
 
+    explore_with_teacher_ace: bool = Field(
+        False,
+        description="Generation 0 of the guided cold start, before any oracle call: an ACE is fitted to the teacher "
+        "labels that passed the screening (the training section's basis, active_learning.refit_max_epochs "
+        "iterations) and explores with MD under the active-learning conditions; the frames its extrapolation grade "
+        "γ flags are labelled by the teacher, screened, and join the candidates the oracle's pool is chosen from. "
+        "Needs explore: true and an active_learning section.",
+        # left out of a dump when false: the section's fingerprint (recorded for every guided database made before
+        # this field existed) reads as it did, so such a run is not refused
+        exclude_if=lambda on: not on,
+    )
+
     @model_validator(mode="after")
     def _frames_fit_the_steps(self) -> FoundationModelConfig:
         if self.md_steps and self.md_frames > self.md_steps:
             raise ValueError(f"md_frames ({self.md_frames}) cannot exceed md_steps ({self.md_steps})")
+        if self.explore_with_teacher_ace and not self.explore:
+            raise ValueError(
+                "explore_with_teacher_ace needs explore: true (the teacher ACE explores for the guided cold start)"
+            )
         return self
 
     def n_generator_candidates(self, pool_size: int) -> int:

@@ -208,6 +208,16 @@ class PipelineConfig(StrictModel):
             raise ValueError(f"seed names must differ; give each seed a `name`: {doubled} appear more than once")
         return self
 
+    @model_validator(mode="after")
+    def _teacher_ace_needs_active_learning(self) -> PipelineConfig:
+        fm = self.foundation_model
+        if fm is not None and fm.explore_with_teacher_ace and self.active_learning is None:
+            raise ValueError(
+                "foundation_model.explore_with_teacher_ace needs an active_learning section (its conditions, "
+                "gamma_select/gamma_halt and MD settings drive the teacher ACE's exploration)"
+            )
+        return self
+
     def compute_for(self, step: str) -> ComputeConfig:
         """The compute of ``step`` ('label', 'fit' or 'explore'): its own section, else `compute`, with the step's
         job name and, for a fit, one job of one worker (:func:`~mlip_autopipec.compute.models.step_compute_config`)."""
