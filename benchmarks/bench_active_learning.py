@@ -26,6 +26,13 @@ half its oracle calls, or has at most 0.6× its force RMSE at equal calls; the
 Cu (111) surface at 600 K below 30 meV/Å with at most 150 oracle calls.
 ``--quick`` shrinks everything (a smoke run of a few minutes; its figures are
 not the benchmark's).
+
+``--fm``: the foundation model on against off (issue 19; ``bench_fm.py`` runs and
+prints the comparison).  On: CHGNet guides the cold start (the same pool size,
+chosen among teacher-labelled generator structures and CHGNet MD frames), then
+active learning with at most ``FM_MAX_CALLS`` oracle calls in all; off: the
+active learning above; and a random cold start with the model's calls.  Target:
+every condition, both slabs included, ≤ 10 meV/Å with ≤ 60 oracle calls.
 """
 
 from __future__ import annotations
@@ -53,6 +60,19 @@ TEST_SEED = 2024
 TARGET_SURFACE_RMSE = 30.0  # meV/Å, Cu (111) slab at 600 K
 TARGET_SURFACE_CALLS = 150
 SURFACE_CATEGORY = "slab (111) 600 K"
+FM_TARGET_FORCE = 10.0  # meV/Å, every condition
+FM_MAX_CALLS = 60
+#: the foundation model's part of the config with --fm (CHGNet from its wheel; a short MD run per seed and condition)
+FM_SECTION = {
+    "name": "chgnet",
+    "model_version": "0.3.0",
+    "threads": 1,
+    "explore": True,
+    "generator_candidates": 72,
+    "md_steps": 60,
+    "md_frames": 3,
+    "md_trajectories": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -267,6 +287,26 @@ def al_settings(s: Sizes) -> dict:
     }
 
 
+def fm_configs(s: Sizes, workers: int):
+    """(model on, model off) config makers for bench_fm: the same seeds, pool size and active learning; with the
+    model on, active learning stops at FM_MAX_CALLS oracle calls in all."""
+    from mlip_autopipec.config.loader import validate_config
+    from mlip_autopipec.config.schemas.pipeline import PipelineConfig
+
+    def off(workdir: Path):
+        cfg = base_config(s, workdir, workers, s.pool)
+        cfg["active_learning"] = al_settings(s)
+        return validate_config(PipelineConfig, cfg, "benchmark config")
+
+    def on(workdir: Path):
+        cfg = base_config(s, workdir, workers, s.pool)
+        cfg["active_learning"] = {**al_settings(s), "max_oracle_calls": FM_MAX_CALLS - s.pool}
+        cfg["foundation_model"] = FM_SECTION
+        return validate_config(PipelineConfig, cfg, "benchmark config")
+
+    return on, off
+
+
 def run(config: dict):
     from mlip_autopipec.config.loader import validate_config
     from mlip_autopipec.config.schemas.pipeline import PipelineConfig
@@ -371,6 +411,14 @@ def main() -> int:
         "--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder, removed)"
     )
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (oracle, MD)")
+    ap.add_argument("--fm", action="store_true", help="the foundation model on against off (bench_fm.py)")
+    ap.add_argument(
+        "--pwx-seconds",
+        type=float,
+        default=None,
+        help="wall time (s) of one pw.x call on a 32-atom Cu cell (bench_oracle.py --cu32): the model's cost "
+        "in pw.x calls",
+    )
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -396,6 +444,13 @@ def main() -> int:
         flush=True,
     )
 
+    if args.fm:
+        from bench_fm import FmBench, compare_fm
+
+        on, off = fm_configs(s, args.workers)
+        compare_fm(FmBench(on, off, FM_TARGET_FORCE, FM_MAX_CALLS, None), root, test_set, args.pwx_seconds)
+        print(f"total {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+        return 0
     # active learning
     al_dir = root / "active_learning"
     cfg = base_config(s, al_dir, args.workers, s.pool)

@@ -22,6 +22,21 @@ learning curve (the test set after each of its fits).  Target: force
 RMSE ≤ 25 meV/Å on every condition with at most 400 oracle calls.
 ``--quick`` shrinks the campaign and the test set (a smoke run of minutes; its
 figures are not the benchmark's).
+
+``--fm``: the foundation model on against off, side by side on the same test set
+(issue 19).  Three runs: ``examples/cuau_fm.yaml`` (CHGNet guides the cold start:
+100 oracle calls chosen among teacher-labelled candidates, then active learning,
+at most 150 calls), ``examples/cuau_emt.yaml`` (the model off: 200 random calls,
+then active learning) and a random cold start with as many calls as the model's
+run used and as many minimiser iterations (the model off at equal calls).
+Printed: oracle calls to reach the target (force RMSE ≤ 25 meV/Å on every
+condition) with the model and without, accuracy at equal oracle calls, each
+run's wall-time split (foundation model, oracle, fits, MD, the rest) and the
+foundation model's cost in pw.x calls at the rate ``bench_oracle.py --cu32``
+measures for the same 32-atom cells (``--pwx-seconds`` gives it).  Target:
+every condition ≤ 25 meV/Å with ≤ 150 oracle calls, the example in ≤ 30 min.
+Each run keeps its figures in ``WORKDIR/<run>/bench.json`` (a rerun scores it
+without running it again).
 """
 
 from __future__ import annotations
@@ -45,6 +60,9 @@ from bench_active_learning import _emt_md, learning_curve, minimiser_iterations,
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cuau_emt.yaml"
+EXAMPLE_FM = ROOT / "examples" / "cuau_fm.yaml"
+FM_MAX_CALLS = 150
+FM_MAX_WALL_S = 30 * 60
 TARGET_FORCE_RMSE = 25.0  # meV/Å, on every condition
 MAX_CALLS = 400
 TEST_SEED = 4242
@@ -67,6 +85,7 @@ QUICK = Sizes(
     campaign={
         "generator": {"pool_size": 40},
         "training": {"number_of_functions_per_element": 20, "max_num_epochs": 30},
+        "foundation_model": {"generator_candidates": 60, "md_steps": 20, "md_frames": 1},
         "active_learning": {
             "temperatures": [900.0],
             "n_steps": 100,
@@ -117,14 +136,15 @@ def build_test_set(s: Sizes) -> dict[str, list[Atoms]]:
 
 
 # --------------------------------------------------------------------------- the runs
-def campaign_config(s: Sizes, workdir: Path, workers: int):
+def campaign_config(s: Sizes, workdir: Path, workers: int, example: Path = EXAMPLE):
     """The example's config (paths resolved), with the mode's changes, in ``workdir``."""
     from mlip_autopipec.config import load_config
 
-    cfg = load_config(EXAMPLE)
+    cfg = load_config(example)
     update: dict = {"workdir": workdir, "compute": cfg.compute.model_copy(update={"n_workers": workers})}
     for section, fields in s.campaign.items():
-        update[section] = getattr(cfg, section).model_copy(update=fields)
+        if getattr(cfg, section) is not None:
+            update[section] = getattr(cfg, section).model_copy(update=fields)
     return cfg.model_copy(update=update)
 
 
@@ -151,6 +171,14 @@ def main() -> int:
         default=None,
         help="stop active learning after this many generations (the last refit is the long one: final_max_epochs)",
     )
+    ap.add_argument("--fm", action="store_true", help="the foundation model on (cuau_fm.yaml) against off")
+    ap.add_argument(
+        "--pwx-seconds",
+        type=float,
+        default=None,
+        help="wall time (s) of one pw.x call on a 32-atom Cu cell (bench_oracle.py --cu32 prints it): the model's "
+        "cost is also given in pw.x calls",
+    )
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
     if args.max_generations is not None:
@@ -176,6 +204,19 @@ def main() -> int:
         f"test set: {n_frames} EMT frames over {len(test_set)} conditions, {time.perf_counter() - t0:.0f} s", flush=True
     )
 
+    if args.fm:
+        from bench_fm import FmBench, compare_fm
+
+        bench = FmBench(
+            config_on=lambda w: campaign_config(s, w, args.workers, EXAMPLE_FM),
+            config_off=lambda w: campaign_config(s, w, args.workers, EXAMPLE),
+            target_force=TARGET_FORCE_RMSE,
+            max_calls=FM_MAX_CALLS,
+            max_wall_s=FM_MAX_WALL_S,
+        )
+        compare_fm(bench, root, test_set, args.pwx_seconds)
+        print(f"total {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+        return 0
     al_cfg = campaign_config(s, root / "active_learning", args.workers)
     al_fit, al_calls, al_wall = run(al_cfg)
     from mlip_autopipec.pipeline.state import read_state

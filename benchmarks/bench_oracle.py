@@ -12,6 +12,12 @@ separately).  On a machine shared with other work, the speed-up is bounded by
 the cores actually free: the load average is printed with the results.
 
     .venv/bin/python benchmarks/bench_oracle.py [--structures 16] [--ecutwfc 12] [--kspacing 0.8]
+
+3. ``--cu32 N``: the cost of one call on the 32-atom fcc Cu cells of the Cu and Cu-Au campaigns, side by side:
+   pw.x (Debian's Cu.pbe-kjpaw.UPF, ecutwfc 30 Ry, ecutrho 240 Ry, kspacing 0.3 Å⁻¹, Marzari-Vanderbilt
+   smearing 0.02 Ry; one worker per cell, 2 workers) against the foundation model CHGNet 0.3.0 (one torch
+   thread), both through ``label_pending``.  The median wall time per call of each and their ratio: the rate at
+   which ``bench_materials.py --fm`` and ``bench_active_learning.py --fm`` turn the model's time into pw.x calls.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from ase.build import bulk  # noqa: E402
 from ase.calculators.emt import EMT  # noqa: E402
 
-from mlip_autopipec.config import EMTOracleConfig, EspressoOracleConfig  # noqa: E402
+from mlip_autopipec.config import EMTOracleConfig, EspressoOracleConfig, FoundationModelOracleConfig  # noqa: E402
 from mlip_autopipec.database import DatabaseManager, StructureMetadata  # noqa: E402
 from mlip_autopipec.oracle import label_pending, make_oracle  # noqa: E402
 from mlip_autopipec.oracle.qe_output import parse_pw_output  # noqa: E402
@@ -118,6 +124,36 @@ def bench_pw(args, root: Path) -> None:
     print("  (cores kept busy well below the worker count means the cores were not free: other load on the machine)")
 
 
+def per_call_s(db: DatabaseManager) -> list[float]:
+    """Each labelled structure's oracle wall time (s), as the labelling recorded it."""
+    from mlip_autopipec.records.cost import label_calls
+
+    return [call.wall_time_s for call in label_calls(db.select(status="labelled"))]
+
+
+def bench_cu32(args, root: Path) -> None:
+    if shutil.which("pw.x") is None:
+        raise SystemExit("--cu32 needs pw.x (bash scripts/setup.sh installs it)")
+    pw = EspressoOracleConfig(
+        pseudopotentials={"Cu": "Cu.pbe-kjpaw.UPF"}, ecutwfc=30.0, ecutrho=240.0, kspacing=0.3, degauss=0.02
+    )
+    fm = FoundationModelOracleConfig(type="foundation_model", name="chgnet", model_version="0.3.0", threads=1)
+    cells = cu_cells(args.cu32)
+    medians = {}
+    for name, cfg in (("pw.x", pw), ("CHGNet", fm)):
+        cluster, client, _ = client_with(2)
+        try:
+            db = fresh_db(root, f"cu32_{name}", cells)
+            elapsed = timed_label(db, make_oracle(cfg), client, root / f"cu32_{name}")
+            medians[name] = statistics.median(per_call_s(db))
+            db.close()
+        finally:
+            client.close()
+            cluster.close()
+        print(f"{name}: {len(cells)} Cu32 cells in {elapsed:.1f} s (2 workers); median {medians[name]:.2f} s per call")
+    print(f"one pw.x call on a Cu32 cell = {medians['pw.x'] / medians['CHGNet']:.0f} CHGNet calls")
+
+
 def bench_emt(args, root: Path) -> None:
     cells = cu_cells(args.emt_structures)
     loop_times = []
@@ -159,6 +195,9 @@ def main() -> None:
     parser.add_argument("--emt-structures", type=int, default=200, help="32-atom Cu cells for the EMT comparison")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the EMT comparison (median reported)")
     parser.add_argument("--skip-pw", action="store_true", help="only the EMT comparison")
+    parser.add_argument(
+        "--cu32", type=int, default=0, help="only the cost per call on this many 32-atom Cu cells: pw.x against CHGNet"
+    )
     args = parser.parse_args()
     print(
         f"cores usable: {len(os.sched_getaffinity(0))}, load average before: "
@@ -166,6 +205,9 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="bench_oracle_") as tmp:
         root = Path(tmp)
+        if args.cu32:
+            bench_cu32(args, root)
+            return
         if not args.skip_pw:
             bench_pw(args, root)
         bench_emt(args, root)
