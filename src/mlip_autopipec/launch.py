@@ -145,15 +145,35 @@ def remember_environment_before_dask(keys: Iterable[str]) -> None:
         _BEFORE_DASK.setdefault(key, os.environ.get(key))
 
 
+#: what a nanny's pre-spawn environment holds that no program may inherit, even in a worker process (where the
+#: nanny wrote it before the process started, so nothing recorded it): pw.x 6.7 crashes (SIGSEGV, in its first SCF
+#: iteration) on a 32-atom Cu cell with MALLOC_TRIM_THRESHOLD_=65536 and runs without it; pacemaker runs 2x slower
+_NANNY_ONLY = ("MALLOC_TRIM_THRESHOLD_",)
+
+
+def _nanny_value(key: str) -> str | None:
+    """The value distributed's nanny writes for ``key`` (None: Dask not loaded in this process, or no such key)."""
+    if "dask" not in sys.modules:
+        return None
+    import dask
+
+    value = (dask.config.get("distributed.nanny.pre-spawn-environ", default=None) or {}).get(key)
+    return None if value is None else str(value)
+
+
 def program_environment() -> dict[str, str]:
     """The environment for a program this process starts: os.environ, with what a local Dask cluster's nanny
-    put into it set back (:func:`remember_environment_before_dask`)."""
+    put into it set back (:func:`remember_environment_before_dask`); in a Dask worker process, the nanny's
+    MALLOC_TRIM_THRESHOLD_ is left out."""
     environ = dict(os.environ)
     for key, value in _BEFORE_DASK.items():
         if value is None:
             environ.pop(key, None)
         else:
             environ[key] = value
+    for key in _NANNY_ONLY:
+        if key not in _BEFORE_DASK and environ.get(key) is not None and environ.get(key) == _nanny_value(key):
+            del environ[key]
     return environ
 
 

@@ -257,7 +257,8 @@ def test_only_the_launcher_starts_processes():
 def test_programs_do_not_inherit_what_a_local_dask_cluster_wrote_into_the_environment(tmp_path, monkeypatch):
     """distributed's nanny writes MALLOC_TRIM_THRESHOLD_=65536 (and OMP/MKL/OPENBLAS_NUM_THREADS=1) into the driver's
     own os.environ when it starts a local worker; pacemaker inheriting it ran 2x slower. Programs the driver starts
-    get the environment from before the cluster; the workers keep Dask's."""
+    get the environment from before the cluster; the workers keep Dask's, but programs they start do not get
+    MALLOC_TRIM_THRESHOLD_ (pw.x 6.7 crashed with it on a 32-atom Cu cell)."""
     from mlip_autopipec import launch
     from mlip_autopipec.compute.cluster import dask_client
     from mlip_autopipec.compute.models import LocalComputeConfig
@@ -268,6 +269,10 @@ def test_programs_do_not_inherit_what_a_local_dask_cluster_wrote_into_the_enviro
     with dask_client(LocalComputeConfig(n_workers=1)) as client:
         assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # what the nanny did to this process
         assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {"65536"}
+        # a program a worker starts (pw.x labelling there) does not get it either: pw.x 6.7 crashed with it (SIGSEGV)
+        in_worker = client.run(lambda: launch.program_environment().get("MALLOC_TRIM_THRESHOLD_", "absent"))
+        assert set(in_worker.values()) == {"absent"}
+        assert set(client.run(lambda: launch.program_environment().get("OMP_NUM_THREADS")).values()) == {"1"}
         run_program(probe, cwd=tmp_path, log_path=tmp_path / "out.txt")
         assert (tmp_path / "out.txt").read_text().strip() == "None"
         assert "MALLOC_TRIM_THRESHOLD_" not in PacemakerProfile().environment()
