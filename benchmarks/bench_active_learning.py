@@ -31,7 +31,9 @@ not the benchmark's).
 prints the comparison).  On: CHGNet guides the cold start (the same pool size,
 chosen among teacher-labelled generator structures and CHGNet MD frames), then
 active learning with at most ``FM_MAX_CALLS`` oracle calls in all; off: the
-active learning above; and a random cold start with the model's calls.  Target:
+active learning above; and a random cold start with the model's calls
+(``--teacher-ace``: a fourth run, the model on with
+``foundation_model.explore_with_teacher_ace``).  Target:
 every condition, both slabs included, ≤ 10 meV/Å with ≤ 60 oracle calls.
 """
 
@@ -298,13 +300,13 @@ def fm_configs(s: Sizes, workers: int):
         cfg["active_learning"] = al_settings(s)
         return validate_config(PipelineConfig, cfg, "benchmark config")
 
-    def on(workdir: Path):
+    def on(workdir: Path, teacher_ace: bool = False):
         cfg = base_config(s, workdir, workers, s.pool)
         cfg["active_learning"] = {**al_settings(s), "max_oracle_calls": FM_MAX_CALLS - s.pool}
-        cfg["foundation_model"] = FM_SECTION
+        cfg["foundation_model"] = {**FM_SECTION, "explore_with_teacher_ace": teacher_ace}
         return validate_config(PipelineConfig, cfg, "benchmark config")
 
-    return on, off
+    return on, off, lambda workdir: on(workdir, teacher_ace=True)
 
 
 def run(config: dict):
@@ -413,6 +415,11 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="Dask worker processes (oracle, MD)")
     ap.add_argument("--fm", action="store_true", help="the foundation model on against off (bench_fm.py)")
     ap.add_argument(
+        "--teacher-ace",
+        action="store_true",
+        help="with --fm, a fourth run: the model on and its teacher ACE exploring before any oracle call",
+    )
+    ap.add_argument(
         "--pwx-seconds",
         type=float,
         default=None,
@@ -447,8 +454,9 @@ def main() -> int:
     if args.fm:
         from bench_fm import FmBench, compare_fm
 
-        on, off = fm_configs(s, args.workers)
-        compare_fm(FmBench(on, off, FM_TARGET_FORCE, FM_MAX_CALLS, None), root, test_set, args.pwx_seconds)
+        on, off, on_ace = fm_configs(s, args.workers)
+        bench = FmBench(on, off, FM_TARGET_FORCE, FM_MAX_CALLS, None, on_ace if args.teacher_ace else None)
+        compare_fm(bench, root, test_set, args.pwx_seconds)
         print(f"total {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
         return 0
     # active learning

@@ -36,6 +36,7 @@ class FmBench:
     target_force: float  # meV/Å, on every condition
     max_calls: int  # oracle calls the model's run may spend
     max_wall_s: float | None  # wall time the model's run may take (s), or None
+    config_on_ace: Callable[[Path], object] | None = None  # the model on, and the teacher ACE exploring first
 
 
 def wall_split(workdir: Path, wall: float) -> dict[str, float]:
@@ -164,12 +165,12 @@ def print_split(name: str, fig: dict, pwx_seconds: float | None) -> None:
 
 def print_table(test_set: dict, errs: dict[str, dict]) -> None:
     names = list(errs)
-    print(f"{'condition':30}" + "".join(f"{n:>14}" for n in names) + "   (force RMSE, meV/Å)")
+    print(f"{'condition':30}" + "".join(f"{n:>18}" for n in names) + "   (force RMSE, meV/Å)")
     for cond in test_set:
-        row = "".join(f"{errs[n]['by_category'][cond]['force_rmse_mev_per_angstrom']:>14.1f}" for n in names)
+        row = "".join(f"{errs[n]['by_category'][cond]['force_rmse_mev_per_angstrom']:>18.1f}" for n in names)
         print(f"{cond:30}{row}")
-    print(f"{'all conditions':30}" + "".join(f"{errs[n]['force_rmse_mev_per_angstrom']:>14.1f}" for n in names))
-    print(f"{'energy, all (meV/atom)':30}" + "".join(f"{errs[n]['energy_rmse_mev_per_atom']:>14.2f}" for n in names))
+    print(f"{'all conditions':30}" + "".join(f"{errs[n]['force_rmse_mev_per_angstrom']:>18.1f}" for n in names))
+    print(f"{'energy, all (meV/atom)':30}" + "".join(f"{errs[n]['energy_rmse_mev_per_atom']:>18.2f}" for n in names))
 
 
 def print_curves(curves: dict[str, list[tuple[int, dict]]]) -> None:
@@ -186,14 +187,17 @@ def compare_fm(bench: FmBench, root: Path, test_set: dict[str, list[Atoms]], pwx
     off = run_kept(off_cfg, "model off")
     rnd_cfg = random_equal_config(off_cfg, on["calls"], on["iterations"], root / "random_equal")
     rnd = run_kept(rnd_cfg, f"model off, random cold start of {on['calls']} calls")
-    curves = {"model on": curve(root / "fm", on, test_set), "model off": curve(root / "no_fm", off, test_set)}
-    errs = {
-        "model on": curves["model on"][-1][1],
-        "model off": curves["model off"][-1][1],
-        "off, = calls": curve(root / "random_equal", rnd, test_set)[-1][1],
-    }
+    runs = {"model on": (on, root / "fm"), "model off": (off, root / "no_fm")}
+    if bench.config_on_ace is not None:
+        runs["on + teacher ACE"] = (
+            run_kept(bench.config_on_ace(root / "fm_ace"), "model on, teacher ACE"),
+            root / "fm_ace",
+        )
+    curves = {name: curve(workdir, fig, test_set) for name, (fig, workdir) in runs.items()}
+    errs = {name: points[-1][1] for name, points in curves.items()}
+    errs["off, = calls"] = curve(root / "random_equal", rnd, test_set)[-1][1]
     print()
-    for name, fig in (("model on", on), ("model off", off), ("off, equal calls", rnd)):
+    for name, fig in [*((n, f) for n, (f, _) in runs.items()), ("off, equal calls", rnd)]:
         print_split(name, fig, pwx_seconds)
     print()
     print_table(test_set, errs)
