@@ -64,9 +64,20 @@ def calls(tmp_path: Path, event: str) -> list[str]:
     return [Path(line.split()[-1]).name for line in log.read_text().splitlines() if line.startswith(event + " ")]
 
 
+def live_ctrl_c() -> None:
+    """In the child before exec: Ctrl-C acts, as in a terminal, whatever this test process's disposition (an
+    ignored SIGINT is inherited across exec; in the full suite the worker process running a test may have it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [EXE, *args], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [EXE, *args],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=live_ctrl_c,
     )
 
 

@@ -57,6 +57,12 @@ def read_pid(path: Path) -> int:
     return int(path.read_text())
 
 
+def live_ctrl_c() -> None:
+    """In the child before exec: Ctrl-C acts, as in a terminal, whatever this test process's disposition (an
+    ignored SIGINT is inherited across exec; in the full suite the worker process running a test may have it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_driver(code: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -64,6 +70,7 @@ def start_driver(code: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=live_ctrl_c,
     )
 
 
