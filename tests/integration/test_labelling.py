@@ -242,6 +242,8 @@ def test_an_interrupted_driver_process_loses_nothing_and_the_rerun_repeats_nothi
         [sys.executable, str(tmp_path / "drive.py"), str(tmp_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Ctrl-C acts, as in a terminal: an ignored SIGINT of the test's process would be inherited across exec
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
