@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from test_safety import live_ctrl_c
 
 from mlip_autopipec.config import ASEOracleConfig, DaskComputeConfig, EMTOracleConfig, LocalComputeConfig
 from mlip_autopipec.database import DatabaseManager, StructureMetadata
@@ -242,8 +243,7 @@ def test_an_interrupted_driver_process_loses_nothing_and_the_rerun_repeats_nothi
         [sys.executable, str(tmp_path / "drive.py"), str(tmp_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        # Ctrl-C acts, as in a terminal: an ignored SIGINT of the test's process would be inherited across exec
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=live_ctrl_c,  # Ctrl-C acts, as in a terminal (an ignored SIGINT is inherited across exec)
     )
     try:
         deadline = time.monotonic() + 120
