@@ -13,7 +13,13 @@ from pydantic import ValidationError
 from mlip_autopipec.config.schemas.foundation import FoundationModelConfig
 from mlip_autopipec.config.schemas.pipeline import PipelineConfig
 from mlip_autopipec.config.schemas.training import TrainingConfig
-from mlip_autopipec.explore.diversity import choose, farthest_points, structure_descriptors, write_basis
+from mlip_autopipec.explore.diversity import (
+    choose,
+    farthest_points,
+    shortest_contacts,
+    structure_descriptors,
+    write_basis,
+)
 from mlip_autopipec.explore.screening import KEPT, distance_floor, screen, shortest_distance
 from mlip_autopipec.explore.teacher import exploration_settings, teacher_jobs
 from mlip_autopipec.pipeline.guided_start import guided
@@ -159,3 +165,23 @@ def test_descriptors_and_both_selections_in_the_training_basis(tmp_path: Path):
         picked = choose(structures, 6, method, training, tmp_path / method)
         assert len(picked) == 6 and len(set(picked)) == 6, (method, picked)
     assert choose(structures, 16, "fps", training, tmp_path / "all") == list(range(16))
+
+
+def test_the_shortest_contact_of_each_pair_is_always_chosen(tmp_path: Path):
+    """pacemaker's repulsion: auto puts its ZBL core below the data's shortest distance per pair: a pool without
+    the candidates' shortest contacts puts that wall inside the range MD visits."""
+    structures = cu_structures(16)
+    squeezed = structures[9]
+    squeezed.positions[1] = squeezed.positions[0] + 0.8 * (squeezed.positions[1] - squeezed.positions[0])
+    assert shortest_contacts(structures, 4.5) == [9]
+    alloy = bulk("Cu", "fcc", a=3.61, cubic=True)
+    alloy.symbols[[1, 2]] = "Au"
+    tight = alloy.copy()
+    tight.positions[3] = tight.positions[0] + 0.9 * (tight.positions[3] - tight.positions[0])  # a Cu-Cu pair
+    assert shortest_contacts([alloy, tight], 4.5) == [1, 0]  # Cu-Cu, Cu-Au: tight; Au-Au: alloy (first seen)
+    training = TrainingConfig(
+        cutoff=4.5, number_of_functions_per_element=10, nradmax_by_orders=[6, 3], lmax_by_orders=[0, 2]
+    )
+    for method in ("fps", "pace_select"):
+        picked = choose(structures, 3, method, training, tmp_path / method)
+        assert picked[0] == 9 and len(set(picked)) == 3, (method, picked)
