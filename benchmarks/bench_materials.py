@@ -148,6 +148,12 @@ def campaign_config(s: Sizes, workdir: Path, workers: int, example: Path = EXAMP
     return cfg.model_copy(update=update)
 
 
+def with_teacher_ace(cfg):
+    """``cfg`` (the model on) with its teacher ACE exploring before any oracle call."""
+    fm = cfg.foundation_model.model_copy(update={"explore_with_teacher_ace": True})
+    return cfg.model_copy(update={"foundation_model": fm})
+
+
 def run(cfg):
     from mlip_autopipec.pipeline.fits import latest_fit
     from mlip_autopipec.pipeline.run import run_pipeline
@@ -172,6 +178,12 @@ def main() -> int:
         help="stop active learning after this many generations (the last refit is the long one: final_max_epochs)",
     )
     ap.add_argument("--fm", action="store_true", help="the foundation model on (cuau_fm.yaml) against off")
+    ap.add_argument(
+        "--teacher-ace",
+        action="store_true",
+        help="with --fm, a fourth run: cuau_fm.yaml with foundation_model.explore_with_teacher_ace (its teacher ACE "
+        "explores before any oracle call)",
+    )
     ap.add_argument(
         "--pwx-seconds",
         type=float,
@@ -213,6 +225,9 @@ def main() -> int:
             target_force=TARGET_FORCE_RMSE,
             max_calls=FM_MAX_CALLS,
             max_wall_s=FM_MAX_WALL_S,
+            config_on_ace=(lambda w: with_teacher_ace(campaign_config(s, w, args.workers, EXAMPLE_FM)))
+            if args.teacher_ace
+            else None,
         )
         compare_fm(bench, root, test_set, args.pwx_seconds)
         print(f"total {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)

@@ -15,10 +15,11 @@ use, do not depend on the fitted coefficients, so no potential is needed before 
   farthest points when the active set is held by fewer structures.
 
 Why the shortest contacts always go in: pacemaker's ``repulsion: auto`` puts a ZBL core below the shortest
-distance of each element pair in the training data (``r_in``).  A pool without the candidates' shortest contacts
-puts that wall inside the range the MD then visits: measured on the Cu benchmark, a pace_select pool of 24 set
-``r_in`` = 2.107 Å while a 1300 K test frame held a pair at 2.048 Å, and the fit's force RMSE on that
-condition was 8,291 meV/Å against 4.6–18.3 on the others.
+distance of each element pair in the training data (``r_in``).  A pool that misses the candidates' shortest
+contacts raises that wall above distances the model's own MD reached.  (It cannot lower it below them: on the Cu
+benchmark the candidates' shortest contact was 2.107 Å, a 1300 K test frame held a pair at 2.048 Å, and the first
+fit's force RMSE on that condition was 8,291 meV/Å against 4.6–18.3 on the others; active learning's MD then
+finds such contacts.)
 """
 
 from __future__ import annotations
