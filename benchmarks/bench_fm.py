@@ -36,7 +36,9 @@ class FmBench:
     target_force: float  # meV/Å, on every condition
     max_calls: int  # oracle calls the model's run may spend
     max_wall_s: float | None  # wall time the model's run may take (s), or None
-    config_on_ace: Callable[[Path], object] | None = None  # the model on, and the teacher ACE exploring first
+    config_on_ace: Callable[[Path], object] | None = None  # a fourth run: the model on, the teacher ACE switched
+    ace_label: str = "on + teacher ACE"  # ... its name in the tables
+    ace_dir: str = "fm_ace"  # ... its work directory under the benchmark's
 
 
 def wall_split(workdir: Path, wall: float) -> dict[str, float]:
@@ -189,9 +191,9 @@ def compare_fm(bench: FmBench, root: Path, test_set: dict[str, list[Atoms]], pwx
     rnd = run_kept(rnd_cfg, f"model off, random cold start of {on['calls']} calls")
     runs = {"model on": (on, root / "fm"), "model off": (off, root / "no_fm")}
     if bench.config_on_ace is not None:
-        runs["on + teacher ACE"] = (
-            run_kept(bench.config_on_ace(root / "fm_ace"), "model on, teacher ACE"),
-            root / "fm_ace",
+        runs[bench.ace_label] = (
+            run_kept(bench.config_on_ace(root / bench.ace_dir), bench.ace_label),
+            root / bench.ace_dir,
         )
     curves = {name: curve(workdir, fig, test_set) for name, (fig, workdir) in runs.items()}
     errs = {name: points[-1][1] for name, points in curves.items()}

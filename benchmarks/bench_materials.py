@@ -25,8 +25,8 @@ figures are not the benchmark's).
 
 ``--fm``: the foundation model on against off, side by side on the same test set
 (issue 19).  Three runs: ``examples/cuau_fm.yaml`` (CHGNet guides the cold start:
-100 oracle calls chosen among teacher-labelled candidates, then active learning,
-at most 150 calls), ``examples/cuau_emt.yaml`` (the model off: 200 random calls,
+100 oracle calls chosen among teacher-labelled candidates, those its teacher ACE
+flagged included, then active learning, at most 150 calls), ``examples/cuau_emt.yaml`` (the model off: 200 random calls,
 then active learning) and a random cold start with as many calls as the model's
 run used and as many minimiser iterations (the model off at equal calls).
 Printed: oracle calls to reach the target (force RMSE ≤ 25 meV/Å on every
@@ -35,6 +35,8 @@ run's wall-time split (foundation model, oracle, fits, MD, the rest) and the
 foundation model's cost in pw.x calls at the rate ``bench_oracle.py --cu32``
 measures for the same 32-atom cells (``--pwx-seconds`` gives it).  Target:
 every condition ≤ 25 meV/Å with ≤ 150 oracle calls, the example in ≤ 30 min.
+``--without-teacher-ace``: a fourth run, ``cuau_fm.yaml`` with
+``explore_with_teacher_ace: false``.
 Each run keeps its figures in ``WORKDIR/<run>/bench.json`` (a rerun scores it
 without running it again).
 """
@@ -148,9 +150,9 @@ def campaign_config(s: Sizes, workdir: Path, workers: int, example: Path = EXAMP
     return cfg.model_copy(update=update)
 
 
-def with_teacher_ace(cfg):
-    """``cfg`` (the model on) with its teacher ACE exploring before any oracle call."""
-    fm = cfg.foundation_model.model_copy(update={"explore_with_teacher_ace": True})
+def without_teacher_ace(cfg):
+    """``cfg`` (the model on) without its teacher ACE exploring before the selection."""
+    fm = cfg.foundation_model.model_copy(update={"explore_with_teacher_ace": False})
     return cfg.model_copy(update={"foundation_model": fm})
 
 
@@ -179,10 +181,10 @@ def main() -> int:
     )
     ap.add_argument("--fm", action="store_true", help="the foundation model on (cuau_fm.yaml) against off")
     ap.add_argument(
-        "--teacher-ace",
+        "--without-teacher-ace",
         action="store_true",
-        help="with --fm, a fourth run: cuau_fm.yaml with foundation_model.explore_with_teacher_ace (its teacher ACE "
-        "explores before any oracle call)",
+        help="with --fm, a fourth run: cuau_fm.yaml with foundation_model.explore_with_teacher_ace: false (no ACE "
+        "fitted to the teacher labels explores before the selection)",
     )
     ap.add_argument(
         "--pwx-seconds",
@@ -225,9 +227,11 @@ def main() -> int:
             target_force=TARGET_FORCE_RMSE,
             max_calls=FM_MAX_CALLS,
             max_wall_s=FM_MAX_WALL_S,
-            config_on_ace=(lambda w: with_teacher_ace(campaign_config(s, w, args.workers, EXAMPLE_FM)))
-            if args.teacher_ace
+            config_on_ace=(lambda w: without_teacher_ace(campaign_config(s, w, args.workers, EXAMPLE_FM)))
+            if args.without_teacher_ace
             else None,
+            ace_label="on, no teacher ACE",
+            ace_dir="fm_plain",
         )
         compare_fm(bench, root, test_set, args.pwx_seconds)
         print(f"total {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
