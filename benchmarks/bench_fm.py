@@ -1,7 +1,9 @@
 """The foundation model on against off, side by side on one test set (issue 19); used by
 ``bench_materials.py --fm`` (Cu-Au) and ``bench_active_learning.py --fm`` (Cu).
 
-Three runs, each kept in ``ROOT/<run>/bench.json`` (a rerun scores it without running it again):
+Three runs (and an optional fourth, ``FmBench.config_on_ace``: the model on with ``explore_with_teacher_ace``
+flipped), each kept in ``ROOT/<run>/bench.json`` (a rerun scores it without running it again; delete a run's
+folder after its config changed):
 
 - ``fm``: the example with the foundation model guiding the cold start;
 - ``no_fm``: the example without the model (a random cold start, then the same active learning);
@@ -36,7 +38,8 @@ class FmBench:
     target_force: float  # meV/Å, on every condition
     max_calls: int  # oracle calls the model's run may spend
     max_wall_s: float | None  # wall time the model's run may take (s), or None
-    config_on_ace: Callable[[Path], object] | None = None  # a fourth run: the model on, the teacher ACE switched
+    #: a fourth run: config_on with explore_with_teacher_ace flipped
+    config_on_ace: Callable[[Path], object] | None = None
     ace_label: str = "on + teacher ACE"  # ... its name in the tables
     ace_dir: str = "fm_ace"  # ... its work directory under the benchmark's
 

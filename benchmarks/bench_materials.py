@@ -194,6 +194,8 @@ def main() -> int:
         "cost is also given in pw.x calls",
     )
     args = ap.parse_args()
+    if args.without_teacher_ace and not args.fm:
+        ap.error("--without-teacher-ace needs --fm")
     s = QUICK if args.quick else FULL
     if args.max_generations is not None:
         al = {**s.campaign.get("active_learning", {}), "max_generations": args.max_generations}

@@ -27,6 +27,7 @@ def test_the_example_is_cuau_emt_with_the_model_exploring_and_at_most_150_oracle
     fm_cfg, emt_cfg = load_config(ROOT / "examples" / "cuau_fm.yaml"), load_config(ROOT / "examples" / "cuau_emt.yaml")
     fm = fm_cfg.foundation_model
     assert fm is not None and (fm.name, fm.model_version, fm.explore) == ("chgnet", "0.3.0", True)
+    assert fm.explore_with_teacher_ace  # measured: 116 oracle calls against 138 without it (bench_materials --fm)
     assert emt_cfg.foundation_model is None
     al = fm_cfg.active_learning
     assert al is not None and al.max_oracle_calls is not None

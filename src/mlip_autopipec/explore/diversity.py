@@ -142,9 +142,13 @@ def choose(
         from mlip_autopipec.explore.select import select_candidates
 
         chosen = select_candidates(structures, basis, None, n, workdir=workdir / "pace_select").indices
+        contacts = len(picked)
         picked += [i for i in chosen if i not in picked][: n - len(picked)]
         log.info(
-            "selection: pace_select chose %d of %d candidates (D-optimal in the basis)", len(chosen), len(structures)
+            "selection: %d shortest contact(s), then %d of %d candidates by pace_select (D-optimal in the basis)",
+            contacts,
+            len(picked) - contacts,
+            len(structures),
         )
     if len(picked) < n:
         more = farthest_points(structure_descriptors(structures, basis), n - len(picked), chosen=picked)
