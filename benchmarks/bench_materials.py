@@ -26,8 +26,8 @@ figures are not the benchmark's).
 ``--fm``: the foundation model on against off, side by side on the same test set
 (issue 19).  Three runs: ``examples/cuau_fm.yaml`` (CHGNet guides the cold start:
 100 oracle calls chosen among teacher-labelled candidates, those its teacher ACE
-flagged included, then active learning, at most 150 calls), ``examples/cuau_emt.yaml`` (the model off: 200 random calls,
-then active learning) and a random cold start with as many calls as the model's
+flagged included, then active learning, at most 150 calls), ``examples/cuau_emt.yaml``
+(the model off: 200 random calls, then active learning) and a random cold start with as many calls as the model's
 run used and as many minimiser iterations (the model off at equal calls).
 Printed: oracle calls to reach the target (force RMSE ≤ 25 meV/Å on every
 condition) with the model and without, accuracy at equal oracle calls, each

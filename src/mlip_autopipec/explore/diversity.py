@@ -113,10 +113,11 @@ def shortest_contacts(structures: Sequence[Atoms], cutoff: float) -> list[int]:
     for k, atoms in enumerate(structures):
         i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
         z = atoms.numbers
-        for a, b, r in zip(np.minimum(z[i], z[j]), np.maximum(z[i], z[j]), d, strict=True):
-            pair = (int(a), int(b))
-            if pair not in best or r < best[pair][0]:
-                best[pair] = (float(r), k)
+        low, high = np.minimum(z[i], z[j]), np.maximum(z[i], z[j])
+        for a, b in {(int(a), int(b)) for a, b in zip(low, high, strict=True)}:
+            r = float(d[(low == a) & (high == b)].min())
+            if (a, b) not in best or r < best[(a, b)][0]:
+                best[(a, b)] = (r, k)
     picked: list[int] = []
     for pair in sorted(best):
         if best[pair][1] not in picked:

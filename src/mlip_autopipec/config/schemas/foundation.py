@@ -114,9 +114,9 @@ class FoundationModelConfig(FoundationModelFields):
         description="How the generator.pool_size structures for the oracle are chosen among the screened "
         "candidates (first, per element pair, the candidate with the shortest contact: pacemaker's ZBL core sits below "
         "the data's shortest distance): 'pace_select', D-optimality (MaxVol) of their atoms in the training section's "
-        "ACE basis (no fit "
-        "needed), topped up by farthest points when the active set is held by fewer structures; or 'fps', farthest "
-        "points in ACE descriptors (per species, the mean and spread of the atoms' B-basis projections). Measured on "
+        "ACE basis (no fit needed), topped up by farthest points when the active set is held by fewer structures; "
+        "or 'fps', farthest points in ACE descriptors (per species, the mean and spread of the atoms' B-basis "
+        "projections). Measured on "
         "Cu (benchmarks/bench_guided_selection.py): pace_select 3.4 and 4.3 meV/Å on MD frames at 20 and 40 oracle "
         "calls, fps 3.7 and 4.5, a random draw 4.3-7.8 and 5.2-6.0.",
     )
